@@ -1,0 +1,70 @@
+//! The command line: clap definitions and dispatch, one file per verb.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub mod check_config;
+pub mod demo;
+pub mod logging;
+pub mod simulate;
+pub mod status;
+
+/// Keeps face-recognition door hardware in step with Alibaba Cloud IoT face access, over OSDP.
+#[derive(Debug, Parser)]
+#[command(name = "doorsync", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Logging flags shared by every verb.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// More log output (-v info, -vv debug, -vvv trace). `RUST_LOG` overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log line format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the configuration file is.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Path of the doorsync TOML configuration.
+    #[arg(long, env = "DOORSYNC_CONFIG", default_value = "/etc/doorsync/doorsync.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration and firmware profiles; print every problem at once.
+    CheckConfig(check_config::CheckConfigArgs),
+    /// Show users, faces and per-door state from the local store.
+    Status(status::StatusArgs),
+    /// Run the fake cloud or a simulated door on their own.
+    #[command(subcommand)]
+    Simulate(simulate::SimulateCommand),
+    /// The embedded demo: fake cloud + simulated door, a real pass, a summary.
+    Demo(demo::DemoArgs),
+}
+
+/// Runs the parsed command; the returned code is the process exit status.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::CheckConfig(args) => check_config::run(args),
+        Command::Status(args) => status::run(args).await,
+        Command::Simulate(cmd) => simulate::run(cmd).await,
+        Command::Demo(args) => demo::run(args).await,
+    }
+}

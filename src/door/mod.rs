@@ -1,0 +1,1 @@
+//! The door boundary: the `Door` trait, the vendor extension codec, and OSDP-backed and simulated doors.

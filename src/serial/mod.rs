@@ -1,0 +1,1 @@
+//! The serial adapter: the only user of tokio-serial; drives an OSDP session over a port.

@@ -1,0 +1,1 @@
+//! Synchronisation: the pure planner (desired − applied → ordered ops) and the pass engine.
