@@ -35,8 +35,13 @@ impl Pty {
         let flags = fcntl(&pair.master, FcntlArg::F_GETFL).map_err(io::Error::from)?;
         let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
         fcntl(&pair.master, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
+        // `AsyncFd::new` is deprecated because a borrowed raw fd could be closed behind tokio's back;
+        // here tokio receives the `OwnedFd` itself, so nothing else can close it. The sound
+        // replacement (`register`) is `unsafe`, which this crate forbids.
+        #[allow(deprecated)]
+        let master = AsyncFd::new(pair.master)?;
         Ok(Self {
-            master: AsyncFd::new(pair.master)?,
+            master,
             _slave: pair.slave,
             slave_path,
         })
