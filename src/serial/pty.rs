@@ -93,7 +93,6 @@ impl AsyncWrite for Pty {
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_serial::SerialPortBuilderExt;
 
     use super::*;
 
