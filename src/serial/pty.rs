@@ -99,9 +99,7 @@ mod tests {
     #[tokio::test]
     async fn serial_port_opened_by_pty_path_exchanges_bytes_with_the_master() {
         let mut pty = Pty::open().unwrap();
-        let mut port = tokio_serial::new(pty.slave_path().to_string_lossy(), 115_200)
-            .open_native_async()
-            .unwrap();
+        let mut port = crate::serial::open(pty.slave_path(), 115_200).unwrap();
         port.write_all(&[0x53, 0x01, 0xFF]).await.unwrap();
         let mut got = [0u8; 3];
         pty.read_exact(&mut got).await.unwrap();
