@@ -221,6 +221,26 @@ fn gives_up_with_too_large_when_nothing_fits() {
     }
 }
 
+/// Doors expect 3-component (YCbCr) JPEG whatever came in: grey scans, 16-bit PNGs from editors.
+#[test]
+fn grey_and_16_bit_inputs_become_colour_jpeg() {
+    let grey = image::GrayImage::from_fn(64, 64, |x, y| image::Luma([(x * 4 + y) as u8]));
+    let mut grey_jpeg = Vec::new();
+    JpegEncoder::new_with_quality(&mut grey_jpeg, 90)
+        .encode_image(&grey)
+        .unwrap();
+    let deep: Vec<u8> = (0..64 * 64 * 4)
+        .flat_map(|i: u32| ((i * 37) as u16).to_be_bytes())
+        .collect();
+    let deep_png = png_of(&deep, 64, 64, ExtendedColorType::Rgba16);
+    for (name, bytes) in [("grey jpeg", grey_jpeg), ("rgba16 png", deep_png)] {
+        let face = normalise(&bytes, &PROFILE).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let sof = face.jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        assert_eq!(face.jpeg[sof + 9], 3, "{name}: component count");
+        assert_profile_output(&face, &PROFILE);
+    }
+}
+
 #[test]
 fn small_images_are_never_upscaled() {
     let img = photo_like(100, 50, 5, 5);
