@@ -149,6 +149,8 @@ pub struct ConfigErrors {
     /// The file the problems are in (the config file, or a profile file).
     pub file: PathBuf,
     pub errors: Vec<ConfigError>,
+    /// Warnings found alongside the errors (so a report can show everything in one go).
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl ConfigErrors {
@@ -156,6 +158,7 @@ impl ConfigErrors {
         Self {
             file: file.into(),
             errors,
+            warnings: Vec::new(),
         }
     }
 

@@ -201,27 +201,22 @@ impl Config {
         let parsed = raw::parse_toml::<RawConfig>(text, file).map_err(|e| fail(vec![e]))?;
         let mut errors = parsed.errors;
         let reported: Vec<String> = errors.iter().map(|e| e.key.clone()).collect();
-        let result = validate(parsed.raw, base_dir, checks);
-        let with_line = |key: &str| parsed.lines.get(key).copied();
-        match result {
-            Ok((config, mut warnings)) if errors.is_empty() => {
-                for w in &mut warnings {
-                    w.line = w.line.or_else(|| with_line(&w.key));
-                }
-                Ok((config, warnings))
-            }
-            Ok(_) => Err(fail(errors)),
-            Err(more) => {
-                // A key removed by the parser would otherwise be reported again as "missing".
-                errors.extend(
-                    more.into_iter()
-                        .filter(|e| !reported.iter().any(|r| covers(r, &e.key)))
-                        .map(|mut e| {
-                            e.line = e.line.or_else(|| with_line(&e.key));
-                            e
-                        }),
-                );
-                Err(fail(errors))
+        let (config, more, mut warnings) = validate::validate_all(parsed.raw, base_dir, checks);
+        let line_of = |key: &str| parsed.lines.get(key).copied();
+        // A key removed by the parser would otherwise be reported again as "missing".
+        errors.extend(more.into_iter().filter(|e| !reported.iter().any(|r| covers(r, &e.key))));
+        for e in &mut errors {
+            e.line = e.line.or_else(|| line_of(&e.key));
+        }
+        for w in &mut warnings {
+            w.line = w.line.or_else(|| line_of(&w.key));
+        }
+        match config {
+            Some(config) if errors.is_empty() => Ok((config, warnings)),
+            _ => {
+                let mut e = fail(errors);
+                e.warnings = warnings;
+                Err(e)
             }
         }
     }
@@ -244,3 +239,6 @@ fn covers(reported: &str, key: &str) -> bool {
             .strip_prefix(reported)
             .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
 }
+
+#[cfg(test)]
+mod tests;

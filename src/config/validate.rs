@@ -24,6 +24,19 @@ pub fn validate(
     base_dir: &Path,
     checks: FileChecks,
 ) -> Result<(Config, Vec<ConfigWarning>), Vec<ConfigError>> {
+    let (config, errors, warnings) = validate_all(raw, base_dir, checks);
+    match config {
+        Some(c) if errors.is_empty() => Ok((c, warnings)),
+        _ => Err(errors),
+    }
+}
+
+/// [`validate`], also returning the warnings when there are errors (so `check-config` shows both).
+pub(super) fn validate_all(
+    raw: RawConfig,
+    base_dir: &Path,
+    checks: FileChecks,
+) -> (Option<Config>, Vec<ConfigError>, Vec<ConfigWarning>) {
     let mut v = Validator {
         base_dir,
         checks,
@@ -44,19 +57,17 @@ pub fn validate(
     let sync = v.sync(raw.sync.unwrap_or_default());
     let doors = v.doors(raw.door.unwrap_or_default());
 
-    match (cloud, store, sync, doors) {
-        (Some(cloud), Some(store), Some(sync), Some(doors)) if v.errors.is_empty() => Ok((
-            Config {
-                base_dir: base_dir.to_path_buf(),
-                cloud,
-                store,
-                sync,
-                doors,
-            },
-            v.warnings,
-        )),
-        _ => Err(v.errors),
-    }
+    let config = match (cloud, store, sync, doors) {
+        (Some(cloud), Some(store), Some(sync), Some(doors)) if v.errors.is_empty() => Some(Config {
+            base_dir: base_dir.to_path_buf(),
+            cloud,
+            store,
+            sync,
+            doors,
+        }),
+        _ => None,
+    };
+    (config, v.errors, v.warnings)
 }
 
 struct Validator<'a> {
