@@ -126,6 +126,11 @@ fn classify(message: &str) -> Problem {
             message: expected.replace('`', ""),
         };
     }
+    // serde names Rust types; say what to write in TOML instead.
+    let message = message
+        .replace("expected i64", "expected an integer")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected path string", "expected a path string");
     Problem::WrongType { message }
 }
 

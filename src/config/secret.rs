@@ -108,7 +108,15 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
 /// A port exists (a character device, or a symlink to a pty); nothing else is checked here because
 /// opening a serial port has side effects (DTR) and may be held by the running daemon.
 pub fn check_port(path: &Path) -> Result<(), ConfigError> {
-    if path.exists() {
+    if path.is_dir() {
+        Err(ConfigError::new(
+            "",
+            Problem::BadFile {
+                path: path.to_path_buf(),
+                reason: "is a directory, not a serial device".into(),
+            },
+        ))
+    } else if path.exists() {
         Ok(())
     } else {
         Err(ConfigError::new(
@@ -275,5 +283,11 @@ mod tests {
         std::os::unix::fs::symlink("/dev/null", &link).unwrap();
         assert!(check_port(&link).is_ok());
         assert!(check_port(&dir.path().join("nope")).is_err());
+        assert!(
+            check_port(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("is a directory")
+        );
     }
 }

@@ -350,3 +350,121 @@ fn image_host_allowed_uses_the_patterns() {
     assert!(c.cloud.image_host_allowed("127.0.0.1"));
     assert!(!c.cloud.image_host_allowed("evil.example"));
 }
+
+#[test]
+fn empty_paths_and_directory_ports_are_refused() {
+    let f = Fixture::new();
+    let errors = f.errors(
+        &MINIMAL
+            .replace("port = \"ttyS1\"", "port = \"\"")
+            .replace("path = \"db\"", "path = \"\""),
+    );
+    assert!(has(&errors, "door[0].port: must not be empty"), "{errors:?}");
+    assert!(has(&errors, "store.path: must not be empty"), "{errors:?}");
+    let errors = f.errors(&MINIMAL.replace("port = \"ttyS1\"", "port = \".\""));
+    assert!(
+        has(&errors, "door[0].port: ") && has(&errors, "is a directory"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn wrong_types_are_explained_in_toml_terms() {
+    let f = Fixture::new();
+    let errors = f.errors(&MINIMAL.replace("baud = 9600", "baud = \"9600\""));
+    assert!(
+        has(
+            &errors,
+            "door[0].baud: invalid type: string \"9600\", expected an integer"
+        ),
+        "{errors:?}"
+    );
+}
+
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const KEYS: &[&str] = &[
+        "endpoint",
+        "app_key",
+        "baud",
+        "osdp_address",
+        "port",
+        "profile",
+        "timezone",
+        "image_hosts",
+        "bogus",
+        "door",
+        "cloud",
+        "reply_timeout",
+        "scbk_file",
+        "[cloud]",
+        "[[door]]",
+        "[sync]",
+    ];
+    const VALUES: &[&str] = &[
+        "1",
+        "-1",
+        "4800",
+        "127",
+        "\"\"",
+        "\"x\"",
+        "[]",
+        "[1, \"a\"]",
+        "{}",
+        "true",
+        "\"+99:00\"",
+        "1.5",
+        "\"http://a\"",
+        "\"../../x.toml\"",
+        "2024-01-01",
+        "\"*.\"",
+    ];
+
+    proptest! {
+        /// The loader never panics, and every error it returns says something, whatever is inserted.
+        #[test]
+        fn loader_is_total_on_mutated_configs(
+            edits in proptest::collection::vec((0usize..20, 0usize..KEYS.len(), 0usize..VALUES.len()), 0..6)
+        ) {
+            let mut lines: Vec<String> = MINIMAL.lines().map(str::to_owned).collect();
+            for (at, k, v) in edits {
+                let key = KEYS[k];
+                let line = if key.starts_with('[') { key.to_owned() } else { format!("{key} = {}", VALUES[v]) };
+                lines.insert(at.min(lines.len()), line);
+            }
+            let text = lines.join("\n");
+            let dir = Path::new("/nonexistent/doorsync-prop");
+            match Config::from_toml_str(&text, &dir.join("c.toml"), dir, FileChecks::WarnOnly) {
+                Ok((c, _)) => prop_assert!(!c.doors.is_empty()),
+                Err(e) => {
+                    prop_assert!(!e.errors.is_empty());
+                    for err in e.iter() {
+                        prop_assert!(!err.to_string().trim().is_empty());
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn loader_is_total_on_arbitrary_text(text in "\\PC{0,200}") {
+            let dir = Path::new("/nonexistent/doorsync-prop");
+            let _ = Config::from_toml_str(&text, &dir.join("c.toml"), dir, FileChecks::WarnOnly);
+        }
+
+        #[test]
+        fn vendor_code_round_trips(code in any::<[u8; 3]>()) {
+            let text = format!("{:02X}:{:02x}:{:02X}", code[0], code[1], code[2]);
+            prop_assert_eq!(parse_vendor_code(&text).unwrap(), code);
+        }
+
+        #[test]
+        fn offset_round_trips(minutes in -(14 * 60)..=(14 * 60i32)) {
+            let sign = if minutes < 0 { '-' } else { '+' };
+            let text = format!("{sign}{:02}:{:02}", minutes.abs() / 60, minutes.abs() % 60);
+            prop_assert_eq!(super::values::parse_offset(&text).unwrap().seconds(), minutes * 60);
+        }
+    }
+}

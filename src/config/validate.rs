@@ -111,9 +111,18 @@ impl Validator<'_> {
         }
     }
 
-    fn resolve(&self, p: &Path) -> PathBuf {
-        // `join` keeps an absolute `p` as it is.
-        self.base_dir.join(p)
+    /// A required path key, resolved against the config dir (`join` keeps an absolute path as is).
+    fn path(&mut self, v: Option<PathBuf>, key: &str, hint: &str) -> Option<PathBuf> {
+        let p = self.required(v, key, hint)?;
+        self.resolve_non_empty(p, key)
+    }
+
+    fn resolve_non_empty(&mut self, p: PathBuf, key: &str) -> Option<PathBuf> {
+        if p.as_os_str().is_empty() {
+            self.err(key, "must not be empty");
+            return None;
+        }
+        Some(self.base_dir.join(p))
     }
 
     fn duration(
@@ -184,13 +193,11 @@ impl Validator<'_> {
             "cloud.device_iot_id",
             "set it to the iotId of the device whose permissions this gateway serves",
         );
-        let app_secret_file = self
-            .required(
-                c.app_secret_file,
-                "cloud.app_secret_file",
-                "set it to a file (mode 0600) holding the AppSecret",
-            )
-            .map(|p| self.resolve(&p));
+        let app_secret_file = self.path(
+            c.app_secret_file,
+            "cloud.app_secret_file",
+            "set it to a file (mode 0600) holding the AppSecret",
+        );
         let app_secret = app_secret_file.as_deref().and_then(|p| {
             read_secret_file(p)
                 .map_err(|e| self.file_problem("cloud.app_secret_file", e))
@@ -240,7 +247,7 @@ impl Validator<'_> {
         let max_concurrency = self
             .int_in(c.max_concurrency.unwrap_or(8), "cloud.max_concurrency", 1, 64)
             .and_then(|n| u32::try_from(n).ok());
-        let ca_file = c.ca_file.map(|p| self.resolve(&p));
+        let ca_file = c.ca_file.and_then(|p| self.resolve_non_empty(p, "cloud.ca_file"));
         let ca_pem = ca_file
             .as_deref()
             .and_then(|p| read_ca_file(p).map_err(|e| self.file_problem("cloud.ca_file", e)).ok());
@@ -296,12 +303,11 @@ impl Validator<'_> {
     }
 
     fn store(&mut self, s: RawStore) -> Option<StoreConfig> {
-        let path = self.required(
+        let path = self.path(
             s.path,
             "store.path",
             "set it to the database directory, e.g. \"/var/lib/doorsync\"",
         )?;
-        let path = self.resolve(&path);
         if path.exists() && !path.is_dir() {
             self.err(
                 "store.path",
@@ -354,9 +360,7 @@ impl Validator<'_> {
                 names.push((i, n.clone()));
             }
 
-            let port = self
-                .required(d.port, &k("port"), "set it to the serial device, e.g. \"/dev/ttyS1\"")
-                .map(|p| self.resolve(&p));
+            let port = self.path(d.port, &k("port"), "set it to the serial device, e.g. \"/dev/ttyS1\"");
             if let Some(p) = &port
                 && let Err(e) = check_port(p)
             {
@@ -446,7 +450,7 @@ impl Validator<'_> {
                     }
                 });
 
-            let scbk_file = d.scbk_file.map(|p| self.resolve(&p));
+            let scbk_file = d.scbk_file.and_then(|p| self.resolve_non_empty(p, &k("scbk_file")));
             let scbk = scbk_file.as_deref().and_then(|p| {
                 read_scbk_file(p)
                     .map_err(|e| self.file_problem(&k("scbk_file"), e))
