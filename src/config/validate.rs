@@ -8,6 +8,8 @@ use super::error::{ConfigError, ConfigWarning, Problem};
 use super::raw::{RawCloud, RawConfig, RawDoor, RawStore, RawSync};
 use super::secret::{FileChecks, check_port, read_ca_file, read_scbk_file, read_secret_file};
 use super::values::{HostPattern, OSDP_BAUD_RATES, check_door_name, parse_duration, parse_endpoint, parse_offset};
+use crate::domain::Profile;
+
 use super::{
     CloudConfig, Config, DEFAULT_ENDPOINT, DEFAULT_IMAGE_DOWNLOAD_MAX_BYTES, DoorConfig, ImageFormat, StoreConfig,
     SyncConfig, UserType, load_profile,
@@ -334,159 +336,168 @@ impl Validator<'_> {
             ));
             return None;
         }
+        let mut seen = Seen::default();
         let mut doors = Vec::with_capacity(raw.len());
-        // (index, name) and (index, port, baud, address) of earlier doors, for the uniqueness rules.
-        let mut names: Vec<(usize, String)> = Vec::new();
-        let mut buses: Vec<(usize, PathBuf, Option<u32>, Option<u8>)> = Vec::new();
         let mut all_ok = true;
         for (i, d) in raw.into_iter().enumerate() {
-            let k = |field: &str| format!("door[{i}].{field}");
+            match self.door(i, d, &mut seen) {
+                Some(door) => doors.push(door),
+                None => all_ok = false,
+            }
+        }
+        all_ok.then_some(doors)
+    }
 
-            let name = self.required(d.name, &k("name"), "set it to a unique name such as \"lobby\"");
-            let name = name.and_then(|n| match check_door_name(&n) {
+    fn door(&mut self, i: usize, d: RawDoor, seen: &mut Seen) -> Option<DoorConfig> {
+        let k = |field: &str| format!("door[{i}].{field}");
+
+        let name = self
+            .required(d.name, &k("name"), "set it to a unique name such as \"lobby\"")
+            .and_then(|n| match check_door_name(&n) {
                 Ok(()) => Some(n),
                 Err(msg) => {
                     self.err(&k("name"), msg);
                     None
                 }
             });
-            if let Some(n) = &name {
-                if let Some((j, _)) = names.iter().find(|(_, m)| m == n) {
+        if let Some(n) = &name {
+            if let Some((j, _)) = seen.names.iter().find(|(_, m)| m == n) {
+                self.err(
+                    &k("name"),
+                    format!("{n:?} is already the name of door[{j}]; names must be unique"),
+                );
+            }
+            seen.names.push((i, n.clone()));
+        }
+
+        let port = self.path(d.port, &k("port"), "set it to the serial device, e.g. \"/dev/ttyS1\"");
+        if let Some(p) = &port
+            && let Err(e) = check_port(p)
+        {
+            self.file_problem(&k("port"), e);
+        }
+        let baud = self
+            .required(d.baud, &k("baud"), "set it to the PD's baud rate, e.g. 9600")
+            .and_then(|b| {
+                let ok = u32::try_from(b).ok().filter(|b| OSDP_BAUD_RATES.contains(b));
+                if ok.is_none() {
+                    let rates: Vec<String> = OSDP_BAUD_RATES.iter().map(ToString::to_string).collect();
                     self.err(
-                        &k("name"),
-                        format!("{n:?} is already the name of door[{j}]; names must be unique"),
+                        &k("baud"),
+                        format!("{b} is not an OSDP baud rate ({})", rates.join(", ")),
                     );
                 }
-                names.push((i, n.clone()));
-            }
-
-            let port = self.path(d.port, &k("port"), "set it to the serial device, e.g. \"/dev/ttyS1\"");
-            if let Some(p) = &port
-                && let Err(e) = check_port(p)
-            {
-                self.file_problem(&k("port"), e);
-            }
-
-            let baud = self
-                .required(d.baud, &k("baud"), "set it to the PD's baud rate, e.g. 9600")
-                .and_then(
-                    |b| match u32::try_from(b).ok().filter(|b| OSDP_BAUD_RATES.contains(b)) {
-                        Some(b) => Some(b),
-                        None => {
-                            self.err(
-                                &k("baud"),
-                                format!("{b} is not an OSDP baud rate (9600, 19200, 38400, 57600, 115200, 230400)"),
-                            );
-                            None
-                        }
-                    },
-                );
-            let osdp_address = self
-                .required(
-                    d.osdp_address,
-                    &k("osdp_address"),
-                    "set it to the PD's OSDP address (0..=126)",
-                )
-                .and_then(|a| match u8::try_from(a).ok().filter(|a| *a <= 126) {
-                    Some(a) => Some(a),
-                    None => {
-                        self.err(
-                            &k("osdp_address"),
-                            format!("{a} is not a PD address (0..=126; 127 is broadcast)"),
-                        );
-                        None
-                    }
-                });
-            if let Some(p) = &port {
-                for (j, q, other_baud, other_addr) in &buses {
-                    if q != p {
-                        continue;
-                    }
-                    if let (Some(a), Some(b)) = (osdp_address, other_addr)
-                        && a == *b
-                    {
-                        self.err(
-                            &k("osdp_address"),
-                            format!(
-                                "{a} on {} is already used by door[{j}]; PDs sharing an RS-485 bus need distinct addresses",
-                                p.display()
-                            ),
-                        );
-                    }
-                    if let (Some(a), Some(b)) = (baud, other_baud)
-                        && a != *b
-                    {
-                        self.err(
-                            &k("baud"),
-                            format!("{a} differs from door[{j}] ({b}) on the same port; one bus runs at one baud rate"),
-                        );
-                    }
-                }
-                buses.push((i, p.clone(), baud, osdp_address));
-            }
-
-            let profile_spec = self.required(
-                d.profile,
-                &k("profile"),
-                "set it to a profile name (\"generic-face-v1\") or a .toml path",
-            );
-            let profile = profile_spec
-                .as_deref()
-                .and_then(|spec| match load_profile(spec, self.base_dir) {
-                    Ok(p) => Some(p),
-                    Err(errs) => {
-                        for e in errs.errors {
-                            let problem = if e.key.is_empty() {
-                                e.problem
-                            } else {
-                                Problem::InFile {
-                                    file: errs.file.clone(),
-                                    error: Box::new(e),
-                                }
-                            };
-                            self.errors.push(ConfigError::new(k("profile"), problem));
-                        }
-                        None
-                    }
-                });
-
-            let scbk_file = d.scbk_file.and_then(|p| self.resolve_non_empty(p, &k("scbk_file")));
-            let scbk = scbk_file.as_deref().and_then(|p| {
-                read_scbk_file(p)
-                    .map_err(|e| self.file_problem(&k("scbk_file"), e))
-                    .ok()
+                ok
             });
-            let reply_timeout = self.duration(
-                d.reply_timeout.as_deref(),
-                &k("reply_timeout"),
-                "200ms",
-                Duration::from_millis(10),
-                5 * SEC,
-            );
+        let osdp_address = self
+            .required(
+                d.osdp_address,
+                &k("osdp_address"),
+                "set it to the PD's OSDP address (0..=126)",
+            )
+            .and_then(|a| {
+                let ok = u8::try_from(a).ok().filter(|a| *a <= 126);
+                if ok.is_none() {
+                    self.err(
+                        &k("osdp_address"),
+                        format!("{a} is not a PD address (0..=126; 127 is broadcast)"),
+                    );
+                }
+                ok
+            });
+        if let Some(p) = &port {
+            self.bus_rules(i, p, baud, osdp_address, seen);
+        }
 
-            match (name, port, baud, osdp_address, profile_spec, profile, reply_timeout) {
-                (
-                    Some(name),
-                    Some(port),
-                    Some(baud),
-                    Some(osdp_address),
-                    Some(profile_spec),
-                    Some(profile),
-                    Some(rt),
-                ) => doors.push(DoorConfig {
-                    name,
-                    port,
-                    baud,
-                    osdp_address,
-                    profile_spec,
-                    profile,
-                    scbk_file,
-                    scbk,
-                    reply_timeout: rt,
-                }),
-                _ => all_ok = false,
+        let profile_spec = self.required(
+            d.profile,
+            &k("profile"),
+            "set it to a profile name (\"generic-face-v1\") or a .toml path",
+        );
+        let profile = profile_spec
+            .as_deref()
+            .and_then(|spec| self.profile(spec, &k("profile")));
+        let scbk_file = d.scbk_file.and_then(|p| self.resolve_non_empty(p, &k("scbk_file")));
+        let scbk = scbk_file.as_deref().and_then(|p| {
+            read_scbk_file(p)
+                .map_err(|e| self.file_problem(&k("scbk_file"), e))
+                .ok()
+        });
+        let reply_timeout = self.duration(
+            d.reply_timeout.as_deref(),
+            &k("reply_timeout"),
+            "200ms",
+            Duration::from_millis(10),
+            5 * SEC,
+        );
+
+        Some(DoorConfig {
+            name: name?,
+            port: port?,
+            baud: baud?,
+            osdp_address: osdp_address?,
+            profile_spec: profile_spec?,
+            profile: profile?,
+            scbk_file,
+            scbk,
+            reply_timeout: reply_timeout?,
+        })
+    }
+
+    /// RS-485 is multidrop: PDs on one port share its baud rate and need distinct addresses.
+    fn bus_rules(&mut self, i: usize, port: &Path, baud: Option<u32>, address: Option<u8>, seen: &mut Seen) {
+        for (j, other_port, other_baud, other_address) in &seen.buses {
+            if other_port != port {
+                continue;
+            }
+            if let (Some(a), Some(b)) = (address, other_address)
+                && a == *b
+            {
+                self.err(
+                    &format!("door[{i}].osdp_address"),
+                    format!(
+                        "{a} on {} is already used by door[{j}]; PDs sharing an RS-485 bus need distinct addresses",
+                        port.display()
+                    ),
+                );
+            }
+            if let (Some(a), Some(b)) = (baud, other_baud)
+                && a != *b
+            {
+                self.err(
+                    &format!("door[{i}].baud"),
+                    format!("{a} differs from door[{j}] ({b}) on the same port; one bus runs at one baud rate"),
+                );
             }
         }
-        all_ok.then_some(doors)
+        seen.buses.push((i, port.to_path_buf(), baud, address));
     }
+
+    /// Loads a door's profile; problems inside a profile file are shown with that file's name.
+    fn profile(&mut self, spec: &str, key: &str) -> Option<Profile> {
+        match load_profile(spec, self.base_dir) {
+            Ok(p) => Some(p),
+            Err(errs) => {
+                for e in errs.errors {
+                    let problem = if e.key.is_empty() {
+                        e.problem
+                    } else {
+                        Problem::InFile {
+                            file: errs.file.clone(),
+                            error: Box::new(e),
+                        }
+                    };
+                    self.errors.push(ConfigError::new(key, problem));
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Earlier doors, for the uniqueness rules: `(index, name)` and `(index, port, baud, address)`.
+#[derive(Default)]
+struct Seen {
+    names: Vec<(usize, String)>,
+    buses: Vec<(usize, PathBuf, Option<u32>, Option<u8>)>,
 }
