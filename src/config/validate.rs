@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::domain::Profile;
+
 use super::error::{ConfigError, ConfigWarning, Problem};
 use super::raw::{RawCloud, RawConfig, RawDoor, RawStore, RawSync};
 use super::secret::{FileChecks, check_port, read_ca_file, read_scbk_file, read_secret_file};
 use super::values::{HostPattern, OSDP_BAUD_RATES, check_door_name, parse_duration, parse_endpoint, parse_offset};
-use crate::domain::Profile;
-
 use super::{
     CloudConfig, Config, DEFAULT_ENDPOINT, DEFAULT_IMAGE_DOWNLOAD_MAX_BYTES, DoorConfig, ImageFormat, StoreConfig,
     SyncConfig, UserType, load_profile,
