@@ -1,4 +1,5 @@
 //! The one integration-test binary: real parts (127.0.0.1 HTTP, sled in temp dirs, pseudo-terminals).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#[path = "integration/faces.rs"]
+
+mod config;
 mod faces;
