@@ -166,7 +166,12 @@ pub fn diff_buckets(expected: &[BucketDigest], reported: &[BucketDigest]) -> Vec
         list.iter().map(|b| (b.bucket, (b.user_count, b.digest))).collect()
     };
     let (e, r) = (index(expected), index(reported));
-    let mut out: Vec<u8> = e.keys().chain(r.keys()).copied().filter(|b| e.get(b) != r.get(b)).collect();
+    let mut out: Vec<u8> = e
+        .keys()
+        .chain(r.keys())
+        .copied()
+        .filter(|b| e.get(b) != r.get(b))
+        .collect();
     out.sort_unstable();
     out.dedup();
     out

@@ -57,19 +57,37 @@ proptest! {
 fn entries_without_an_acknowledged_record_are_not_expected_on_the_door() {
     let mut applied = BTreeMap::new();
     let r = record(1, 1, "a".into(), false);
-    applied.insert(DoorUserId(2), AppliedEntry { key: UserKey::new("IDENTITY", "b"), record: None, face: Some(r.face) });
-    assert_eq!(expected_digest(&applied), DoorDb::new(DoorDbLimits { capacity_users: 1, max_record_file_bytes: 1, max_face_jpeg_bytes: 1 }).digest());
+    applied.insert(
+        DoorUserId(2),
+        AppliedEntry {
+            key: UserKey::new("IDENTITY", "b"),
+            record: None,
+            face: Some(r.face),
+        },
+    );
+    assert_eq!(
+        expected_digest(&applied),
+        DoorDb::new(DoorDbLimits {
+            capacity_users: 1,
+            max_record_file_bytes: 1,
+            max_face_jpeg_bytes: 1
+        })
+        .digest()
+    );
 }
 
 #[test]
 fn diff_buckets_names_buckets_that_differ_or_are_missing() {
     let mut applied = BTreeMap::new();
     for id in [1u32, 2, 66] {
-        applied.insert(DoorUserId(id), AppliedEntry {
-            key: UserKey::new("IDENTITY", id.to_string()),
-            record: Some(record(id, id, "x".into(), false)),
-            face: None,
-        });
+        applied.insert(
+            DoorUserId(id),
+            AppliedEntry {
+                key: UserKey::new("IDENTITY", id.to_string()),
+                record: Some(record(id, id, "x".into(), false)),
+                face: None,
+            },
+        );
     }
     let expected = expected_bucket_digests(&applied);
     let mut reported = expected.clone();
@@ -81,12 +99,26 @@ fn diff_buckets_names_buckets_that_differ_or_are_missing() {
 
 #[test]
 fn a_door_holding_an_extra_user_shows_up_in_its_bucket() {
-    let mut db = DoorDb::new(DoorDbLimits { capacity_users: 10, max_record_file_bytes: 4096, max_face_jpeg_bytes: 100 });
+    let mut db = DoorDb::new(DoorDbLimits {
+        capacity_users: 10,
+        max_record_file_bytes: 4096,
+        max_face_jpeg_bytes: 100,
+    });
     let kept = record(1, 1, "kept".into(), false);
     let revoked = record(129, 2, "revoked".into(), false);
-    db.apply_file(FT_TYPE_RECORDS, &vendor::encode_record_file(&[kept.clone(), revoked]).unwrap());
+    db.apply_file(
+        FT_TYPE_RECORDS,
+        &vendor::encode_record_file(&[kept.clone(), revoked]).unwrap(),
+    );
     let mut applied = BTreeMap::new();
-    applied.insert(kept.id, AppliedEntry { key: UserKey::new("IDENTITY", "k"), record: Some(kept), face: None });
+    applied.insert(
+        kept.id,
+        AppliedEntry {
+            key: UserKey::new("IDENTITY", "k"),
+            record: Some(kept),
+            face: None,
+        },
+    );
     let diff = diff_buckets(&expected_bucket_digests(&applied), &db.bucket_digests());
     assert_eq!(diff, vec![1]);
     let listed: Vec<u32> = db.list(1).iter().map(|e| e.id.0).collect();
@@ -96,19 +128,42 @@ fn a_door_holding_an_extra_user_shows_up_in_its_bucket() {
 #[test]
 fn transient_errors_are_the_ones_a_retry_can_cure() {
     assert!(DoorError::Timeout.is_transient());
-    assert!(DoorError::Offline { reason: "no reply".into() }.is_transient());
+    assert!(
+        DoorError::Offline {
+            reason: "no reply".into()
+        }
+        .is_transient()
+    );
     assert!(DoorError::Nak { code: 0x06 }.is_transient());
     assert!(!DoorError::Nak { code: 0x09 }.is_transient());
-    assert!(!DoorError::Rejected { status: Status::BadConfirm }.is_transient());
-    assert!(DoorError::FileRejected { result: FileResult::Corrupt }.is_transient());
-    assert!(!DoorError::FileRejected { result: FileResult::Capacity }.is_transient());
+    assert!(
+        !DoorError::Rejected {
+            status: Status::BadConfirm
+        }
+        .is_transient()
+    );
+    assert!(
+        DoorError::FileRejected {
+            result: FileResult::Corrupt
+        }
+        .is_transient()
+    );
+    assert!(
+        !DoorError::FileRejected {
+            result: FileResult::Capacity
+        }
+        .is_transient()
+    );
     assert!(!DoorError::Protocol(VendorError::UnknownOp(9)).is_transient());
 }
 
 #[tokio::test]
 async fn the_door_trait_can_be_mocked() {
     let mut door = MockDoor::new();
-    door.expect_delete_users().withf(|ids| ids == [DoorUserId(3)]).times(1).returning(|_| Ok(()));
+    door.expect_delete_users()
+        .withf(|ids| ids == [DoorUserId(3)])
+        .times(1)
+        .returning(|_| Ok(()));
     door.expect_digest().returning(|| Err(DoorError::Timeout));
     let door: &dyn Door = &door;
     door.delete_users(&[DoorUserId(3)]).await.unwrap();

@@ -163,7 +163,13 @@ mod tests {
         a.on_fragment(0x82, 30, 10, &file[10..20]).unwrap();
         // LibOSDP-style retransmit of the same fragment: byte count would say 30, coverage says 20.
         let p = a.on_fragment(0x82, 30, 10, &file[10..20]).unwrap();
-        assert_eq!(p, FragmentProgress::Incomplete { received_bytes: 20, total_bytes: 30 });
+        assert_eq!(
+            p,
+            FragmentProgress::Incomplete {
+                received_bytes: 20,
+                total_bytes: 30
+            }
+        );
         assert_eq!(complete(a.on_fragment(0x82, 30, 20, &file[20..]).unwrap()), file);
     }
 
@@ -194,17 +200,35 @@ mod tests {
     fn bad_fragments_are_refused_without_panicking() {
         let mut a = FileAssembler::new(50);
         assert_eq!(a.on_fragment(1, 0, 0, &[1]), Err(AssembleError::ZeroSize));
-        assert!(matches!(a.on_fragment(1, 51, 0, &[1]), Err(AssembleError::TooLarge { .. })));
+        assert!(matches!(
+            a.on_fragment(1, 51, 0, &[1]),
+            Err(AssembleError::TooLarge { .. })
+        ));
         a.on_fragment(1, 10, 0, &[1; 4]).unwrap();
-        assert!(matches!(a.on_fragment(1, 10, 8, &[1; 4]), Err(AssembleError::OutOfRange { .. })));
-        assert!(matches!(a.on_fragment(1, 10, u32::MAX, &[1; 4]), Err(AssembleError::OutOfRange { .. })));
+        assert!(matches!(
+            a.on_fragment(1, 10, 8, &[1; 4]),
+            Err(AssembleError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            a.on_fragment(1, 10, u32::MAX, &[1; 4]),
+            Err(AssembleError::OutOfRange { .. })
+        ));
         // The refused fragment did not cost the bytes already received.
         let p = a.on_fragment(1, 10, 4, &[]).unwrap();
-        assert_eq!(p, FragmentProgress::Incomplete { received_bytes: 4, total_bytes: 10 });
-        assert_eq!(a.on_fragment(1, 10, 4, &[2; 6]).unwrap(), FragmentProgress::Complete(CompleteFile {
-            ft_type: 1,
-            bytes: [[1u8; 4].as_slice(), &[2; 6]].concat()
-        }));
+        assert_eq!(
+            p,
+            FragmentProgress::Incomplete {
+                received_bytes: 4,
+                total_bytes: 10
+            }
+        );
+        assert_eq!(
+            a.on_fragment(1, 10, 4, &[2; 6]).unwrap(),
+            FragmentProgress::Complete(CompleteFile {
+                ft_type: 1,
+                bytes: [[1u8; 4].as_slice(), &[2; 6]].concat()
+            })
+        );
     }
 
     #[test]
@@ -213,7 +237,13 @@ mod tests {
         a.on_fragment(1, 10, 0, &[1; 5]).unwrap();
         a.abort();
         let p = a.on_fragment(1, 10, 5, &[1; 5]).unwrap();
-        assert_eq!(p, FragmentProgress::Incomplete { received_bytes: 5, total_bytes: 10 });
+        assert_eq!(
+            p,
+            FragmentProgress::Incomplete {
+                received_bytes: 5,
+                total_bytes: 10
+            }
+        );
     }
 
     proptest! {

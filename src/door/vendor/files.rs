@@ -64,12 +64,22 @@ fn read_record(r: &mut Reader<'_>) -> Result<DoorRecord, VendorError> {
     let policy = match r.u8()? {
         0 => Policy::Permission,
         1 => Policy::Deny,
-        v => return Err(VendorError::BadValue { field: "policy", value: u64::from(v) }),
+        v => {
+            return Err(VendorError::BadValue {
+                field: "policy",
+                value: u64::from(v),
+            });
+        }
     };
     let expire_s = r.i64()?;
     let expire_at = match expire_s {
         0 => None,
-        s if s < 0 => return Err(VendorError::BadValue { field: "expire_at", value: s as u64 }),
+        s if s < 0 => {
+            return Err(VendorError::BadValue {
+                field: "expire_at",
+                value: s as u64,
+            });
+        }
         s => Some(Timestamp::from_second(s).map_err(|_| VendorError::BadValue {
             field: "expire_at",
             value: s as u64,
@@ -90,7 +100,10 @@ fn read_record(r: &mut Reader<'_>) -> Result<DoorRecord, VendorError> {
         policy,
         expire_at,
         // The record file does not carry the JPEG length; the face file does.
-        face: FaceRef { sha256: sha, len_bytes: 0 },
+        face: FaceRef {
+            sha256: sha,
+            len_bytes: 0,
+        },
         display_name: name.to_owned(),
     })
 }
@@ -229,7 +242,10 @@ pub(crate) mod tests {
                 id: DoorUserId(id),
                 policy: if deny { Policy::Deny } else { Policy::Permission },
                 expire_at: (exp != 0).then(|| Timestamp::from_second(exp).unwrap()),
-                face: FaceRef { sha256: sha, len_bytes: 0 },
+                face: FaceRef {
+                    sha256: sha,
+                    len_bytes: 0,
+                },
                 display_name: name,
             })
     }
@@ -237,7 +253,10 @@ pub(crate) mod tests {
     fn normalised(r: &DoorRecord) -> DoorRecord {
         DoorRecord {
             display_name: truncate_display_name(&r.display_name).to_owned(),
-            face: FaceRef { sha256: r.face.sha256, len_bytes: 0 },
+            face: FaceRef {
+                sha256: r.face.sha256,
+                len_bytes: 0,
+            },
             ..r.clone()
         }
     }
@@ -295,7 +314,10 @@ pub(crate) mod tests {
             id: DoorUserId(1),
             policy: Policy::Permission,
             expire_at: Some(Timestamp::from_second(-5).unwrap()),
-            face: FaceRef { sha256: [0; 32], len_bytes: 0 },
+            face: FaceRef {
+                sha256: [0; 32],
+                len_bytes: 0,
+            },
             display_name: String::new(),
         };
         let back = decode_record(&encode_record(&rec)).unwrap();
@@ -305,16 +327,25 @@ pub(crate) mod tests {
     #[test]
     fn face_file_with_wrong_sha_or_length_is_rejected() {
         let mut file = encode_face_file(DoorUserId(7), b"\xff\xd8jpeg\xff\xd9").unwrap();
-        assert_eq!(decode_face_file(&file[..file.len() - 1]).unwrap_err(), VendorError::TooShort {
-            what: "face file",
-            need: file.len(),
-            got: file.len() - 1
-        });
+        assert_eq!(
+            decode_face_file(&file[..file.len() - 1]).unwrap_err(),
+            VendorError::TooShort {
+                what: "face file",
+                need: file.len(),
+                got: file.len() - 1
+            }
+        );
         file.push(0);
-        assert!(matches!(decode_face_file(&file), Err(VendorError::TrailingBytes { extra: 1, .. })));
+        assert!(matches!(
+            decode_face_file(&file),
+            Err(VendorError::TrailingBytes { extra: 1, .. })
+        ));
         file.pop();
         let last = file.len() - 1;
         file[last] ^= 1;
-        assert_eq!(decode_face_file(&file), Err(VendorError::ShaMismatch { what: "face JPEG" }));
+        assert_eq!(
+            decode_face_file(&file),
+            Err(VendorError::ShaMismatch { what: "face JPEG" })
+        );
     }
 }

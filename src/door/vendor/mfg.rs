@@ -1,13 +1,13 @@
 //! osdp_MFG commands (`[op][request id u16][args]`) and osdp_MFGREP replies
 //! (`[op|0x80][request id u16][status][payload]`), as vendor data after the 3-byte vendor code.
 
+use super::FileResult;
 use super::{
     BUCKET_COUNT, BUCKET_DIGEST_BYTES, LIST_PREFIX_BYTES, MAX_MFG_DATA_BYTES, Reader, STATUS_RECORD_PREFIX_BYTES,
     VendorError,
 };
-use super::FileResult;
-use crate::door::{BucketDigest, DoorDigest, DoorInfo, DoorListEntry, FaceStatus};
 use crate::domain::DoorUserId;
+use crate::door::{BucketDigest, DoorDigest, DoorInfo, DoorListEntry, FaceStatus};
 
 /// The 8 bytes a CLEAR must carry, so that a stray byte can never wipe a door: ASCII `CLEARALL`.
 pub const CLEAR_CONFIRM: [u8; 8] = *b"CLEARALL";
@@ -91,8 +91,13 @@ impl Status {
 pub enum Command {
     Info,
     Digest,
-    BucketDigests { first_bucket: u8 },
-    List { bucket: u8, cursor: u32 },
+    BucketDigests {
+        first_bucket: u8,
+    },
+    List {
+        bucket: u8,
+        cursor: u32,
+    },
     FaceStatus(DoorUserId),
     /// 1 to [`MAX_DELETE_IDS`] ids.
     Delete(Vec<DoorUserId>),
@@ -236,7 +241,10 @@ pub enum Reply {
     Deleted,
     Cleared,
     /// Any status but `Ok`; `op_code` echoes the command's op byte even when it was unknown.
-    Failed { op_code: u8, status: Status },
+    Failed {
+        op_code: u8,
+        status: Status,
+    },
 }
 
 impl Reply {
@@ -398,7 +406,12 @@ impl MfgReply {
                 let next_cursor = match more {
                     0 => None,
                     1 => Some(cursor),
-                    v => return Err(VendorError::BadValue { field: "LIST more flag", value: u64::from(v) }),
+                    v => {
+                        return Err(VendorError::BadValue {
+                            field: "LIST more flag",
+                            value: u64::from(v),
+                        });
+                    }
                 };
                 let n = usize::from(r.u8()?);
                 too_many("LIST reply", n, MAX_LIST_ENTRIES_PER_REPLY)?;
@@ -420,7 +433,10 @@ impl MfgReply {
                 let id = DoorUserId(r.u32()?);
                 let flags = r.u8()?;
                 if flags & !0b11 != 0 {
-                    return Err(VendorError::BadValue { field: "FACE_STATUS flags", value: u64::from(flags) });
+                    return Err(VendorError::BadValue {
+                        field: "FACE_STATUS flags",
+                        value: u64::from(flags),
+                    });
                 }
                 let rec = r.array::<STATUS_RECORD_PREFIX_BYTES>()?;
                 let face = r.array::<32>()?;
@@ -450,7 +466,10 @@ pub fn with_vendor_code(vendor_code: [u8; 3], vendor_data: &[u8]) -> Vec<u8> {
 pub fn split_vendor_code(data: &[u8], want: [u8; 3]) -> Result<&[u8], VendorError> {
     match data {
         [a, b, c, rest @ ..] if [*a, *b, *c] == want => Ok(rest),
-        [a, b, c, ..] => Err(VendorError::WrongVendorCode { got: [*a, *b, *c], want }),
+        [a, b, c, ..] => Err(VendorError::WrongVendorCode {
+            got: [*a, *b, *c],
+            want,
+        }),
         _ => Err(VendorError::TooShort {
             what: "osdp_MFG data",
             need: 3,
@@ -497,7 +516,10 @@ mod tests {
                 })
             },
         );
-        let buckets = (0u8..60, proptest::collection::vec(any::<(u16, [u8; 8])>(), 0..=MAX_BUCKETS_PER_REPLY))
+        let buckets = (
+            0u8..60,
+            proptest::collection::vec(any::<(u16, [u8; 8])>(), 0..=MAX_BUCKETS_PER_REPLY),
+        )
             .prop_map(|(first, b)| {
                 Reply::BucketDigests(BucketPage {
                     bucket_count: BUCKET_COUNT,
@@ -582,11 +604,30 @@ mod tests {
     #[test]
     fn delete_with_the_most_ids_fills_exactly_64_bytes() {
         let ids = (0..MAX_DELETE_IDS as u32).map(DoorUserId).collect();
-        let bytes = MfgCommand { request_id: 1, command: Command::Delete(ids) }.encode().unwrap();
+        let bytes = MfgCommand {
+            request_id: 1,
+            command: Command::Delete(ids),
+        }
+        .encode()
+        .unwrap();
         assert_eq!(bytes.len(), MAX_MFG_DATA_BYTES);
         let too_many = (0..=MAX_DELETE_IDS as u32).map(DoorUserId).collect();
-        assert!(MfgCommand { request_id: 1, command: Command::Delete(too_many) }.encode().is_err());
-        assert!(MfgCommand { request_id: 1, command: Command::Delete(vec![]) }.encode().is_err());
+        assert!(
+            MfgCommand {
+                request_id: 1,
+                command: Command::Delete(too_many)
+            }
+            .encode()
+            .is_err()
+        );
+        assert!(
+            MfgCommand {
+                request_id: 1,
+                command: Command::Delete(vec![])
+            }
+            .encode()
+            .is_err()
+        );
     }
 
     #[test]
@@ -600,7 +641,10 @@ mod tests {
     #[test]
     fn clear_without_the_confirm_magic_is_refused() {
         assert_eq!(MfgCommand::decode(&[0x11, 1, 0]), Err(VendorError::BadConfirm));
-        assert_eq!(MfgCommand::decode(b"\x11\x01\x00CLEARALX"), Err(VendorError::BadConfirm));
+        assert_eq!(
+            MfgCommand::decode(b"\x11\x01\x00CLEARALX"),
+            Err(VendorError::BadConfirm)
+        );
         assert!(MfgCommand::decode(b"\x11\x01\x00CLEARALL").is_ok());
         assert!(matches!(
             MfgCommand::decode(b"\x11\x01\x00CLEARALL!"),
@@ -612,7 +656,10 @@ mod tests {
     fn vendor_code_is_checked_as_bytes() {
         let data = with_vendor_code([0x12, 0x34, 0x56], &[1, 2]);
         assert_eq!(split_vendor_code(&data, [0x12, 0x34, 0x56]), Ok(&[1u8, 2][..]));
-        assert!(matches!(split_vendor_code(&data, [0x56, 0x34, 0x12]), Err(VendorError::WrongVendorCode { .. })));
+        assert!(matches!(
+            split_vendor_code(&data, [0x56, 0x34, 0x12]),
+            Err(VendorError::WrongVendorCode { .. })
+        ));
         assert!(split_vendor_code(&[0x12], [0x12, 0x34, 0x56]).is_err());
     }
 
@@ -623,7 +670,13 @@ mod tests {
         // A failure reply for an op we never heard of still decodes, so the CP can match its request id.
         assert_eq!(
             MfgReply::decode(&[0xFF, 9, 0, 2]).unwrap(),
-            MfgReply { request_id: 9, reply: Reply::Failed { op_code: 0x7F, status: Status::UnknownOp } }
+            MfgReply {
+                request_id: 9,
+                reply: Reply::Failed {
+                    op_code: 0x7F,
+                    status: Status::UnknownOp
+                }
+            }
         );
     }
 }

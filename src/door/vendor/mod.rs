@@ -47,7 +47,11 @@ pub const STATUS_RECORD_PREFIX_BYTES: usize = 16;
 #[non_exhaustive]
 pub enum VendorError {
     #[error("{what}: need {need} bytes, got {got}")]
-    TooShort { what: &'static str, need: usize, got: usize },
+    TooShort {
+        what: &'static str,
+        need: usize,
+        got: usize,
+    },
     #[error("{what}: {extra} unexpected trailing bytes")]
     TrailingBytes { what: &'static str, extra: usize },
     #[error("{what}: {got} bytes exceed the limit of {max}")]
@@ -104,7 +108,12 @@ impl FileResult {
             5 => FileResult::Capacity,
             6 => FileResult::UnknownUser,
             7 => FileResult::FaceMismatch,
-            other => return Err(VendorError::BadValue { field: "file result", value: u64::from(other) }),
+            other => {
+                return Err(VendorError::BadValue {
+                    field: "file result",
+                    value: u64::from(other),
+                });
+            }
         })
     }
 
