@@ -95,6 +95,8 @@ pub enum FileResult {
     UnknownUser = 6,
     /// A face file whose sha256 differs from the face sha256 in the user's record.
     FaceMismatch = 7,
+    /// A well-formed face file whose image the door could not enrol (no usable face); the previous face stays.
+    Unusable = 8,
 }
 
 impl FileResult {
@@ -108,6 +110,7 @@ impl FileResult {
             5 => FileResult::Capacity,
             6 => FileResult::UnknownUser,
             7 => FileResult::FaceMismatch,
+            8 => FileResult::Unusable,
             other => {
                 return Err(VendorError::BadValue {
                     field: "file result",
@@ -123,7 +126,7 @@ impl FileResult {
             FileResult::None => 0,
             FileResult::Applied => 1,
             FileResult::Corrupt | FileResult::TooLarge => -3,
-            FileResult::UnknownType => -2,
+            FileResult::UnknownType | FileResult::Unusable => -2,
             FileResult::Capacity | FileResult::UnknownUser | FileResult::FaceMismatch => -1,
         }
     }

@@ -15,7 +15,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
 }
 
 fn arb_result() -> impl Strategy<Value = FileResult> {
-    (0u8..8).prop_map(|v| FileResult::from_u8(v).unwrap())
+    (0u8..9).prop_map(|v| FileResult::from_u8(v).unwrap())
 }
 
 fn arb_reply() -> impl Strategy<Value = Reply> {
