@@ -135,6 +135,35 @@ pub fn encode_record_file(records: &[DoorRecord]) -> Result<Vec<u8>, VendorError
     Ok(out)
 }
 
+/// Record files covering `records` in order, each at most `max_file_bytes` (the door's INFO limit), so
+/// `upsert_users` can send any number of records. Empty input gives no file.
+pub fn encode_record_files(records: &[DoorRecord], max_file_bytes: u32) -> Result<Vec<Vec<u8>>, VendorError> {
+    let max = max_file_bytes as usize;
+    let smallest = RECORD_FILE_HEADER_BYTES + MAX_RECORD_BYTES + SHA_BYTES;
+    if max < smallest {
+        return Err(VendorError::BadValue {
+            field: "max record file bytes (below one full record)",
+            value: u64::from(max_file_bytes),
+        });
+    }
+    let mut files = Vec::new();
+    let mut start = 0;
+    let mut size = RECORD_FILE_HEADER_BYTES + SHA_BYTES;
+    for (i, rec) in records.iter().enumerate() {
+        let len = RECORD_FIXED_BYTES + truncate_display_name(&rec.display_name).len();
+        if size + len > max || i - start == usize::from(u16::MAX) {
+            files.push(encode_record_file(records.get(start..i).unwrap_or_default())?);
+            start = i;
+            size = RECORD_FILE_HEADER_BYTES + SHA_BYTES;
+        }
+        size += len;
+    }
+    if start < records.len() {
+        files.push(encode_record_file(records.get(start..).unwrap_or_default())?);
+    }
+    Ok(files)
+}
+
 fn check_magic(what: &'static str, r: &mut Reader<'_>, want: [u8; 4]) -> Result<(), VendorError> {
     let got = r.array::<4>()?;
     if got != want {
@@ -296,6 +325,28 @@ pub(crate) mod tests {
             file[i] ^= 1 << bit;
             prop_assert!(decode_record_file(&file).is_err());
         }
+    }
+
+    proptest! {
+        #[test]
+        fn record_files_split_within_the_limit_and_keep_every_record(
+            records in proptest::collection::vec(arb_record(), 0..40),
+            max in 133u32..2000,
+        ) {
+            let files = encode_record_files(&records, max).unwrap();
+            let mut back = Vec::new();
+            for f in &files {
+                prop_assert!(f.len() <= max as usize);
+                back.extend(decode_record_file(f).unwrap().into_iter().map(|(r, _)| r));
+            }
+            prop_assert_eq!(back, records.iter().map(normalised).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn record_file_limit_below_one_record_is_an_error() {
+        assert!(encode_record_files(&[], 132).is_err());
+        assert_eq!(encode_record_files(&[], 133).unwrap(), Vec::<Vec<u8>>::new());
     }
 
     #[test]

@@ -277,6 +277,11 @@ fn too_many(what: &'static str, got: usize, max: usize) -> Result<(), VendorErro
 }
 
 impl MfgReply {
+    /// Whether this reply answers `cmd` (same request id and op); a CP drops replies that do not.
+    pub fn answers(&self, cmd: &MfgCommand) -> bool {
+        self.request_id == cmd.request_id && self.reply.op_code() == cmd.command.op() as u8
+    }
+
     pub fn encode(&self) -> Result<Vec<u8>, VendorError> {
         let mut out = vec![self.reply.op_code() | REPLY_FLAG];
         out.extend_from_slice(&self.request_id.to_le_bytes());

@@ -197,3 +197,41 @@ fn reply_with_command_op_or_over_64_bytes_is_refused() {
         }
     );
 }
+
+#[test]
+fn a_stale_or_foreign_reply_does_not_answer_the_command() {
+    let cmd = MfgCommand {
+        request_id: 5,
+        command: Command::Digest,
+    };
+    let ok = MfgReply {
+        request_id: 5,
+        reply: Reply::Digest(DoorDigest {
+            user_count: 0,
+            digest: [0; 32],
+        }),
+    };
+    assert!(ok.answers(&cmd));
+    assert!(
+        !MfgReply {
+            request_id: 4,
+            ..ok.clone()
+        }
+        .answers(&cmd)
+    );
+    assert!(
+        !MfgReply {
+            request_id: 5,
+            reply: Reply::Cleared
+        }
+        .answers(&cmd)
+    );
+    let failed = MfgReply {
+        request_id: 5,
+        reply: Reply::Failed {
+            op_code: 0x02,
+            status: Status::Malformed,
+        },
+    };
+    assert!(failed.answers(&cmd));
+}
