@@ -12,6 +12,8 @@ use jiff::Timestamp;
 use crate::domain::{AppliedEntry, DoorOp, DoorRecord, DoorUserId, FaceRef, Policy, UserEntry, UserKey};
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 /// Hands out door-local ids for users who have none yet on a door.
