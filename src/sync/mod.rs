@@ -1,1 +1,6 @@
 //! Synchronisation: the pure planner (desired − applied → ordered ops) and the pass engine.
+//!
+//! - [`plan`]: pure decision logic, `now` passed in: which users a door should hold and the ordered ops
+//!   (deletes, then upserts, then faces) that take its applied state there.
+
+pub mod plan;

@@ -1,0 +1,365 @@
+//! The pure planner: owns the decision of which users a door should hold and the ordered ops to get there.
+//!
+//! No I/O and no clock reads: `now` is a parameter, so every decision is reproducible in tests. The
+//! planner is level-triggered (design §2): it compares desired state with what the door acknowledged and
+//! emits every Delete before any Upsert or PutFace (invariant 1), never re-sends a face the door already
+//! holds (invariant 5), and never plans more users than the door's capacity.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+
+use crate::domain::{AppliedEntry, DoorOp, DoorRecord, DoorUserId, FaceRef, Policy, UserEntry, UserKey};
+
+#[cfg(test)]
+mod props;
+#[cfg(test)]
+mod tests;
+
+/// Hands out door-local ids for users who have none yet on a door.
+///
+/// The planner passes `taken`, which is true for every id that applied state or the id table still
+/// holds, so an id is never reused for a different person while the door may still hold it.
+pub trait IdAllocator {
+    /// A fresh id for which `taken(id)` is false, or `None` when the id space is exhausted.
+    fn allocate(&mut self, taken: &dyn Fn(DoorUserId) -> bool) -> Option<DoorUserId>;
+}
+
+/// Monotonic allocator: ids only grow, so a freed id is not handed out again until the counter wraps.
+/// The store persists `next` per door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonotonicIds {
+    /// The next id to try. Id 0 is never handed out (some firmware treats it as "no user").
+    pub next: u32,
+}
+
+impl Default for MonotonicIds {
+    fn default() -> Self {
+        Self { next: 1 }
+    }
+}
+
+impl IdAllocator for MonotonicIds {
+    fn allocate(&mut self, taken: &dyn Fn(DoorUserId) -> bool) -> Option<DoorUserId> {
+        // Bounded scan: skipping taken ids can never loop forever, even if every id is taken.
+        const MAX_PROBES: u32 = 1 << 20;
+        for _ in 0..MAX_PROBES {
+            let candidate = self.next.max(1);
+            // Wrapping is safe: `taken` keeps any id the door may still hold from being handed out.
+            self.next = candidate.wrapping_add(1);
+            let id = DoorUserId(candidate);
+            if !taken(id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+}
+
+/// Whether `user` belongs on a door at `now`: permitted, not expired (expiring exactly at `now` counts as
+/// expired), not revoked locally, and with a usable face.
+pub fn is_desired(now: Timestamp, user: &UserEntry) -> bool {
+    user.policy == Policy::Permission
+        && user.expire_at.is_none_or(|at| at > now)
+        && !user.revoked_locally
+        && user.face.is_some()
+}
+
+/// One user the door should hold after the plan, with the exact record to hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredUser {
+    pub key: UserKey,
+    pub record: DoorRecord,
+}
+
+/// The state a door should converge to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    /// Users the door should hold, by door-local id. Never more than the door's capacity.
+    pub users: BTreeMap<DoorUserId, DesiredUser>,
+    /// Ids assigned in this computation; the store must record them before any op is sent.
+    pub new_ids: Vec<(UserKey, DoorUserId)>,
+    /// Users who qualify but do not fit the door's capacity, in key order.
+    pub over_capacity: Vec<UserKey>,
+    /// Users who qualify but got no id because the allocator was exhausted, in key order.
+    pub unassigned: Vec<UserKey>,
+}
+
+/// Computes what a door should hold at `now`.
+///
+/// A user keeps the id `ids` maps them to. A user without one reuses the id applied state holds them
+/// under (recovering a lost id table), else gets a new id from `alloc`. When more users qualify than
+/// `capacity_users`, the earliest-added win: users with an existing id in id order (ids grow as users
+/// are added), then new users in key order; the rest are reported in `over_capacity` and get no id.
+pub fn desired_records(
+    now: Timestamp,
+    users: &[UserEntry],
+    applied: &BTreeMap<DoorUserId, AppliedEntry>,
+    ids: &BTreeMap<UserKey, DoorUserId>,
+    capacity_users: u32,
+    alloc: &mut dyn IdAllocator,
+) -> Desired {
+    // Bad input (the same key twice) fails closed: any entry that disqualifies a key keeps it off the
+    // door, so a revocation can never be shadowed by a stale duplicate. Otherwise the first entry wins.
+    let disqualified: BTreeSet<&UserKey> = users.iter().filter(|u| !is_desired(now, u)).map(|u| &u.key).collect();
+    let mut qualifying: BTreeMap<&UserKey, (&UserEntry, FaceRef)> = BTreeMap::new();
+    for user in users.iter().filter(|u| !disqualified.contains(&u.key)) {
+        if let Some(face) = user.face {
+            qualifying.entry(&user.key).or_insert((user, face));
+        }
+    }
+
+    // Split into users with a usable existing id and users needing one. An id claimed by two keys goes
+    // to the first key in order; the other is treated as new so two people never share a door id.
+    let mut claimed: BTreeSet<DoorUserId> = BTreeSet::new();
+    let mut with_id: Vec<(DoorUserId, &UserKey)> = Vec::new();
+    let mut without_id: Vec<&UserKey> = Vec::new();
+    for key in qualifying.keys() {
+        match ids.get(*key) {
+            Some(id) if claimed.insert(*id) => with_id.push((*id, key)),
+            _ => without_id.push(key),
+        }
+    }
+    with_id.sort();
+
+    let capacity = usize::try_from(capacity_users).unwrap_or(usize::MAX);
+    let mut out = Desired::default();
+    let mut kept: Vec<(DoorUserId, &UserKey)> = Vec::new();
+    for (id, key) in with_id {
+        if kept.len() < capacity {
+            kept.push((id, key));
+        } else {
+            out.over_capacity.push((*key).clone());
+        }
+    }
+
+    let applied_id_of: BTreeMap<&UserKey, DoorUserId> = applied.iter().map(|(id, e)| (&e.key, *id)).collect();
+    let id_table_values: BTreeSet<DoorUserId> = ids.values().copied().collect();
+    for key in without_id {
+        if kept.len() >= capacity {
+            out.over_capacity.push(key.clone());
+            continue;
+        }
+        let reusable = applied_id_of
+            .get(key)
+            .copied()
+            .filter(|id| !claimed.contains(id) && !id_table_values.contains(id));
+        let id = match reusable {
+            Some(id) => Some(id),
+            None => {
+                let taken = |id: DoorUserId| {
+                    claimed.contains(&id) || applied.contains_key(&id) || id_table_values.contains(&id)
+                };
+                // An allocator that returns a taken id is treated as exhausted rather than trusted.
+                alloc.allocate(&taken).filter(|id| !taken(*id))
+            }
+        };
+        match id {
+            Some(id) => {
+                claimed.insert(id);
+                out.new_ids.push((key.clone(), id));
+                kept.push((id, key));
+            }
+            None => out.unassigned.push(key.clone()),
+        }
+    }
+    out.over_capacity.sort();
+
+    for (id, key) in kept {
+        if let Some((user, face)) = qualifying.get(key) {
+            let record = DoorRecord {
+                id,
+                policy: Policy::Permission,
+                expire_at: user.expire_at,
+                face: *face,
+                display_name: user.display_name.clone(),
+            };
+            out.users.insert(
+                id,
+                DesiredUser {
+                    key: key.clone(),
+                    record,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// Op counts of a plan, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    pub deletes: usize,
+    pub upserts: usize,
+    pub faces: usize,
+}
+
+/// The ordered ops for one door plus what the caller must record or report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Every Delete, then every Upsert, then every PutFace; each group in id order.
+    pub ops: Vec<DoorOp>,
+    /// Ids assigned by this plan; record them before sending any op.
+    pub new_ids: Vec<(UserKey, DoorUserId)>,
+    /// Users who qualify but exceed the door's capacity (reported, not silently dropped).
+    pub over_capacity: Vec<UserKey>,
+    /// Users who qualify but got no id (allocator exhausted).
+    pub unassigned: Vec<UserKey>,
+    /// Who each id on the door belongs to once the plan is applied; the key source for [`apply_to`].
+    pub assignments: BTreeMap<DoorUserId, UserKey>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn counts(&self) -> OpCounts {
+        let mut c = OpCounts::default();
+        for op in &self.ops {
+            match op {
+                DoorOp::Delete(_) => c.deletes += 1,
+                DoorOp::Upsert(_) => c.upserts += 1,
+                DoorOp::PutFace { .. } => c.faces += 1,
+            }
+        }
+        c
+    }
+
+    pub fn deletes(&self) -> impl Iterator<Item = DoorUserId> + '_ {
+        self.ops.iter().filter_map(|op| match op {
+            DoorOp::Delete(id) => Some(*id),
+            _ => None,
+        })
+    }
+
+    pub fn upserts(&self) -> impl Iterator<Item = &DoorRecord> + '_ {
+        self.ops.iter().filter_map(|op| match op {
+            DoorOp::Upsert(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    pub fn faces(&self) -> impl Iterator<Item = (DoorUserId, FaceRef)> + '_ {
+        self.ops.iter().filter_map(|op| match op {
+            DoorOp::PutFace { id, face } => Some((*id, *face)),
+            _ => None,
+        })
+    }
+
+    /// The user an id belongs to after this plan (for recording an acknowledged Upsert).
+    pub fn key_of(&self, id: DoorUserId) -> Option<&UserKey> {
+        self.assignments.get(&id)
+    }
+}
+
+/// Plans the ops that take a door from `applied` to the desired state at `now`.
+///
+/// Deletes: every applied id not desired — user gone, denied, expired, revoked, without face, over
+/// capacity, or the id now belongs to a different user. Upserts: every desired user whose applied record
+/// differs or is absent. PutFace: every desired user whose applied face differs; an unchanged face is
+/// never planned.
+pub fn plan(
+    now: Timestamp,
+    users: &[UserEntry],
+    applied: &BTreeMap<DoorUserId, AppliedEntry>,
+    ids: &BTreeMap<UserKey, DoorUserId>,
+    capacity_users: u32,
+    alloc: &mut dyn IdAllocator,
+) -> Plan {
+    let desired = desired_records(now, users, applied, ids, capacity_users, alloc);
+    plan_from_desired(applied, desired)
+}
+
+/// The diff step alone, for callers that computed [`Desired`] themselves.
+pub fn plan_from_desired(applied: &BTreeMap<DoorUserId, AppliedEntry>, desired: Desired) -> Plan {
+    let mut deletes = Vec::new();
+    for (id, entry) in applied {
+        let keep = desired.users.get(id).is_some_and(|d| d.key == entry.key);
+        if !keep {
+            deletes.push(DoorOp::Delete(*id));
+        }
+    }
+
+    let mut upserts = Vec::new();
+    let mut faces = Vec::new();
+    for (id, want) in &desired.users {
+        // After a planned Delete of another user's entry, the door holds nothing under this id.
+        let held = applied.get(id).filter(|e| e.key == want.key);
+        if held.and_then(|e| e.record.as_ref()) != Some(&want.record) {
+            upserts.push(DoorOp::Upsert(want.record.clone()));
+        }
+        if held.and_then(|e| e.face) != Some(want.record.face) {
+            faces.push(DoorOp::PutFace {
+                id: *id,
+                face: want.record.face,
+            });
+        }
+    }
+
+    let mut ops = deletes;
+    ops.extend(upserts);
+    ops.extend(faces);
+    Plan {
+        ops,
+        assignments: desired.users.into_iter().map(|(id, d)| (id, d.key)).collect(),
+        new_ids: desired.new_ids,
+        over_capacity: desired.over_capacity,
+        unassigned: desired.unassigned,
+    }
+}
+
+/// The nearest future `expire_at` among users who currently qualify for a door; drives the expiry timer.
+pub fn next_expiry(now: Timestamp, users: &[UserEntry]) -> Option<Timestamp> {
+    users
+        .iter()
+        .filter(|u| is_desired(now, u))
+        .filter_map(|u| u.expire_at)
+        .min()
+}
+
+/// An acknowledged op that cannot be recorded: the model and the door disagree.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("upsert of door user {0} acknowledged, but no user key is known for that id")]
+    UnknownKey(DoorUserId),
+    #[error("face for door user {0} acknowledged, but the door holds no record under that id")]
+    FaceWithoutRecord(DoorUserId),
+}
+
+/// What an acknowledged op does to a door's applied state; the engine records exactly this after each ack.
+///
+/// `key_of` names the user an Upserted id belongs to (normally [`Plan::key_of`]). An Upsert under an id
+/// that held a different user replaces the whole entry, since the old face belongs to someone else.
+pub fn apply_to(
+    applied: &mut BTreeMap<DoorUserId, AppliedEntry>,
+    op: &DoorOp,
+    key_of: impl FnOnce(DoorUserId) -> Option<UserKey>,
+) -> Result<(), ApplyError> {
+    match op {
+        DoorOp::Delete(id) => {
+            applied.remove(id);
+        }
+        DoorOp::Upsert(record) => {
+            let key = key_of(record.id).ok_or(ApplyError::UnknownKey(record.id))?;
+            let entry = applied.entry(record.id).or_insert_with(|| AppliedEntry {
+                key: key.clone(),
+                record: None,
+                face: None,
+            });
+            if entry.key != key {
+                *entry = AppliedEntry {
+                    key,
+                    record: None,
+                    face: None,
+                };
+            }
+            entry.record = Some(record.clone());
+        }
+        DoorOp::PutFace { id, face } => {
+            let entry = applied.get_mut(id).ok_or(ApplyError::FaceWithoutRecord(*id))?;
+            entry.face = Some(*face);
+        }
+    }
+    Ok(())
+}

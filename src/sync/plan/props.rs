@@ -1,0 +1,180 @@
+//! Properties of the planner over arbitrary rosters, door states and id tables.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+
+use super::tests::{at, face, key, now};
+use super::*;
+
+fn arb_user() -> impl Strategy<Value = UserEntry> {
+    (
+        0u32..6,
+        prop_oneof![Just("A".to_string()), Just("B".to_string())],
+        prop_oneof![4 => Just(Policy::Permission), 1 => Just(Policy::Deny)],
+        prop_oneof![Just(None), (-2i64..3).prop_map(|s| Some(at(s * 10)))],
+        proptest::option::weighted(0.8, (0u8..3).prop_map(face)),
+        proptest::bool::weighted(0.15),
+    )
+        .prop_map(
+            |(k, display_name, policy, expire_at, face, revoked_locally)| UserEntry {
+                key: key(k),
+                display_name,
+                policy,
+                expire_at,
+                face,
+                revoked_locally,
+            },
+        )
+}
+
+fn arb_applied() -> impl Strategy<Value = BTreeMap<DoorUserId, AppliedEntry>> {
+    proptest::collection::btree_map(
+        (1u32..10).prop_map(DoorUserId),
+        (
+            arb_user(),
+            proptest::option::of(1u32..10),
+            proptest::option::of((0u8..3).prop_map(face)),
+        ),
+        0..6,
+    )
+    .prop_map(|m| {
+        m.into_iter()
+            .map(|(id, (u, rec_id, f))| {
+                // Records with any id/contents, including ones that match desired exactly.
+                let record = rec_id.map(|r| DoorRecord {
+                    id: DoorUserId(r),
+                    policy: u.policy,
+                    expire_at: u.expire_at,
+                    face: u.face.unwrap_or(face(0)),
+                    display_name: u.display_name.clone(),
+                });
+                (
+                    id,
+                    AppliedEntry {
+                        key: u.key,
+                        record,
+                        face: f,
+                    },
+                )
+            })
+            .collect()
+    })
+}
+
+fn arb_ids() -> impl Strategy<Value = BTreeMap<UserKey, DoorUserId>> {
+    proptest::collection::btree_map((0u32..6).prop_map(key), (1u32..12).prop_map(DoorUserId), 0..6)
+}
+
+fn apply_all(applied: &mut BTreeMap<DoorUserId, AppliedEntry>, p: &Plan) {
+    for op in &p.ops {
+        let id = match op {
+            DoorOp::Delete(id) | DoorOp::PutFace { id, .. } => *id,
+            DoorOp::Upsert(r) => r.id,
+        };
+        apply_to(applied, op, |id| p.key_of(id).cloned()).unwrap_or_else(|e| panic!("{e} ({id})"));
+    }
+}
+
+proptest! {
+    #[test]
+    fn applying_a_plan_converges_and_replanning_is_empty(
+        users in proptest::collection::vec(arb_user(), 0..8),
+        applied in arb_applied(),
+        ids in arb_ids(),
+        capacity in 0u32..6,
+        next in 0u32..12,
+    ) {
+        let initial = applied.clone();
+        let p = plan(now(), &users, &applied, &ids, capacity, &mut MonotonicIds { next });
+
+        // Deletes first, then upserts, then faces.
+        let rank = |op: &DoorOp| match op { DoorOp::Delete(_) => 0, DoorOp::Upsert(_) => 1, DoorOp::PutFace { .. } => 2 };
+        prop_assert!(p.ops.windows(2).all(|w| rank(&w[0]) <= rank(&w[1])), "out of order: {:?}", p.ops);
+
+        // Never put an undesired user on the door; never re-send a face the door holds for that user.
+        for (id, k) in &p.assignments {
+            prop_assert!(users.iter().filter(|u| &u.key == k).all(|u| is_desired(now(), u)), "{k} planned onto door {id}");
+        }
+        for (id, f) in p.faces() {
+            let e = initial.get(&id);
+            prop_assert!(!e.is_some_and(|e| Some(&e.key) == p.key_of(id) && e.face == Some(f)), "face re-sent to {id}");
+        }
+        // New ids never take an id the door holds for someone else.
+        for (k, id) in &p.new_ids {
+            prop_assert!(initial.get(id).is_none_or(|e| &e.key == k));
+        }
+
+        // Nobody who qualifies is silently dropped.
+        let qualifying: BTreeSet<&UserKey> = users
+            .iter()
+            .filter(|u| users.iter().filter(|v| v.key == u.key).all(|v| is_desired(now(), v)))
+            .map(|u| &u.key)
+            .collect();
+        let mut accounted: Vec<&UserKey> = p.assignments.values().chain(&p.over_capacity).chain(&p.unassigned).collect();
+        accounted.sort();
+        prop_assert_eq!(accounted, qualifying.into_iter().collect::<Vec<_>>());
+
+        let mut door = applied;
+        apply_all(&mut door, &p);
+        prop_assert!(door.len() <= capacity as usize);
+
+        // The door now holds exactly the desired state.
+        let desired = desired_records(now(), &users, &initial, &ids, capacity, &mut MonotonicIds { next });
+        let expected: BTreeMap<DoorUserId, AppliedEntry> = desired.users.into_iter().map(|(id, d)| {
+            (id, AppliedEntry { key: d.key, face: Some(d.record.face), record: Some(d.record) })
+        }).collect();
+        prop_assert_eq!(&door, &expected);
+        // Independently of the planner: each held record is the first roster entry for that user.
+        for (id, e) in &door {
+            let u = users.iter().find(|u| u.key == e.key).unwrap();
+            let r = e.record.as_ref().unwrap();
+            prop_assert_eq!((r.id, r.expire_at, Some(r.face), &r.display_name), (*id, u.expire_at, u.face, &u.display_name));
+            prop_assert_eq!(e.face, u.face);
+        }
+
+        // Replanning against the new state with the recorded ids changes nothing.
+        let mut ids2 = ids.clone();
+        ids2.extend(p.new_ids.iter().cloned());
+        let again = plan(now(), &users, &door, &ids2, capacity, &mut MonotonicIds { next });
+        prop_assert!(again.is_empty(), "second plan not empty: {:?}", again.ops);
+        prop_assert!(again.new_ids.is_empty());
+        prop_assert_eq!(again.over_capacity, p.over_capacity);
+    }
+
+    #[test]
+    fn after_deletes_door_holds_only_desired_within_capacity(
+        users in proptest::collection::vec(arb_user(), 0..8),
+        applied in arb_applied(),
+        ids in arb_ids(),
+        capacity in 0u32..6,
+    ) {
+        let p = plan(now(), &users, &applied, &ids, capacity, &mut MonotonicIds::default());
+        let mut door = applied;
+        for id in p.deletes() {
+            apply_to(&mut door, &DoorOp::Delete(id), |_| None).unwrap();
+        }
+        prop_assert!(door.len() <= capacity as usize);
+        for (id, e) in &door {
+            prop_assert_eq!(p.key_of(*id), Some(&e.key), "stale holder left on door at {}", id);
+        }
+        // Upserts from here on only ever add users the plan keeps, so the count stays within capacity.
+        for op in p.ops.iter().filter(|op| !matches!(op, DoorOp::Delete(_))) {
+            apply_to(&mut door, op, |id| p.key_of(id).cloned()).unwrap();
+            prop_assert!(door.len() <= capacity as usize);
+        }
+    }
+
+    #[test]
+    fn expired_users_are_never_kept(users in proptest::collection::vec(arb_user(), 0..8), offset in -30i64..30) {
+        let t = at(offset);
+        let p = plan(t, &users, &BTreeMap::new(), &BTreeMap::new(), 100, &mut MonotonicIds::default());
+        for r in p.upserts() {
+            prop_assert!(r.expire_at.is_none_or(|e| e > t));
+            prop_assert_eq!(r.policy, Policy::Permission);
+        }
+        if let Some(e) = next_expiry(t, &users) {
+            prop_assert!(e > t);
+        }
+    }
+}
