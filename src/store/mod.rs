@@ -1,1 +1,475 @@
-//! The local database: the only user of sled. Users, faces by content hash, per-door applied state, outbox, meta.
+//! The local database: the only user of sled. Users, faces by content hash, per-door applied state,
+//! tombstones, the cloud outbox and meta.
+//!
+//! sled is beta and has reports of lost writes without `flush`, so every write that acknowledges
+//! something the hardware or the cloud already did is flushed before the call returns. Multi-key
+//! updates are atomic (a sled transaction or an atomic batch). Values are JSON; a corrupt value is
+//! reported with its tree and key and never hides the other entries. A schema-version key guards the
+//! on-disk layout so a migration or a swap of sled stays inside this module.
+
+mod records;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Db, Transactional, Tree};
+
+pub use records::{DoorStatus, OutboxItem, PassSummary, StoredUser, Tombstone};
+
+use crate::domain::{AppliedEntry, DoorUserId, FaceRef, UserKey};
+
+/// The on-disk layout this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META_SCHEMA: &str = "schema_version";
+const META_LAST_PASS: &str = "last_pass";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error(
+        "the store at {path} is open in another doorsync process (probably the daemon): use the daemon's \
+         commands, or stop it first"
+    )]
+    Locked { path: PathBuf },
+    #[error("store at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store tree {tree}, key {key}: corrupt value ({reason})")]
+    Corrupt { tree: String, key: String, reason: String },
+    #[error(
+        "the store uses schema version {found}, newer than this doorsync understands ({supported}); upgrade doorsync"
+    )]
+    SchemaTooNew { found: u32, supported: u32 },
+}
+
+/// The agent's database. One process at a time (sled's file lock); cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    path: PathBuf,
+    db: Db,
+    users: Tree,
+    faces: Tree,
+    tombstones: Tree,
+    outbox: Tree,
+    meta: Tree,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn user_key_bytes(key: &UserKey) -> Vec<u8> {
+    // The type is a short enum word; a length prefix keeps (type, id) pairs unambiguous.
+    let t = key.user_type.as_bytes();
+    let mut out = Vec::with_capacity(1 + t.len() + key.user_id.len());
+    out.push(u8::try_from(t.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(&t[..t.len().min(255)]);
+    out.extend_from_slice(key.user_id.as_bytes());
+    out
+}
+
+fn id_bytes(id: DoorUserId) -> [u8; 4] {
+    id.0.to_be_bytes()
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
+        tree: "-".into(),
+        key: "-".into(),
+        reason: format!("cannot encode: {e}"),
+    })
+}
+
+fn decode<T: DeserializeOwned>(tree: &Tree, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree: String::from_utf8_lossy(&tree.name()).into_owned(),
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn tx_err(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed, owner-only) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let io = |source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
+        let db = match sled::Config::new().path(dir.join("db")).open() {
+            Ok(db) => db,
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                return Err(StoreError::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let store = Self {
+            path: dir.to_path_buf(),
+            users: db.open_tree("users")?,
+            faces: db.open_tree("faces")?,
+            tombstones: db.open_tree("tombstones")?,
+            outbox: db.open_tree("outbox")?,
+            meta: db.open_tree("meta")?,
+            db,
+        };
+        match store.get_meta::<u32>(META_SCHEMA)? {
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(_) => {}
+            None => {
+                store.put_meta(META_SCHEMA, &SCHEMA_VERSION)?;
+                store.flush()?;
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    // ---- users -------------------------------------------------------------------------------
+
+    pub fn get_user(&self, key: &UserKey) -> Result<Option<StoredUser>, StoreError> {
+        let k = user_key_bytes(key);
+        self.users.get(&k)?.map(|v| decode(&self.users, &k, &v)).transpose()
+    }
+
+    pub fn put_user(&self, user: &StoredUser) -> Result<(), StoreError> {
+        self.users.insert(user_key_bytes(&user.key), encode(user)?)?;
+        Ok(())
+    }
+
+    pub fn remove_user(&self, key: &UserKey) -> Result<(), StoreError> {
+        self.users.remove(user_key_bytes(key))?;
+        Ok(())
+    }
+
+    /// Every readable user, plus an error for each corrupt entry (which the caller reports).
+    pub fn users(&self) -> Result<(Vec<StoredUser>, Vec<StoreError>), StoreError> {
+        let mut users = Vec::new();
+        let mut corrupt = Vec::new();
+        for item in self.users.iter() {
+            let (k, v) = item?;
+            match decode(&self.users, &k, &v) {
+                Ok(u) => users.push(u),
+                Err(e) => corrupt.push(e),
+            }
+        }
+        Ok((users, corrupt))
+    }
+
+    /// Installs a complete roster atomically: these users, and no others. Called only after a full
+    /// roster walk, so a partial walk can never remove anyone. Durable on return.
+    pub fn replace_roster(&self, users: &[StoredUser]) -> Result<(), StoreError> {
+        let keep: BTreeSet<Vec<u8>> = users.iter().map(|u| user_key_bytes(&u.key)).collect();
+        let mut batch = sled::Batch::default();
+        for item in self.users.iter().keys() {
+            let k = item?;
+            if !keep.contains(k.as_ref()) {
+                batch.remove(k);
+            }
+        }
+        for u in users {
+            batch.insert(user_key_bytes(&u.key), encode(u)?);
+        }
+        self.users.apply_batch(batch)?;
+        self.flush()
+    }
+
+    // ---- faces -------------------------------------------------------------------------------
+
+    /// Stores a normalised face under the sha256 of its bytes (idempotent).
+    pub fn put_face(&self, jpeg: &[u8]) -> Result<FaceRef, StoreError> {
+        let face = FaceRef {
+            sha256: Sha256::digest(jpeg).into(),
+            len_bytes: u32::try_from(jpeg.len()).unwrap_or(u32::MAX),
+        };
+        if !self.faces.contains_key(face.sha256)? {
+            self.faces.insert(face.sha256, jpeg)?;
+        }
+        Ok(face)
+    }
+
+    /// The face's bytes, verified against its hash; a mismatch is reported as corrupt.
+    pub fn get_face(&self, face: &FaceRef) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(bytes) = self.faces.get(face.sha256)? else {
+            return Ok(None);
+        };
+        let got: [u8; 32] = Sha256::digest(&bytes).into();
+        if got != face.sha256 {
+            return Err(StoreError::Corrupt {
+                tree: "faces".into(),
+                key: face.sha256_hex(),
+                reason: format!("content hashes to {}", hex::encode(got)),
+            });
+        }
+        Ok(Some(bytes.to_vec()))
+    }
+
+    pub fn face_count(&self) -> usize {
+        self.faces.len()
+    }
+
+    /// Removes faces that neither a user nor any door's applied state references.
+    pub fn gc_faces(&self, doors: &[&str]) -> Result<usize, StoreError> {
+        let mut live: BTreeSet<[u8; 32]> = BTreeSet::new();
+        for u in self.users()?.0 {
+            live.extend(u.faces.values().map(|f| f.sha256));
+        }
+        for door in doors {
+            for e in self.applied(door)?.values() {
+                live.extend(e.face.iter().map(|f| f.sha256));
+                live.extend(e.record.iter().map(|r| r.face.sha256));
+            }
+        }
+        let mut removed = 0;
+        for item in self.faces.iter().keys() {
+            let k = item?;
+            if !<[u8; 32]>::try_from(k.as_ref()).is_ok_and(|h| live.contains(&h)) {
+                self.faces.remove(k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    // ---- per-door state ----------------------------------------------------------------------
+
+    fn applied_tree(&self, door: &str) -> Result<Tree, StoreError> {
+        Ok(self.db.open_tree(format!("applied/{door}"))?)
+    }
+
+    fn ids_tree(&self, door: &str) -> Result<Tree, StoreError> {
+        Ok(self.db.open_tree(format!("ids/{door}"))?)
+    }
+
+    /// What the door acknowledged holding, by door-local id.
+    pub fn applied(&self, door: &str) -> Result<BTreeMap<DoorUserId, AppliedEntry>, StoreError> {
+        let tree = self.applied_tree(door)?;
+        let mut out = BTreeMap::new();
+        for item in tree.iter() {
+            let (k, v) = item?;
+            let id = <[u8; 4]>::try_from(k.as_ref())
+                .map(u32::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    tree: format!("applied/{door}"),
+                    key: hex::encode(&k),
+                    reason: "key is not a 4-byte id".into(),
+                })?;
+            out.insert(DoorUserId(id), decode(&tree, &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Records an op the door acknowledged. Durable on return (invariant 3).
+    pub fn record_applied(&self, door: &str, id: DoorUserId, entry: &AppliedEntry) -> Result<(), StoreError> {
+        self.applied_tree(door)?.insert(id_bytes(id), encode(entry)?)?;
+        self.flush()
+    }
+
+    /// Records a delete the door acknowledged: the applied entry goes, and so does the user's id
+    /// mapping if it still points at this id (one transaction). Durable on return.
+    pub fn record_deleted(&self, door: &str, id: DoorUserId) -> Result<(), StoreError> {
+        let applied = self.applied_tree(door)?;
+        let ids = self.ids_tree(door)?;
+        (&applied, &ids)
+            .transaction(|(applied, ids)| {
+                if let Some(old) = applied.remove(&id_bytes(id))? {
+                    let entry: AppliedEntry = serde_json::from_slice(&old).map_err(|e| {
+                        ConflictableTransactionError::Abort(StoreError::Corrupt {
+                            tree: format!("applied/{door}"),
+                            key: id.0.to_string(),
+                            reason: e.to_string(),
+                        })
+                    })?;
+                    let k = user_key_bytes(&entry.key);
+                    let maps_here = ids
+                        .get(&k)?
+                        .and_then(|v| serde_json::from_slice::<(UserKey, u32)>(&v).ok())
+                        .is_some_and(|(_, mapped)| mapped == id.0);
+                    if maps_here {
+                        ids.remove(k)?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        self.flush()
+    }
+
+    /// Forgets everything recorded for a door (it was replaced or cleared).
+    pub fn forget_door(&self, door: &str) -> Result<(), StoreError> {
+        self.applied_tree(door)?.clear()?;
+        self.flush()
+    }
+
+    /// The door-local id of each user on this door.
+    pub fn door_ids(&self, door: &str) -> Result<BTreeMap<UserKey, DoorUserId>, StoreError> {
+        let tree = self.ids_tree(door)?;
+        let mut out = BTreeMap::new();
+        for item in tree.iter() {
+            let (k, v) = item?;
+            let (key, id): (UserKey, u32) = decode(&tree, &k, &v)?;
+            out.insert(key, DoorUserId(id));
+        }
+        Ok(out)
+    }
+
+    /// Saves newly allocated ids and the allocator's next value, atomically and durably, before any
+    /// op using them is sent.
+    pub fn save_ids(&self, door: &str, new_ids: &[(UserKey, DoorUserId)], next_id: u32) -> Result<(), StoreError> {
+        let ids = self.ids_tree(door)?;
+        let next_key = format!("next_id/{door}");
+        let mut values = Vec::with_capacity(new_ids.len());
+        for (key, id) in new_ids {
+            values.push((user_key_bytes(key), encode(&(key, id.0))?));
+        }
+        let next = encode(&next_id)?;
+        (&ids, &self.meta)
+            .transaction(|(ids, meta)| {
+                for (k, v) in &values {
+                    ids.insert(k.as_slice(), v.as_slice())?;
+                }
+                meta.insert(next_key.as_bytes(), next.as_slice())?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(tx_err)?;
+        self.flush()
+    }
+
+    /// The next door-local id to hand out on this door (1 for a new door).
+    pub fn next_id(&self, door: &str) -> Result<u32, StoreError> {
+        Ok(self.get_meta::<u32>(&format!("next_id/{door}"))?.unwrap_or(1))
+    }
+
+    pub fn door_status(&self, door: &str) -> Result<DoorStatus, StoreError> {
+        Ok(self.get_meta(&format!("door_status/{door}"))?.unwrap_or_default())
+    }
+
+    pub fn put_door_status(&self, door: &str, status: &DoorStatus) -> Result<(), StoreError> {
+        self.put_meta(&format!("door_status/{door}"), status)
+    }
+
+    // ---- tombstones --------------------------------------------------------------------------
+
+    /// Records a local revocation. Durable on return: it must survive a crash right after `revoke`.
+    pub fn put_tombstone(&self, t: &Tombstone) -> Result<(), StoreError> {
+        self.tombstones.insert(user_key_bytes(&t.key), encode(t)?)?;
+        self.flush()
+    }
+
+    pub fn get_tombstone(&self, key: &UserKey) -> Result<Option<Tombstone>, StoreError> {
+        let k = user_key_bytes(key);
+        self.tombstones
+            .get(&k)?
+            .map(|v| decode(&self.tombstones, &k, &v))
+            .transpose()
+    }
+
+    pub fn remove_tombstone(&self, key: &UserKey) -> Result<(), StoreError> {
+        self.tombstones.remove(user_key_bytes(key))?;
+        self.flush()
+    }
+
+    pub fn tombstones(&self) -> Result<Vec<Tombstone>, StoreError> {
+        self.tombstones
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                decode(&self.tombstones, &k, &v)
+            })
+            .collect()
+    }
+
+    // ---- outbox ------------------------------------------------------------------------------
+
+    /// Queues a cloud call; durable on return. Sequence numbers only grow, so order is kept.
+    pub fn outbox_push(&self, item: &OutboxItem) -> Result<u64, StoreError> {
+        let seq = self.db.generate_id()?;
+        self.outbox.insert(seq.to_be_bytes(), encode(item)?)?;
+        self.flush()?;
+        Ok(seq)
+    }
+
+    /// The oldest queued call, if any.
+    pub fn outbox_peek(&self) -> Result<Option<(u64, OutboxItem)>, StoreError> {
+        let Some((k, v)) = self.outbox.first()? else {
+            return Ok(None);
+        };
+        let seq = <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes).unwrap_or(0);
+        Ok(Some((seq, decode(&self.outbox, &k, &v)?)))
+    }
+
+    /// Removes a call the cloud accepted; durable on return.
+    pub fn outbox_ack(&self, seq: u64) -> Result<(), StoreError> {
+        self.outbox.remove(seq.to_be_bytes())?;
+        self.flush()
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    // ---- meta --------------------------------------------------------------------------------
+
+    pub fn last_pass(&self) -> Result<Option<PassSummary>, StoreError> {
+        self.get_meta(META_LAST_PASS)
+    }
+
+    pub fn put_last_pass(&self, summary: &PassSummary) -> Result<(), StoreError> {
+        self.put_meta(META_LAST_PASS, summary)?;
+        self.flush()
+    }
+
+    pub fn get_meta<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        self.meta
+            .get(name)?
+            .map(|v| decode(&self.meta, name.as_bytes(), &v))
+            .transpose()
+    }
+
+    pub fn put_meta<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
+        self.meta.insert(name, encode(value)?)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! The records the store keeps, as plain serde data (JSON on disk, so a technician can read them).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{FaceRef, Policy, UserKey};
+
+/// A person as the last complete roster pass left them, with their normalised faces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredUser {
+    pub key: UserKey,
+    pub display_name: String,
+    pub policy: Policy,
+    pub expire_at: Option<Timestamp>,
+    /// The cloud's faceId, if it gave one.
+    pub cloud_face_id: Option<String>,
+    /// What the cloud said about the face last time; unchanged means the image need not be fetched again.
+    pub image_fingerprint: Option<String>,
+    /// The face normalised for each hardware profile, by profile name.
+    pub faces: BTreeMap<String, FaceRef>,
+    /// Why this user is failed (bad image, bad record), shown by `status`; `None` when healthy.
+    pub failure: Option<String>,
+    /// The roster lists the user with a pending delete (`transferDeleted`/`deleteTimeout`).
+    pub roster_revoked: bool,
+    pub updated_at: Timestamp,
+}
+
+/// A technician's local revocation (invariant 4). It outlives stale rosters; only a newer cloud
+/// grant clears it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub key: UserKey,
+    pub revoked_at: Timestamp,
+    pub reason: String,
+}
+
+/// A cloud call to make when the cloud is reachable, kept in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OutboxItem {
+    DeleteFace {
+        key: UserKey,
+    },
+    ModifyUser {
+        identity_id: String,
+        name: Option<String>,
+        ext_info: Option<String>,
+    },
+}
+
+/// What `status` shows for one door.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorStatus {
+    pub last_verified_at: Option<Timestamp>,
+    /// Revocation or roster change → door acknowledgement, as last measured.
+    pub last_revocation_latency_ms: Option<u64>,
+    pub last_error: Option<String>,
+    /// Operations planned but not yet acknowledged.
+    pub pending: u64,
+    /// Users the door could not take, with the reason.
+    pub failed: BTreeMap<String, String>,
+}
+
+/// The outcome of the last pull pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassSummary {
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub users_total: u64,
+    pub users_failed: u64,
+    pub images_downloaded: u64,
+    pub error: Option<String>,
+}
