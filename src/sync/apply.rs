@@ -1,0 +1,512 @@
+//! Applying one door's plan: deletes first, and each op recorded in the store only after the door
+//! acknowledged it (invariant 3), so a crash at any point leaves a state the next pass converges from.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::plan::{self, MonotonicIds, Plan};
+use crate::domain::{AppliedEntry, DoorOp, DoorUserId, Policy, Profile, UserEntry};
+use crate::door::{Door, DoorError, vendor};
+use crate::store::{Store, StoreError, StoredUser};
+
+/// Records per `upsert_users` call: small enough that progress is recorded often, large enough to
+/// fill a record file.
+const UPSERT_CHUNK: usize = 32;
+
+/// One door as the sync layer sees it.
+pub struct DoorTarget<'a> {
+    pub name: &'a str,
+    pub profile: &'a Profile,
+    pub door: &'a dyn Door,
+}
+
+/// What applying a plan did to one door.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ApplyReport {
+    pub deleted: u64,
+    pub upserted: u64,
+    pub faces_sent: u64,
+    pub image_bytes_sent: u64,
+    /// Users the door could not take, by user key, with the reason.
+    pub failed: BTreeMap<String, String>,
+    pub over_capacity: u64,
+    /// Ops still to do when the apply stopped (door offline, or desired state changed).
+    pub pending: u64,
+    /// Desired state changed mid-apply; the caller re-plans at once.
+    pub interrupted: bool,
+    /// Why the apply stopped early, if it did.
+    pub error: Option<String>,
+}
+
+impl ApplyReport {
+    /// The door holds exactly the desired state as far as the agent knows.
+    pub fn converged(&self) -> bool {
+        self.pending == 0 && self.error.is_none() && !self.interrupted
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How each stored user looks from a door with `profile_name`, with tombstones applied.
+pub fn user_entries(store: &Store, profile_name: &str) -> Result<Vec<UserEntry>, StoreError> {
+    let tombstoned: std::collections::BTreeSet<_> = store.tombstones()?.into_iter().map(|t| t.key).collect();
+    let (users, corrupt) = store.users()?;
+    for e in corrupt {
+        tracing::error!(error = %e, "skipping a corrupt user record");
+    }
+    Ok(users
+        .iter()
+        .map(|u| user_entry(u, profile_name, tombstoned.contains(&u.key)))
+        .collect())
+}
+
+fn user_entry(u: &StoredUser, profile_name: &str, tombstoned: bool) -> UserEntry {
+    UserEntry {
+        key: u.key.clone(),
+        display_name: u.display_name.clone(),
+        // A roster entry with a pending cloud-side delete must not pass, whatever its policy says.
+        policy: if u.roster_revoked { Policy::Deny } else { u.policy },
+        expire_at: u.expire_at,
+        face: u.faces.get(profile_name).copied(),
+        revoked_locally: tombstoned,
+    }
+}
+
+/// Plans `target` against the store at `now` and applies the plan. `generation` counts changes to
+/// desired state (revocations, roster changes): if it moves while this runs, the apply stops before
+/// its next non-delete op so a stale plan never re-adds someone just revoked.
+pub async fn apply_door(
+    store: &Store,
+    target: &DoorTarget<'_>,
+    now: Timestamp,
+    generation: &AtomicU64,
+) -> Result<ApplyReport, ApplyError> {
+    let started_generation = generation.load(Ordering::SeqCst);
+    let entries = user_entries(store, &target.profile.name)?;
+    let mut applied = store.applied(target.name)?;
+    let ids = store.door_ids(target.name)?;
+    let mut alloc = MonotonicIds {
+        next: store.next_id(target.name)?,
+    };
+    let plan = plan::plan(now, &entries, &applied, &ids, target.profile.capacity_users, &mut alloc);
+    // Ids must be durable before any op that uses them reaches the door.
+    store.save_ids(target.name, &plan.new_ids, alloc.next)?;
+
+    let mut report = ApplyReport {
+        over_capacity: plan.over_capacity.len() as u64,
+        ..Default::default()
+    };
+    for key in &plan.over_capacity {
+        report.failed.insert(
+            key.to_string(),
+            format!("door {} is full ({} users)", target.name, target.profile.capacity_users),
+        );
+    }
+    let total = plan.ops.len() as u64;
+    let mut done = 0u64;
+    let result = run_plan(
+        store,
+        target,
+        &plan,
+        &mut applied,
+        generation,
+        started_generation,
+        &mut report,
+        &mut done,
+    )
+    .await;
+    report.pending = total - done;
+    if let Err(e) = result {
+        match e {
+            Stop::Door(e) => report.error = Some(e.to_string()),
+            Stop::Replan => report.interrupted = true,
+            Stop::Store(e) => return Err(e.into()),
+        }
+    }
+    let mut status = store.door_status(target.name)?;
+    status.pending = report.pending;
+    status.failed = report.failed.clone();
+    status.last_error = report.error.clone();
+    store.put_door_status(target.name, &status)?;
+    Ok(report)
+}
+
+enum Stop {
+    Door(DoorError),
+    Replan,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Store(e)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_plan(
+    store: &Store,
+    target: &DoorTarget<'_>,
+    plan: &Plan,
+    applied: &mut BTreeMap<DoorUserId, AppliedEntry>,
+    generation: &AtomicU64,
+    started_generation: u64,
+    report: &mut ApplyReport,
+    done: &mut u64,
+) -> Result<(), Stop> {
+    let record = |applied: &mut BTreeMap<DoorUserId, AppliedEntry>, op: &DoorOp| {
+        if let Err(e) = plan::apply_to(applied, op, |id| plan.key_of(id).cloned()) {
+            tracing::warn!(door = target.name, error = %e, "acknowledged op does not fit the applied model");
+        }
+    };
+    let batch = vendor::delete_batch_size(target.profile.osdp.max_mfg_data_bytes).max(1);
+    let deletes: Vec<DoorUserId> = plan.deletes().collect();
+    for chunk in deletes.chunks(batch) {
+        target.door.delete_users(chunk).await.map_err(Stop::Door)?;
+        for id in chunk {
+            record(applied, &DoorOp::Delete(*id));
+            store.record_deleted(target.name, *id)?;
+        }
+        report.deleted += chunk.len() as u64;
+        *done += chunk.len() as u64;
+    }
+
+    let upserts: Vec<_> = plan.upserts().cloned().collect();
+    for chunk in upserts.chunks(UPSERT_CHUNK) {
+        if generation.load(Ordering::SeqCst) != started_generation {
+            return Err(Stop::Replan);
+        }
+        match target.door.upsert_users(chunk).await {
+            Ok(()) => {
+                for r in chunk {
+                    record(applied, &DoorOp::Upsert(r.clone()));
+                    if let Some(entry) = applied.get(&r.id) {
+                        store.record_applied(target.name, r.id, entry)?;
+                    }
+                }
+                report.upserted += chunk.len() as u64;
+            }
+            Err(e) if e.is_transient() => return Err(Stop::Door(e)),
+            Err(e) => {
+                for r in chunk {
+                    let who = plan
+                        .key_of(r.id)
+                        .map(ToString::to_string)
+                        .unwrap_or_else(|| r.id.to_string());
+                    report.failed.insert(who, e.to_string());
+                }
+            }
+        }
+        *done += chunk.len() as u64;
+    }
+
+    for (id, face) in plan.faces() {
+        if generation.load(Ordering::SeqCst) != started_generation {
+            return Err(Stop::Replan);
+        }
+        let who = plan
+            .key_of(id)
+            .map(ToString::to_string)
+            .unwrap_or_else(|| id.to_string());
+        let jpeg = match store.get_face(&face) {
+            Ok(Some(jpeg)) => jpeg,
+            Ok(None) => {
+                report
+                    .failed
+                    .insert(who, format!("face {} is missing from the store", face.sha256_hex()));
+                *done += 1;
+                continue;
+            }
+            Err(e) => {
+                report.failed.insert(who, e.to_string());
+                *done += 1;
+                continue;
+            }
+        };
+        let len = jpeg.len() as u64;
+        match target.door.put_face(id, face, Bytes::from(jpeg)).await {
+            Ok(()) => {
+                record(applied, &DoorOp::PutFace { id, face });
+                if let Some(entry) = applied.get(&id) {
+                    store.record_applied(target.name, id, entry)?;
+                }
+                report.faces_sent += 1;
+                report.image_bytes_sent += len;
+            }
+            Err(e) if e.is_transient() => return Err(Stop::Door(e)),
+            Err(e) => {
+                report.failed.insert(who, e.to_string());
+            }
+        }
+        *done += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use mockall::Sequence;
+
+    use super::*;
+    use crate::domain::{DoorRecord, FaceRef, ImageLimits, OsdpLimits, UserKey};
+    use crate::door::{FileResult, MockDoor};
+    use crate::store::StoredUser;
+
+    fn profile() -> Profile {
+        Profile {
+            name: "generic-face-v1".into(),
+            description: String::new(),
+            image: ImageLimits {
+                max_width_px: 480,
+                max_height_px: 640,
+                max_bytes: 40_960,
+                jpeg_quality: 85,
+            },
+            osdp: OsdpLimits {
+                max_packet_bytes: 1024,
+                max_mfg_data_bytes: 64,
+            },
+            capacity_users: 100,
+            vendor_code: [0x02, 0x44, 0x53],
+        }
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_767_225_600).unwrap()
+    }
+
+    fn add_user(store: &Store, id: &str) -> FaceRef {
+        let face = store.put_face(format!("jpeg of {id}").as_bytes()).unwrap();
+        let mut faces = BTreeMap::new();
+        faces.insert("generic-face-v1".to_string(), face);
+        store
+            .put_user(&StoredUser {
+                key: UserKey::new("IDENTITY", id),
+                display_name: id.into(),
+                policy: Policy::Permission,
+                expire_at: None,
+                cloud_face_id: None,
+                image_fingerprint: None,
+                faces,
+                failure: None,
+                roster_revoked: false,
+                updated_at: now(),
+            })
+            .unwrap();
+        face
+    }
+
+    /// A door that already holds `id` under door id 9 (e.g. someone revoked since the last pass).
+    fn seed_applied(store: &Store, id: &str) {
+        let face = store.put_face(b"old").unwrap();
+        let key = UserKey::new("IDENTITY", id);
+        store.save_ids("lobby", &[(key.clone(), DoorUserId(9))], 10).unwrap();
+        let record = DoorRecord {
+            id: DoorUserId(9),
+            policy: Policy::Permission,
+            expire_at: None,
+            face,
+            display_name: id.into(),
+        };
+        store
+            .record_applied(
+                "lobby",
+                DoorUserId(9),
+                &AppliedEntry {
+                    key,
+                    record: Some(record),
+                    face: Some(face),
+                },
+            )
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn deletes_go_first_and_every_acknowledged_op_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let face = add_user(&store, "a");
+        seed_applied(&store, "gone");
+        let mut door = MockDoor::new();
+        let mut seq = Sequence::new();
+        door.expect_delete_users()
+            .withf(|ids| ids == [DoorUserId(9)])
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        door.expect_upsert_users()
+            .withf(|r| r.len() == 1 && r[0].display_name == "a")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        door.expect_put_face()
+            .withf(move |_, f, jpeg| *f == face && jpeg.as_ref() == b"jpeg of a")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _| Ok(()));
+        let p = profile();
+        let target = DoorTarget {
+            name: "lobby",
+            profile: &p,
+            door: &door,
+        };
+        let report = apply_door(&store, &target, now(), &AtomicU64::new(0)).await.unwrap();
+        assert!(report.converged(), "{report:?}");
+        assert_eq!((report.deleted, report.upserted, report.faces_sent), (1, 1, 1));
+        let applied = store.applied("lobby").unwrap();
+        assert_eq!(applied.len(), 1);
+        let entry = applied.values().next().unwrap();
+        assert_eq!(entry.key, UserKey::new("IDENTITY", "a"));
+        assert_eq!(entry.face, Some(face));
+    }
+
+    #[tokio::test]
+    async fn a_second_pass_with_nothing_changed_sends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        add_user(&store, "a");
+        let mut door = MockDoor::new();
+        door.expect_upsert_users().times(1).returning(|_| Ok(()));
+        door.expect_put_face().times(1).returning(|_, _, _| Ok(()));
+        let p = profile();
+        apply_door(
+            &store,
+            &DoorTarget {
+                name: "lobby",
+                profile: &p,
+                door: &door,
+            },
+            now(),
+            &AtomicU64::new(0),
+        )
+        .await
+        .unwrap();
+        let quiet = MockDoor::new(); // any call panics
+        let report = apply_door(
+            &store,
+            &DoorTarget {
+                name: "lobby",
+                profile: &p,
+                door: &quiet,
+            },
+            now(),
+            &AtomicU64::new(0),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report, ApplyReport::default());
+    }
+
+    #[tokio::test]
+    async fn a_door_that_drops_mid_plan_keeps_only_what_it_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        add_user(&store, "a");
+        let mut door = MockDoor::new();
+        door.expect_upsert_users().times(1).returning(|_| Ok(()));
+        door.expect_put_face().times(1).returning(|_, _, _| {
+            Err(DoorError::Offline {
+                reason: "silent".into(),
+            })
+        });
+        let p = profile();
+        let report = apply_door(
+            &store,
+            &DoorTarget {
+                name: "lobby",
+                profile: &p,
+                door: &door,
+            },
+            now(),
+            &AtomicU64::new(0),
+        )
+        .await
+        .unwrap();
+        assert!(!report.converged());
+        assert_eq!(report.pending, 1);
+        assert!(report.error.as_deref().is_some_and(|e| e.contains("offline")));
+        let entry = store.applied("lobby").unwrap().into_values().next().unwrap();
+        assert!(
+            entry.record.is_some() && entry.face.is_none(),
+            "record acked, face not: {entry:?}"
+        );
+        assert_eq!(store.door_status("lobby").unwrap().pending, 1);
+    }
+
+    #[tokio::test]
+    async fn a_face_the_door_refuses_fails_only_that_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let bad = add_user(&store, "a");
+        add_user(&store, "b");
+        let mut door = MockDoor::new();
+        door.expect_upsert_users().returning(|_| Ok(()));
+        door.expect_put_face().times(2).returning(move |_, f, _| {
+            if f == bad {
+                Err(DoorError::FileRejected {
+                    result: FileResult::Unusable,
+                })
+            } else {
+                Ok(())
+            }
+        });
+        let p = profile();
+        let report = apply_door(
+            &store,
+            &DoorTarget {
+                name: "lobby",
+                profile: &p,
+                door: &door,
+            },
+            now(),
+            &AtomicU64::new(0),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.faces_sent, 1);
+        assert_eq!(report.failed.len(), 1);
+        assert!(report.failed.contains_key("IDENTITY:a"), "{:?}", report.failed);
+        assert!(report.error.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_revocation_during_the_apply_stops_it_before_the_next_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        add_user(&store, "a");
+        let generation = Arc::new(AtomicU64::new(0));
+        let bump = Arc::clone(&generation);
+        let mut door = MockDoor::new();
+        door.expect_upsert_users().times(1).returning(move |_| {
+            bump.fetch_add(1, Ordering::SeqCst); // e.g. `doorsync revoke` ran meanwhile
+            Ok(())
+        });
+        let p = profile();
+        let report = apply_door(
+            &store,
+            &DoorTarget {
+                name: "lobby",
+                profile: &p,
+                door: &door,
+            },
+            now(),
+            &generation,
+        )
+        .await
+        .unwrap();
+        assert!(report.interrupted);
+        assert_eq!(report.faces_sent, 0);
+    }
+}
