@@ -107,21 +107,40 @@ impl Decoder {
         self.last_byte_at = Some(now);
     }
 
-    /// Tell the decoder time has passed without bytes; drops a partial packet after 20 ms of silence.
+    /// Tell the decoder time has passed without bytes. After 20 ms of silence the incomplete candidate
+    /// at the front is abandoned: its SOM is dropped and the hunt resumes in the bytes after it, so a
+    /// stray SOM in line noise cannot swallow a real packet that followed it.
     pub fn on_idle(&mut self, now: Instant) {
-        if let Some(at) = self.poll_at()
-            && now >= at
-        {
-            let buffered = self.buf.len();
-            self.buf.clear();
+        let Some(at) = self.poll_at() else { return };
+        if now < at {
+            return;
+        }
+        let buffered = self.buf.len();
+        while !self.buf.is_empty() && self.front_incomplete() {
+            self.buf.drain(..1);
+            self.stats.skipped_bytes += 1;
+            self.skip_to_som();
+        }
+        if self.buf.is_empty() {
             self.last_byte_at = None;
-            self.record(DecodeError::InterCharTimeout { buffered });
+        }
+        self.record(DecodeError::InterCharTimeout { buffered });
+    }
+
+    /// The front candidate cannot be judged yet (short header, or LEN beyond what is buffered).
+    fn front_incomplete(&self) -> bool {
+        match self.buf.get(..HEADER_LEN) {
+            None => true,
+            Some(h) => {
+                let len = usize::from(u16::from_le_bytes([h[2], h[3]]));
+                len <= self.max_packet_len && self.buf.len() < len
+            }
         }
     }
 
     /// When a held partial packet will be dropped, if one is held.
     pub fn poll_at(&self) -> Option<Instant> {
-        if self.buf.is_empty() {
+        if self.buf.is_empty() || !self.front_incomplete() {
             return None;
         }
         self.last_byte_at.map(|t| t + INTER_CHAR_TIMEOUT)
@@ -314,6 +333,20 @@ mod tests {
         assert_eq!(drain(&mut d).0, Vec::<Vec<u8>>::new());
         d.push(late, &poll);
         assert_eq!(drain(&mut d).0, vec![poll]);
+    }
+
+    #[test]
+    fn test_stray_som_in_noise_does_not_swallow_the_packet_after_it() {
+        let t = Instant::now();
+        let mut d = Decoder::new(256);
+        // Noise "53 00 40 00 04" claims a 64-byte packet; the real ACK follows at once.
+        let mut bytes = hex("53 00 40 00 04");
+        bytes.extend(hex(ACK));
+        d.push(t, &bytes);
+        assert_eq!(d.next_frame(), Ok(None));
+        d.on_idle(t + INTER_CHAR_TIMEOUT);
+        assert_eq!(drain(&mut d).0, vec![hex(ACK)]);
+        assert_eq!(d.poll_at(), None);
     }
 
     proptest! {

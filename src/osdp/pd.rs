@@ -59,6 +59,21 @@ impl PdLink {
     /// Feed bytes read from the line.
     pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
         self.decoder.push(now, bytes);
+        self.drain_frames();
+    }
+
+    /// Run the inter-character timer (call at [`PdLink::poll_at`]).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.decoder.on_idle(now);
+        self.drain_frames();
+    }
+
+    /// When [`PdLink::handle_timeout`] has work.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.decoder.poll_at()
+    }
+
+    fn drain_frames(&mut self) {
         loop {
             match self.decoder.next_frame() {
                 Ok(Some(frame)) => {

@@ -358,6 +358,7 @@ impl PdSession {
     /// Expire reply deadlines, the offline timer and the decoder's inter-character timer.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.decoder.on_idle(now);
+        self.drain_frames(now);
         if let Some(out) = self.outstanding.as_mut()
             && let Phase::AwaitingReply { deadline } = out.phase
             && now >= deadline
@@ -381,6 +382,10 @@ impl PdSession {
     /// Feed bytes read from the line at `now`.
     pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
         self.decoder.push(now, bytes);
+        self.drain_frames(now);
+    }
+
+    fn drain_frames(&mut self, now: Instant) {
         loop {
             match self.decoder.next_frame() {
                 Ok(Some(frame)) => match frame.repr() {
