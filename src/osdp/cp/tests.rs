@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::osdp::command::Mfg;
 use crate::osdp::pd::{PdInput, PdLink};
+use crate::osdp::reply::Nak;
 use crate::osdp::reply::{CapRecord, MfgRep};
 
 const MS: Duration = Duration::from_millis(1);
