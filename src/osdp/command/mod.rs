@@ -130,6 +130,18 @@ pub(crate) mod tests {
         }
 
         #[test]
+        fn prop_command_survives_packet_and_decoder(cmd in any_command(), sqn in 0u8..=3, use_crc: bool) {
+            let data = cmd.encode().unwrap();
+            let repr = crate::osdp::PacketRepr { address: 5, reply: false, sqn, use_crc, code: cmd.code(), data: &data };
+            let mut decoder = crate::osdp::Decoder::new(1440);
+            decoder.push(std::time::Instant::now(), &repr.to_vec().unwrap());
+            let frame = decoder.next_frame().unwrap().unwrap();
+            let back = frame.repr().unwrap();
+            prop_assert_eq!((back.address, back.sqn, back.use_crc), (5, sqn, use_crc));
+            prop_assert_eq!(Command::decode(back.code, back.data).unwrap(), cmd);
+        }
+
+        #[test]
         fn prop_command_decode_is_total(code: u8, data in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = Command::decode(code, &data);
         }

@@ -386,6 +386,48 @@ fn replies_for_other_addresses_and_echoed_commands_are_ignored() {
     assert!(b.events.iter().all(|e| !matches!(e, Event::Reply { .. })));
 }
 
+#[test]
+fn checksum_mode_session_reaches_online_and_pd_answers_in_kind() {
+    let t = Instant::now();
+    let config = SessionConfig {
+        use_crc: false,
+        send_mark: false,
+        ..SessionConfig::new(1)
+    };
+    let mut b = Bench {
+        s: PdSession::new(config, t),
+        pd: PdLink::new(1, 256),
+        t,
+        events: Vec::new(),
+    };
+    let tx = b.tx().unwrap();
+    // Annex E gives checksum 0x44 for this ID to address 0; address 1 adds one to the sum.
+    assert_eq!(tx, hex::decode("5301080000610043").unwrap());
+    let r = PacketRepr::parse_bytes(&tx).unwrap();
+    assert!(!r.use_crc);
+    let answer = b.answer(&tx, standard);
+    assert!(!PacketRepr::parse_bytes(&answer).unwrap().use_crc);
+    let tx = b.tx().unwrap();
+    b.answer(&tx, standard);
+    assert_eq!(b.s.state(), PdState::Online);
+}
+
+#[test]
+fn secure_channel_reply_is_ignored_not_misparsed() {
+    let mut b = Bench::online();
+    b.advance(150 * MS);
+    let tx = b.tx().unwrap();
+    assert_eq!(parse(&tx).1, 0x60);
+    // A PD ACK inside a secure session (osdp.md §7): SCB present, so it must not count as the reply.
+    b.s.handle_bytes(
+        b.t,
+        &hex::decode("53810E000E02164 0F5E7DF51691F".replace(' ', "")).unwrap(),
+    );
+    b.drain();
+    b.advance(200 * MS);
+    assert_eq!(b.tx(), Some(tx), "the poll is still unanswered and is resent");
+}
+
 #[derive(Debug, Clone, Copy)]
 enum PdBehaviour {
     Answer,
