@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::command::Command;
+use super::command::{Command, cap as cap_code};
 use super::decoder::{DecodeStats, Decoder};
 use super::reply::{NakCode, PdCap, PdId, Reply};
 use super::wire::{self, MARK, PacketRepr, WireError};
@@ -317,13 +317,19 @@ impl PdSession {
                     address = self.config.address,
                     "osdp NAK unexpected SQN: restarting link"
                 );
-                if let Purpose::User(id) = out.purpose {
-                    self.events.push_back(Event::Failed {
-                        id,
-                        reason: FailReason::LinkRestarted,
-                    });
-                }
-                self.restart_link(now, now);
+                let at = match out.purpose {
+                    Purpose::User(id) => {
+                        self.events.push_back(Event::Failed {
+                            id,
+                            reason: FailReason::LinkRestarted,
+                        });
+                        now
+                    }
+                    Purpose::KeepAlive => now,
+                    // A NAK 0x04 to our own SQN-0 discovery would loop at line speed; pace it.
+                    Purpose::Discover => now + self.config.probe_interval,
+                };
+                self.restart_link(now, at);
             }
             Ok(reply) => self.complete(now, out, reply),
             Err(err) => {
@@ -352,6 +358,17 @@ impl PdSession {
                 self.set_state(PdState::Online);
                 let pdid = self.pdid.unwrap_or_default();
                 self.events.push_back(Event::Online { pdid, pdcap });
+            }
+            (Purpose::Discover, Reply::Nak(nak)) if out.code == cap_code::CODE => {
+                // A PD without osdp_CAP support: go on with no capabilities (profile limits apply).
+                tracing::warn!(address = self.config.address, nak = %nak.code, "osdp PD refused osdp_CAP");
+                self.pdcap = Some(PdCap::default());
+                self.set_state(PdState::Online);
+                let pdid = self.pdid.unwrap_or_default();
+                self.events.push_back(Event::Online {
+                    pdid,
+                    pdcap: PdCap::default(),
+                });
             }
             (Purpose::Discover, other) => {
                 tracing::warn!(

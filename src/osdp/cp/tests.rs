@@ -286,6 +286,27 @@ fn nak_unexpected_sqn_restarts_discovery_with_sqn_0() {
 }
 
 #[test]
+fn pd_refusing_cap_still_comes_online_with_profile_limits() {
+    let mut b = Bench::new();
+    let tx = b.tx().unwrap();
+    b.answer(&tx, standard);
+    let tx = b.tx().unwrap();
+    b.answer(&tx, |_| Reply::Nak(Nak::new(NakCode::UnknownCommand)));
+    assert_eq!(b.s.state(), PdState::Online);
+    assert_eq!(b.s.max_packet_bytes(), 1440);
+}
+
+#[test]
+fn nak_04_to_discovery_is_paced_by_the_probe_interval() {
+    let mut b = Bench::new();
+    let tx = b.tx().unwrap();
+    b.inject(parse(&tx).0, &Reply::Nak(Nak::new(NakCode::UnexpectedSequence)));
+    assert_eq!(b.tx(), None);
+    b.advance(Duration::from_secs(1));
+    assert_eq!(parse(&b.tx().unwrap()), (0, 0x61, vec![0]));
+}
+
+#[test]
 fn busy_reply_resends_the_same_bytes_after_the_busy_delay() {
     let mut b = Bench::online();
     let id =
