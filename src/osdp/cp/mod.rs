@@ -171,6 +171,22 @@ impl PdSession {
         Ok(id)
     }
 
+    /// Restart the link now (SQN 0, osdp_ID, osdp_CAP), e.g. after FTSTAT said the PD reboots. A pending
+    /// submitted command fails with [`FailReason::LinkRestarted`].
+    pub fn restart(&mut self, now: Instant) {
+        if let Some(Outstanding {
+            purpose: Purpose::User(id),
+            ..
+        }) = self.outstanding.take()
+        {
+            self.events.push_back(Event::Failed {
+                id,
+                reason: FailReason::LinkRestarted,
+            });
+        }
+        self.restart_link(now, now);
+    }
+
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

@@ -307,6 +307,23 @@ fn nak_04_to_discovery_is_paced_by_the_probe_interval() {
 }
 
 #[test]
+fn explicit_restart_fails_the_pending_command_and_rediscovers() {
+    let mut b = Bench::online();
+    let id = b.s.submit(Command::Abort).unwrap();
+    let _ = b.tx().unwrap();
+    b.s.restart(b.t);
+    b.drain();
+    assert_eq!(
+        b.events.last(),
+        Some(&Event::Failed {
+            id,
+            reason: FailReason::LinkRestarted
+        })
+    );
+    assert_eq!(parse(&b.tx().unwrap()), (0, 0x61, vec![0]));
+}
+
+#[test]
 fn busy_reply_resends_the_same_bytes_after_the_busy_delay() {
     let mut b = Bench::online();
     let id =
