@@ -3,3 +3,4 @@
 
 mod config;
 mod faces;
+mod osdp;

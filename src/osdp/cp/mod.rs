@@ -1,0 +1,547 @@
+//! The control-panel session with one PD (OSDP v2.2 §5.9 sequencing, §5.8 timing): a sans-IO state
+//! machine in the style of smoltcp sockets and rumqttc's `MqttState`.
+//!
+//! The runtime feeds it bytes ([`PdSession::handle_bytes`]) and time, writes what
+//! [`PdSession::poll_transmit`] returns, drains [`PdSession::poll_event`], and sleeps until
+//! [`PdSession::poll_at`]. Invariants: at most one command is on the wire; a resend is byte-identical
+//! (same SQN); SQN runs 0 after (re)start, then 1, 2, 3, 1, …; state changes only through `set_state`.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::command::{Command, cap as cap_code};
+use super::decoder::{DecodeStats, Decoder};
+use super::reply::{NakCode, PdCap, PdId, Reply};
+use super::wire::{self, MARK, PacketRepr, WireError};
+use super::{MessageError, next_sqn};
+
+#[cfg(test)]
+mod tests;
+mod types;
+
+pub use types::{CommandId, Event, FailReason, PdState, SessionConfig, SubmitError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    User(CommandId),
+    Discover,
+    KeepAlive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Due(Instant),
+    AwaitingReply { deadline: Instant },
+}
+
+#[derive(Debug, Clone)]
+struct Outstanding {
+    purpose: Purpose,
+    code: u8,
+    sqn: u8,
+    bytes: Vec<u8>,
+    transmissions: u8,
+    phase: Phase,
+}
+
+/// The CP side of the link to one PD.
+#[derive(Debug)]
+pub struct PdSession {
+    config: SessionConfig,
+    state: PdState,
+    decoder: Decoder,
+    next_sqn: u8,
+    outstanding: Option<Outstanding>,
+    queued: Option<(CommandId, u8, Vec<u8>)>,
+    next_id: u64,
+    last_heard: Instant,
+    idle_since: Instant,
+    discover_at: Option<Instant>,
+    pdid: Option<PdId>,
+    pdcap: Option<PdCap>,
+    events: VecDeque<Event>,
+}
+
+impl PdSession {
+    pub fn new(config: SessionConfig, now: Instant) -> Self {
+        PdSession {
+            decoder: Decoder::new(config.max_reply_bytes),
+            config,
+            state: PdState::Init,
+            next_sqn: 0,
+            outstanding: None,
+            queued: None,
+            next_id: 0,
+            last_heard: now,
+            idle_since: now,
+            discover_at: Some(now),
+            pdid: None,
+            pdcap: None,
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    pub fn state(&self) -> PdState {
+        self.state
+    }
+
+    /// What the PD said in osdp_PDID during the last discovery.
+    pub fn pdid(&self) -> Option<&PdId> {
+        self.pdid.as_ref()
+    }
+
+    /// What the PD said in osdp_PDCAP during the last discovery.
+    pub fn pdcap(&self) -> Option<&PdCap> {
+        self.pdcap.as_ref()
+    }
+
+    /// Line-quality counters of the reply decoder.
+    pub fn decode_stats(&self) -> &DecodeStats {
+        self.decoder.stats()
+    }
+
+    /// Largest command packet (SOM through check bytes) to send: the profile cap, lowered by the PD's
+    /// receive buffer (capability 10, minus the mark byte if we send one) and largest combined message (11).
+    pub fn max_packet_bytes(&self) -> usize {
+        let mark = usize::from(self.config.send_mark);
+        let mut max = self.config.max_packet_bytes;
+        if let Some(cap) = &self.pdcap {
+            if let Some(rx) = cap.receive_buffer_bytes().filter(|v| *v > 0) {
+                max = max.min(usize::from(rx).saturating_sub(mark));
+            }
+            if let Some(comb) = cap.largest_combined_message_bytes().filter(|v| *v > 0) {
+                max = max.min(usize::from(comb));
+            }
+        }
+        max
+    }
+
+    /// Largest command DATA (after CODE) that fits in [`PdSession::max_packet_bytes`].
+    pub fn max_command_data_bytes(&self) -> usize {
+        self.max_packet_bytes()
+            .saturating_sub(wire::HEADER_LEN + 1 + self.check_len())
+    }
+
+    fn check_len(&self) -> usize {
+        if self.config.use_crc { 2 } else { 1 }
+    }
+
+    /// True when [`PdSession::submit`] would accept a command (size aside).
+    pub fn can_submit(&self) -> bool {
+        self.state == PdState::Online && self.queued.is_none() && !self.user_outstanding()
+    }
+
+    fn user_outstanding(&self) -> bool {
+        matches!(
+            self.outstanding,
+            Some(Outstanding {
+                purpose: Purpose::User(_),
+                ..
+            })
+        )
+    }
+
+    /// Queue one command. Fails unless online and no other submitted command is pending.
+    pub fn submit(&mut self, cmd: Command) -> Result<CommandId, SubmitError> {
+        if self.state != PdState::Online {
+            return Err(SubmitError::NotOnline { state: self.state });
+        }
+        if !self.can_submit() {
+            return Err(SubmitError::Busy);
+        }
+        let data = cmd.encode()?;
+        let len = wire::HEADER_LEN + 1 + data.len() + self.check_len();
+        let max = self.max_packet_bytes();
+        if len > max {
+            return Err(SubmitError::TooLarge { len, max });
+        }
+        let id = CommandId(self.next_id);
+        self.next_id += 1;
+        tracing::debug!(
+            address = self.config.address,
+            id = id.0,
+            command = cmd.name(),
+            "osdp command queued"
+        );
+        self.queued = Some((id, cmd.code(), data));
+        Ok(id)
+    }
+
+    /// Restart the link now (SQN 0, osdp_ID, osdp_CAP), e.g. after FTSTAT said the PD reboots. A pending
+    /// submitted command fails with [`FailReason::LinkRestarted`].
+    pub fn restart(&mut self, now: Instant) {
+        if let Some(Outstanding {
+            purpose: Purpose::User(id),
+            ..
+        }) = self.outstanding.take()
+        {
+            self.events.push_back(Event::Failed {
+                id,
+                reason: FailReason::LinkRestarted,
+            });
+        }
+        self.restart_link(now, now);
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant at which `poll_transmit` has work (a send, a timeout, a state change).
+    pub fn poll_at(&self) -> Option<Instant> {
+        let mut at: Option<Instant> = None;
+        let mut take = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
+        match &self.outstanding {
+            Some(o) => match o.phase {
+                Phase::Due(t) => take(t),
+                Phase::AwaitingReply { deadline } => take(deadline),
+            },
+            None => {
+                if let Some(t) = self.discover_at {
+                    take(t);
+                }
+                if self.state == PdState::Online {
+                    take(if self.queued.is_some() {
+                        self.idle_since
+                    } else {
+                        self.idle_since + self.config.poll_interval
+                    });
+                }
+            }
+        }
+        if self.state != PdState::Offline {
+            take(self.last_heard + self.config.offline_after);
+        }
+        if let Some(t) = self.decoder.poll_at() {
+            take(t);
+        }
+        at
+    }
+
+    /// Run timers and return the next bytes to write, if any. Call when `poll_at` passes and after
+    /// `handle_bytes`/`submit`.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.handle_timeout(now);
+        if self.outstanding.is_none() {
+            self.start_next(now);
+        }
+        let out = self.outstanding.as_mut()?;
+        match out.phase {
+            Phase::Due(t) if t <= now => {
+                out.transmissions = out.transmissions.saturating_add(1);
+                out.phase = Phase::AwaitingReply {
+                    deadline: now + self.config.reply_timeout,
+                };
+                tracing::trace!(address = self.config.address, sqn = out.sqn, code = out.code, "osdp tx");
+                Some(out.bytes.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Expire reply deadlines, the offline timer and the decoder's inter-character timer.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.decoder.on_idle(now);
+        self.drain_frames(now);
+        if let Some(out) = self.outstanding.as_mut()
+            && let Phase::AwaitingReply { deadline } = out.phase
+            && now >= deadline
+        {
+            if out.transmissions <= self.config.max_retries {
+                tracing::debug!(
+                    address = self.config.address,
+                    sqn = out.sqn,
+                    "osdp reply timeout, resending"
+                );
+                out.phase = Phase::Due(now);
+            } else if let Some(out) = self.outstanding.take() {
+                self.give_up(now, out);
+            }
+        }
+        if self.state != PdState::Offline && now >= self.last_heard + self.config.offline_after {
+            self.go_offline(now);
+        }
+    }
+
+    /// Feed bytes read from the line at `now`.
+    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
+        self.decoder.push(now, bytes);
+        self.drain_frames(now);
+    }
+
+    fn drain_frames(&mut self, now: Instant) {
+        loop {
+            match self.decoder.next_frame() {
+                Ok(Some(frame)) => match frame.repr() {
+                    Ok(repr) => self.handle_packet(now, &repr),
+                    Err(err) => self.handle_unparseable(&frame, &err),
+                },
+                Ok(None) => break,
+                Err(err) => tracing::debug!(address = self.config.address, error = %err, "osdp rx malformed"),
+            }
+        }
+    }
+
+    fn handle_unparseable(&self, frame: &super::decoder::Frame, err: &WireError) {
+        tracing::warn!(address = self.config.address, bytes = frame.as_bytes().len(), error = %err, "osdp frame ignored");
+    }
+
+    fn handle_packet(&mut self, now: Instant, repr: &PacketRepr<'_>) {
+        if !repr.reply || repr.address != self.config.address {
+            return;
+        }
+        let Some(out) = self.outstanding.as_mut() else {
+            tracing::debug!(
+                address = self.config.address,
+                code = repr.code,
+                "osdp stray reply ignored"
+            );
+            return;
+        };
+        if !matches!(out.phase, Phase::AwaitingReply { .. }) {
+            return;
+        }
+        let reply = Reply::decode(repr.code, repr.data);
+        if reply == Ok(Reply::Busy) {
+            // BUSY carries SQN 0 regardless of the command; resend the same bytes later.
+            self.last_heard = now;
+            out.transmissions = out.transmissions.saturating_sub(1);
+            out.phase = Phase::Due(now + self.config.busy_delay);
+            tracing::debug!(address = self.config.address, sqn = out.sqn, "osdp PD busy");
+            return;
+        }
+        if repr.sqn != out.sqn {
+            tracing::debug!(
+                address = self.config.address,
+                got = repr.sqn,
+                want = out.sqn,
+                "osdp reply with stale SQN"
+            );
+            return;
+        }
+        let Some(out) = self.outstanding.take() else { return };
+        self.last_heard = now;
+        self.idle_since = now;
+        self.next_sqn = next_sqn(out.sqn);
+        match reply {
+            Ok(Reply::Nak(nak)) if nak.code == NakCode::UnexpectedSequence => {
+                tracing::info!(
+                    address = self.config.address,
+                    "osdp NAK unexpected SQN: restarting link"
+                );
+                let at = match out.purpose {
+                    Purpose::User(id) => {
+                        self.events.push_back(Event::Failed {
+                            id,
+                            reason: FailReason::LinkRestarted,
+                        });
+                        now
+                    }
+                    Purpose::KeepAlive => now,
+                    // A NAK 0x04 to our own SQN-0 discovery would loop at line speed; pace it.
+                    Purpose::Discover => now + self.config.probe_interval,
+                };
+                self.restart_link(now, at);
+            }
+            Ok(reply) => self.complete(now, out, reply),
+            Err(err) => {
+                tracing::warn!(address = self.config.address, error = %err, "osdp malformed reply");
+                match out.purpose {
+                    Purpose::User(id) => self.events.push_back(Event::Failed {
+                        id,
+                        reason: FailReason::BadReply(err),
+                    }),
+                    Purpose::Discover => self.restart_link(now, now + self.config.probe_interval),
+                    Purpose::KeepAlive => {}
+                }
+            }
+        }
+    }
+
+    fn complete(&mut self, now: Instant, out: Outstanding, reply: Reply) {
+        match (out.purpose, reply) {
+            (Purpose::Discover, Reply::PdId(pdid)) => {
+                self.pdid = Some(pdid);
+                self.set_state(PdState::CapDiscovery);
+                self.send_internal(now, Purpose::Discover, &Command::Cap);
+            }
+            (Purpose::Discover, Reply::PdCap(pdcap)) => {
+                self.pdcap = Some(pdcap.clone());
+                self.set_state(PdState::Online);
+                let pdid = self.pdid.unwrap_or_default();
+                self.events.push_back(Event::Online { pdid, pdcap });
+            }
+            (Purpose::Discover, Reply::Nak(nak)) if out.code == cap_code::CODE => {
+                // A PD without osdp_CAP support: go on with no capabilities (profile limits apply).
+                tracing::warn!(address = self.config.address, nak = %nak.code, "osdp PD refused osdp_CAP");
+                self.pdcap = Some(PdCap::default());
+                self.set_state(PdState::Online);
+                let pdid = self.pdid.unwrap_or_default();
+                self.events.push_back(Event::Online {
+                    pdid,
+                    pdcap: PdCap::default(),
+                });
+            }
+            (Purpose::Discover, other) => {
+                tracing::warn!(
+                    address = self.config.address,
+                    reply = other.name(),
+                    "osdp discovery got an unexpected reply"
+                );
+                self.restart_link(now, now + self.config.probe_interval);
+            }
+            (Purpose::KeepAlive, Reply::Ack) => {}
+            (Purpose::KeepAlive, Reply::Nak(nak)) => {
+                tracing::warn!(address = self.config.address, nak = %nak.code, "osdp PD refused a poll");
+            }
+            (Purpose::KeepAlive, report) => self.events.push_back(Event::Unsolicited(report)),
+            (Purpose::User(id), Reply::Nak(nak)) => {
+                self.events.push_back(Event::Failed {
+                    id,
+                    reason: FailReason::Nak(nak),
+                });
+            }
+            (Purpose::User(id), reply) => self.events.push_back(Event::Reply { id, reply }),
+        }
+    }
+
+    /// Build the packet for `cmd` with the next SQN and make it outstanding, due now.
+    fn send_internal(&mut self, now: Instant, purpose: Purpose, cmd: &Command) {
+        match cmd.encode() {
+            Ok(data) => self.make_outstanding(now, purpose, cmd.code(), &data),
+            Err(err) => {
+                tracing::error!(address = self.config.address, error = %err, "osdp internal command unencodable")
+            }
+        }
+    }
+
+    fn make_outstanding(&mut self, now: Instant, purpose: Purpose, code: u8, data: &[u8]) {
+        let repr = PacketRepr {
+            address: self.config.address,
+            reply: false,
+            sqn: self.next_sqn,
+            use_crc: self.config.use_crc,
+            code,
+            data,
+        };
+        let mut bytes = Vec::with_capacity(repr.buffer_len() + 1);
+        if self.config.send_mark {
+            bytes.push(MARK);
+        }
+        match repr.to_vec() {
+            Ok(packet) => bytes.extend_from_slice(&packet),
+            Err(err) => {
+                tracing::error!(address = self.config.address, error = %err, "osdp packet unencodable");
+                if let Purpose::User(id) = purpose {
+                    self.events.push_back(Event::Failed {
+                        id,
+                        reason: FailReason::BadReply(MessageError::TooLarge { code, len: data.len() }),
+                    });
+                }
+                return;
+            }
+        }
+        self.outstanding = Some(Outstanding {
+            purpose,
+            code,
+            sqn: self.next_sqn,
+            bytes,
+            transmissions: 0,
+            phase: Phase::Due(now),
+        });
+    }
+
+    fn start_next(&mut self, now: Instant) {
+        if let Some(at) = self.discover_at
+            && at <= now
+        {
+            self.discover_at = None;
+            self.next_sqn = 0;
+            self.pdid = None;
+            self.pdcap = None;
+            if self.state != PdState::Offline {
+                self.set_state(PdState::IdDiscovery);
+            }
+            self.send_internal(now, Purpose::Discover, &Command::Id);
+            return;
+        }
+        if self.state != PdState::Online {
+            return;
+        }
+        if let Some((id, code, data)) = self.queued.take() {
+            self.make_outstanding(now, Purpose::User(id), code, &data);
+        } else if now >= self.idle_since + self.config.poll_interval {
+            self.send_internal(now, Purpose::KeepAlive, &Command::Poll);
+        }
+    }
+
+    fn give_up(&mut self, now: Instant, out: Outstanding) {
+        tracing::info!(
+            address = self.config.address,
+            sqn = out.sqn,
+            code = out.code,
+            "osdp command unanswered"
+        );
+        match out.purpose {
+            Purpose::User(id) => {
+                let reason = FailReason::Timeout {
+                    attempts: out.transmissions,
+                };
+                self.events.push_back(Event::Failed { id, reason });
+                // The PD may or may not have acted; only SQN 0 makes the next exchange unambiguous.
+                self.restart_link(now, now);
+            }
+            Purpose::KeepAlive => self.restart_link(now, now),
+            Purpose::Discover => self.restart_link(now, now + self.config.probe_interval),
+        }
+    }
+
+    /// Drop any queued work and schedule discovery (SQN 0, ID, CAP) at `at`.
+    fn restart_link(&mut self, now: Instant, at: Instant) {
+        self.outstanding = None;
+        if let Some((id, _, _)) = self.queued.take() {
+            self.events.push_back(Event::Failed {
+                id,
+                reason: FailReason::LinkRestarted,
+            });
+        }
+        self.idle_since = now;
+        self.discover_at = Some(at);
+        if self.state != PdState::Offline {
+            self.set_state(PdState::IdDiscovery);
+        }
+    }
+
+    fn go_offline(&mut self, now: Instant) {
+        if let Some(Outstanding {
+            purpose: Purpose::User(id),
+            ..
+        }) = self.outstanding.take()
+        {
+            self.events.push_back(Event::Failed {
+                id,
+                reason: FailReason::Offline,
+            });
+        }
+        if let Some((id, _, _)) = self.queued.take() {
+            self.events.push_back(Event::Failed {
+                id,
+                reason: FailReason::Offline,
+            });
+        }
+        self.set_state(PdState::Offline);
+        self.discover_at = Some(now);
+        self.events.push_back(Event::Offline);
+    }
+
+    fn set_state(&mut self, new: PdState) {
+        if new != self.state {
+            tracing::info!(address = self.config.address, from = %self.state, to = %new, "osdp PD state");
+            self.state = new;
+        }
+    }
+}
