@@ -6,3 +6,4 @@
 
 pub mod apply;
 pub mod plan;
+pub mod status;

@@ -1,0 +1,135 @@
+//! The status report: what the store says about users, faces and each door, for `doorsync status`.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{PassSummary, Store, StoreError};
+
+/// `doorsync status --json` prints this object (stable field names; see README).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Whether the answer came from a running daemon (else the CLI read the store itself).
+    pub daemon_running: bool,
+    pub users: u64,
+    pub users_with_face: u64,
+    /// Users marked failed, by key, with the reason.
+    pub failed: BTreeMap<String, String>,
+    pub revoked_locally: u64,
+    pub faces_stored: u64,
+    pub outbox_pending: u64,
+    pub last_pass: Option<PassSummary>,
+    pub doors: Vec<DoorReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorReport {
+    pub name: String,
+    pub users_applied: u64,
+    pub faces_applied: u64,
+    pub pending: u64,
+    pub failed: BTreeMap<String, String>,
+    pub last_verified_at: Option<Timestamp>,
+    pub last_revocation_latency_ms: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+/// Reads the report from the store for the configured doors.
+pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<StatusReport, StoreError> {
+    let (users, corrupt) = store.users()?;
+    let mut failed: BTreeMap<String, String> = users
+        .iter()
+        .filter_map(|u| u.failure.clone().map(|f| (u.key.to_string(), f)))
+        .collect();
+    for (i, e) in corrupt.iter().enumerate() {
+        failed.insert(format!("corrupt-record-{i}"), e.to_string());
+    }
+    let mut door_reports = Vec::with_capacity(doors.len());
+    for name in doors {
+        let applied = store.applied(name)?;
+        let status = store.door_status(name)?;
+        door_reports.push(DoorReport {
+            name: (*name).to_string(),
+            users_applied: applied.values().filter(|e| e.record.is_some()).count() as u64,
+            faces_applied: applied.values().filter(|e| e.face.is_some()).count() as u64,
+            pending: status.pending,
+            failed: status.failed,
+            last_verified_at: status.last_verified_at,
+            last_revocation_latency_ms: status.last_revocation_latency_ms,
+            last_error: status.last_error,
+        });
+    }
+    Ok(StatusReport {
+        daemon_running,
+        users: users.len() as u64,
+        users_with_face: users.iter().filter(|u| !u.faces.is_empty()).count() as u64,
+        failed,
+        revoked_locally: store.tombstones()?.len() as u64,
+        faces_stored: store.face_count() as u64,
+        outbox_pending: store.outbox_len() as u64,
+        last_pass: store.last_pass()?,
+        doors: door_reports,
+    })
+}
+
+impl std::fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = if self.daemon_running {
+            "daemon running"
+        } else {
+            "no daemon running; read from the store"
+        };
+        writeln!(f, "doorsync status ({source})")?;
+        writeln!(
+            f,
+            "users: {} ({} with a face, {} failed, {} revoked locally); faces stored: {}; cloud calls queued: {}",
+            self.users,
+            self.users_with_face,
+            self.failed.len(),
+            self.revoked_locally,
+            self.faces_stored,
+            self.outbox_pending
+        )?;
+        match &self.last_pass {
+            Some(p) => writeln!(
+                f,
+                "last pass: finished {} ({} users, {} failed, {} images downloaded){}",
+                p.finished_at,
+                p.users_total,
+                p.users_failed,
+                p.images_downloaded,
+                p.error.as_ref().map(|e| format!(", error: {e}")).unwrap_or_default()
+            )?,
+            None => writeln!(f, "last pass: never")?,
+        }
+        for d in &self.doors {
+            writeln!(
+                f,
+                "door {}: {} users, {} faces applied, {} pending, {} failed; last verified {}; last revocation latency {}{}",
+                d.name,
+                d.users_applied,
+                d.faces_applied,
+                d.pending,
+                d.failed.len(),
+                d.last_verified_at
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "never".into()),
+                d.last_revocation_latency_ms
+                    .map(|ms| format!("{ms} ms"))
+                    .unwrap_or_else(|| "-".into()),
+                d.last_error
+                    .as_ref()
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
+            )?;
+            for (who, why) in &d.failed {
+                writeln!(f, "  failed {who}: {why}")?;
+            }
+        }
+        for (who, why) in &self.failed {
+            writeln!(f, "failed {who}: {why}")?;
+        }
+        Ok(())
+    }
+}
