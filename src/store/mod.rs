@@ -446,6 +446,18 @@ impl Store {
         self.flush()
     }
 
+    /// Every queued call, oldest first.
+    pub fn outbox_items(&self) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
+        self.outbox
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                let seq = <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes).unwrap_or(0);
+                Ok((seq, decode(&self.outbox, &k, &v)?))
+            })
+            .collect()
+    }
+
     pub fn outbox_len(&self) -> usize {
         self.outbox.len()
     }

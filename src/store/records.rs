@@ -34,6 +34,9 @@ pub struct Tombstone {
     pub key: UserKey,
     pub revoked_at: Timestamp,
     pub reason: String,
+    /// The cloud's face fingerprint when revoked: only a different one (a newer grant) lifts the tombstone.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
 }
 
 /// A cloud call to make when the cloud is reachable, kept in order.

@@ -55,6 +55,7 @@ fn everything_written_is_there_after_reopening() {
                 key: UserKey::new("IDENTITY", "x"),
                 revoked_at: t(5),
                 reason: "r".into(),
+                fingerprint: None,
             })
             .unwrap();
         store
