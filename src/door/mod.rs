@@ -4,6 +4,7 @@
 //! [`expected_digest`] / [`expected_bucket_digests`], which use the same hash functions as the door.
 
 pub mod db;
+pub mod memory;
 pub mod vendor;
 
 use std::collections::BTreeMap;

@@ -337,6 +337,13 @@ impl Store {
         self.flush()
     }
 
+    /// Forgets one applied entry but keeps the user's id, so the next plan re-sends that user under
+    /// the same id (reconciliation found the door does not hold what was recorded).
+    pub fn forget_applied(&self, door: &str, id: DoorUserId) -> Result<(), StoreError> {
+        self.applied_tree(door)?.remove(id_bytes(id))?;
+        self.flush()
+    }
+
     /// Forgets everything recorded for a door (it was replaced or cleared).
     pub fn forget_door(&self, door: &str) -> Result<(), StoreError> {
         self.applied_tree(door)?.clear()?;

@@ -254,59 +254,14 @@ async fn run_plan(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use mockall::Sequence;
 
     use super::*;
-    use crate::domain::{DoorRecord, FaceRef, ImageLimits, OsdpLimits, UserKey};
+    use crate::domain::{DoorRecord, UserKey};
     use crate::door::{FileResult, MockDoor};
-    use crate::store::StoredUser;
-
-    fn profile() -> Profile {
-        Profile {
-            name: "generic-face-v1".into(),
-            description: String::new(),
-            image: ImageLimits {
-                max_width_px: 480,
-                max_height_px: 640,
-                max_bytes: 40_960,
-                jpeg_quality: 85,
-            },
-            osdp: OsdpLimits {
-                max_packet_bytes: 1024,
-                max_mfg_data_bytes: 64,
-            },
-            capacity_users: 100,
-            vendor_code: [0x02, 0x44, 0x53],
-        }
-    }
-
-    fn now() -> Timestamp {
-        Timestamp::from_second(1_767_225_600).unwrap()
-    }
-
-    fn add_user(store: &Store, id: &str) -> FaceRef {
-        let face = store.put_face(format!("jpeg of {id}").as_bytes()).unwrap();
-        let mut faces = BTreeMap::new();
-        faces.insert("generic-face-v1".to_string(), face);
-        store
-            .put_user(&StoredUser {
-                key: UserKey::new("IDENTITY", id),
-                display_name: id.into(),
-                policy: Policy::Permission,
-                expire_at: None,
-                cloud_face_id: None,
-                image_fingerprint: None,
-                faces,
-                failure: None,
-                roster_revoked: false,
-                updated_at: now(),
-            })
-            .unwrap();
-        face
-    }
+    use crate::sync::testutil::{add_user, now, profile};
 
     /// A door that already holds `id` under door id 9 (e.g. someone revoked since the last pass).
     fn seed_applied(store: &Store, id: &str) {

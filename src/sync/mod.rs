@@ -7,3 +7,7 @@
 pub mod apply;
 pub mod plan;
 pub mod status;
+pub mod verify;
+
+#[cfg(test)]
+mod testutil;

@@ -1,0 +1,254 @@
+//! Verified convergence: read back what a door holds and correct the record of what it holds.
+//!
+//! The door's DIGEST is compared with the digest of the applied state. On a mismatch (door replaced,
+//! factory reset, manual change) the bucket digests narrow it down and LIST names the differing ids,
+//! without reading the whole door. Users the door lacks or holds differently are forgotten from the
+//! applied state (keeping their ids), so the next plan re-sends just those; ids the door holds that
+//! the agent never recorded are deleted at once — an unknown person on a door is stale access.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::apply::DoorTarget;
+use crate::domain::{AppliedEntry, DoorUserId};
+use crate::door::{self, DoorError, vendor};
+use crate::store::{Store, StoreError};
+
+/// What a verification found and corrected.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// The door's digest equalled the applied state's: nothing to repair.
+    pub matched: bool,
+    pub buckets_differing: u64,
+    /// Ids on the door the agent never recorded: deleted from the door.
+    pub unknown_deleted: u64,
+    /// Recorded users the door does not hold: forgotten, so the next plan re-sends them.
+    pub missing: u64,
+    /// Recorded users the door holds with another record or face: forgotten likewise.
+    pub mismatched: u64,
+}
+
+impl VerifyReport {
+    pub fn repairs(&self) -> u64 {
+        self.unknown_deleted + self.missing + self.mismatched
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    #[error("door: {0}")]
+    Door(#[from] DoorError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reads back `target` and corrects the store's record of it. Run `apply_door` afterwards to repair.
+pub async fn verify_door(store: &Store, target: &DoorTarget<'_>, now: Timestamp) -> Result<VerifyReport, VerifyError> {
+    let applied = store.applied(target.name)?;
+    let expected = door::expected_digest(&applied);
+    let reported = target.door.digest().await?;
+    let mut report = VerifyReport::default();
+    if reported.user_count == expected.user_count && reported.digest == expected.digest {
+        report.matched = true;
+        let mut status = store.door_status(target.name)?;
+        status.last_verified_at = Some(now);
+        store.put_door_status(target.name, &status)?;
+        return Ok(report);
+    }
+    tracing::warn!(
+        door = target.name,
+        expected = expected.user_count,
+        reported = reported.user_count,
+        "door differs from the record; narrowing down"
+    );
+    let reported_buckets = target.door.bucket_digests().await?;
+    let differing = door::diff_buckets(&door::expected_bucket_digests(&applied), &reported_buckets);
+    report.buckets_differing = differing.len() as u64;
+    let mut unknown = Vec::new();
+    for bucket in differing {
+        let listed = target.door.list(bucket).await?;
+        let mut expected_here: BTreeMap<DoorUserId, (&AppliedEntry, vendor::DigestEntry)> = applied
+            .iter()
+            .filter(|(id, _)| vendor::bucket_of(**id) == bucket)
+            .filter_map(|(id, e)| door::expected_entry(*id, e).map(|d| (*id, (e, d))))
+            .collect();
+        for entry in listed {
+            match expected_here.remove(&entry.id) {
+                None => unknown.push(entry.id),
+                Some((applied_entry, want)) => {
+                    let record_ok = vendor::prefix(&want.record_hash) == entry.record_hash_prefix;
+                    let face_ok = vendor::prefix(&want.face_hash) == entry.face_hash_prefix;
+                    if record_ok && face_ok {
+                        continue;
+                    }
+                    report.mismatched += 1;
+                    let mut corrected = applied_entry.clone();
+                    if !record_ok {
+                        corrected.record = None;
+                    }
+                    if !face_ok {
+                        corrected.face = None;
+                    }
+                    store.record_applied(target.name, entry.id, &corrected)?;
+                }
+            }
+        }
+        for id in expected_here.into_keys() {
+            report.missing += 1;
+            store.forget_applied(target.name, id)?;
+        }
+    }
+    // Entries recorded without an acknowledged record are not expected on the door either; a door
+    // that still lists such an id holds something the agent cannot vouch for.
+    let batch = vendor::delete_batch_size(target.profile.osdp.max_mfg_data_bytes).max(1);
+    for chunk in unknown.chunks(batch) {
+        target.door.delete_users(chunk).await?;
+        for id in chunk {
+            store.record_deleted(target.name, *id)?;
+        }
+        report.unknown_deleted += chunk.len() as u64;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::domain::{DoorRecord, Policy};
+    use crate::door::Door as _;
+    use crate::sync::apply::apply_door;
+    use crate::sync::testutil::{add_user, memory_door, now, profile};
+
+    async fn converged_door(store: &Store, users: &[&str]) -> crate::door::memory::MemoryDoor {
+        for u in users {
+            add_user(store, u);
+        }
+        let door = memory_door();
+        let p = profile();
+        let report = apply_door(
+            store,
+            &DoorTarget {
+                name: "lobby",
+                profile: &p,
+                door: &door,
+            },
+            now(),
+            &AtomicU64::new(0),
+        )
+        .await
+        .unwrap();
+        assert!(report.converged());
+        door
+    }
+
+    #[tokio::test]
+    async fn a_door_that_holds_what_was_recorded_verifies_without_reading_it_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let door = converged_door(&store, &["a", "b", "c"]).await;
+        let p = profile();
+        let report = verify_door(
+            &store,
+            &DoorTarget {
+                name: "lobby",
+                profile: &p,
+                door: &door,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+        assert!(report.matched);
+        assert_eq!(store.door_status("lobby").unwrap().last_verified_at, Some(now()));
+    }
+
+    #[tokio::test]
+    async fn a_factory_reset_door_is_refilled_with_every_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let door = converged_door(&store, &["a", "b", "c"]).await;
+        door.tamper(|db| db.clear());
+        let p = profile();
+        let target = DoorTarget {
+            name: "lobby",
+            profile: &p,
+            door: &door,
+        };
+        let report = verify_door(&store, &target, now()).await.unwrap();
+        assert_eq!((report.matched, report.missing), (false, 3));
+        let repair = apply_door(&store, &target, now(), &AtomicU64::new(0)).await.unwrap();
+        assert_eq!((repair.upserted, repair.faces_sent), (3, 3));
+        assert!(verify_door(&store, &target, now()).await.unwrap().matched);
+    }
+
+    #[tokio::test]
+    async fn a_changed_face_is_resent_alone_and_an_unknown_person_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let door = converged_door(&store, &["a", "b", "c", "d"]).await;
+        let ids = store.door_ids("lobby").unwrap();
+        let b = ids[&crate::domain::UserKey::new("IDENTITY", "b")];
+        // A technician enrols a stranger by hand, and user b's face gets swapped on the unit.
+        let stranger_face = crate::domain::FaceRef {
+            sha256: vendor::sha256(b"stranger"),
+            len_bytes: 8,
+        };
+        door.tamper(|db| {
+            let stranger = DoorRecord {
+                id: DoorUserId(900),
+                policy: Policy::Permission,
+                expire_at: None,
+                face: stranger_face,
+                display_name: "stranger".into(),
+            };
+            let file = vendor::encode_record_file(&[stranger]).unwrap();
+            assert_eq!(
+                db.apply_file(vendor::FT_TYPE_RECORDS, &file),
+                vendor::FileResult::Applied
+            );
+            let mut record = db.record(b).unwrap().clone();
+            record.face = crate::domain::FaceRef {
+                sha256: vendor::sha256(b"other face"),
+                len_bytes: 10,
+            };
+            let file = vendor::encode_record_file(&[record]).unwrap();
+            assert_eq!(
+                db.apply_file(vendor::FT_TYPE_RECORDS, &file),
+                vendor::FileResult::Applied
+            );
+            let face = vendor::encode_face_file(b, b"other face").unwrap();
+            assert_eq!(db.apply_file(vendor::FT_TYPE_FACE, &face), vendor::FileResult::Applied);
+        });
+        let p = profile();
+        let target = DoorTarget {
+            name: "lobby",
+            profile: &p,
+            door: &door,
+        };
+        let report = verify_door(&store, &target, now()).await.unwrap();
+        assert_eq!(
+            (report.unknown_deleted, report.mismatched, report.missing),
+            (1, 1, 0),
+            "{report:?}"
+        );
+        assert!(
+            door.snapshot().record(DoorUserId(900)).is_none(),
+            "the stranger is gone at once"
+        );
+        let bytes_before = door.image_bytes_received();
+        let repair = apply_door(&store, &target, now(), &AtomicU64::new(0)).await.unwrap();
+        assert_eq!(
+            (repair.upserted, repair.faces_sent),
+            (1, 1),
+            "only user b is re-sent: {repair:?}"
+        );
+        assert_eq!(door.image_bytes_received() - bytes_before, "jpeg of b".len() as u64);
+        assert!(verify_door(&store, &target, now()).await.unwrap().matched);
+        assert_eq!(door.digest().await.unwrap().user_count, 4);
+    }
+}
