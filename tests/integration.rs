@@ -1,2 +1,4 @@
 //! The one integration-test binary: real parts (127.0.0.1 HTTP, sled in temp dirs, pseudo-terminals).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#[path = "integration/cloud.rs"]
+mod cloud;
