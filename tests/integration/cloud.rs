@@ -211,3 +211,76 @@ async fn expire_time_changes_show_in_the_face_and_its_fingerprint() {
     assert_eq!(after.expire_at, Some(at));
     assert_ne!(before.fingerprint(), after.fingerprint());
 }
+
+#[tokio::test]
+async fn a_replayed_request_is_rejected_by_the_fake_gateway() {
+    let sim = sim(3).await;
+    let body = br#"{"id":"1","version":"1.0","request":{"apiVer":"1.0.4"},"params":{"iotId":"sim-device-0001","pageNo":1,"pageSize":20}}"#;
+    let md5 = doorsync::cloud::sign::content_md5(body);
+    let nonce = "fixed-nonce-1";
+    let custom = [("x-ca-key", KEY), ("x-ca-nonce", nonce)];
+    let (sts, list) = doorsync::cloud::sign::string_to_sign(&doorsync::cloud::sign::SignInput {
+        method: "POST",
+        accept: "application/json",
+        content_md5: &md5,
+        content_type: "application/octet-stream",
+        date: "",
+        signed_headers: &custom,
+        url: wire::PATH_ROSTER,
+    });
+    let sig = doorsync::cloud::sign::signature(SECRET, &sts);
+    doorsync::cloud::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let send = || {
+        http.post(format!("{}{}", sim.base_url(), wire::PATH_ROSTER))
+            .header("accept", "application/json")
+            .header("content-type", "application/octet-stream")
+            .header("content-md5", &md5)
+            .header("x-ca-key", KEY)
+            .header("x-ca-nonce", nonce)
+            .header("x-ca-signature-headers", &list)
+            .header("x-ca-signature", &sig)
+            .body(body.to_vec())
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 200);
+    let replay = send().await.unwrap();
+    assert_eq!(replay.status(), 400);
+    assert_eq!(replay.headers()["x-ca-error-message"], "Invalid Nonce");
+}
+
+#[tokio::test]
+async fn simulate_cloud_verb_serves_a_working_fake_cloud() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, b"0123456789abcdef0123456789abcdef\n").unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("doorsync"))
+        .args([
+            "simulate",
+            "cloud",
+            "--listen",
+            "127.0.0.1:0",
+            "--app-key",
+            KEY,
+            "--users",
+            "21",
+        ])
+        .arg("--app-secret-file")
+        .arg(&secret_file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base_url = line.trim().to_string();
+    assert!(base_url.starts_with("http://127.0.0.1:"), "{base_url:?}");
+    let mut s = CloudSettings::new(base_url, KEY, Secret::new(SECRET.to_vec()), "sim-device-0001");
+    s.allow_insecure_http = true;
+    let roster = CloudClient::new(s).unwrap().roster().await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(roster.unwrap().len(), 21);
+}
