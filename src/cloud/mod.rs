@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod error;
+pub mod face;
 pub mod settings;
 pub mod sign;
 pub mod sim;
@@ -9,13 +10,11 @@ pub mod wire;
 
 use std::path::Path;
 
-#[cfg(test)]
-pub use client::MockFaceCloud;
-pub use client::{
-    CloudClient, CloudFace, FaceCloud, ImageSource, ROSTER_MAX_PAGES, ROSTER_PAGE_SIZE, RosterEntry,
-    install_crypto_provider,
-};
+pub use client::{CloudClient, ROSTER_MAX_PAGES, ROSTER_PAGE_SIZE, install_crypto_provider};
 pub use error::{CloudError, ErrorClass};
+#[cfg(test)]
+pub use face::MockFaceCloud;
+pub use face::{CloudFace, FaceCloud, ImageSource, RosterEntry};
 pub use settings::{CloudSettings, RetryPolicy};
 
 use crate::domain::Secret;
