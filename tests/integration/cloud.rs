@@ -284,3 +284,30 @@ async fn simulate_cloud_verb_serves_a_working_fake_cloud() {
     child.wait().unwrap();
     assert_eq!(roster.unwrap().len(), 21);
 }
+
+#[tokio::test]
+async fn a_server_that_repeats_a_page_fails_the_walk_instead_of_looping() {
+    let sim = sim(45).await;
+    sim.set_roster_ignores_page_no(true);
+    let err = client(&sim).roster().await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::BadResponse, "{err}");
+    assert!(err.to_string().contains("repeats"), "{err}");
+    assert_eq!(sim.request_count(wire::PATH_ROSTER), 2);
+}
+
+#[tokio::test]
+async fn seeded_random_faults_are_absorbed_by_retries() {
+    let mut cfg = SimConfig::new(KEY, Secret::new(SECRET.to_vec()), 45);
+    cfg.seed = 7;
+    cfg.faults.server_error = 0.2;
+    cfg.faults.request_limited = 0.1;
+    let sim = SimCloud::start("127.0.0.1:0".parse().unwrap(), cfg).await.unwrap();
+    let mut s = settings(&sim);
+    s.retry.max_attempts = 8;
+    let roster = CloudClient::new(s).unwrap().roster().await.unwrap();
+    assert_eq!(roster.len(), 45);
+    assert!(
+        sim.request_count(wire::PATH_ROSTER) > 3,
+        "seed 7 should inject at least one fault"
+    );
+}

@@ -140,6 +140,7 @@ struct SimState {
     image_cache: HashMap<(String, u32), Arc<Vec<u8>>>,
     url_counter: u64,
     base_url: String,
+    roster_ignores_page_no: bool,
 }
 
 type Shared = Arc<Mutex<SimState>>;
@@ -212,6 +213,7 @@ impl SimCloud {
             modifies: Vec::new(),
             image_cache: HashMap::new(),
             url_counter: 0,
+            roster_ignores_page_no: false,
             base_url: format!("http://{addr}"),
         }));
         let app = Router::new()
@@ -366,6 +368,12 @@ impl SimHandle {
             Some(f) => s.page_faults.insert(page_no, f),
             None => s.page_faults.remove(&page_no),
         };
+    }
+
+    /// Serve page 1 whatever `pageNo` asks for: what a gateway does when it does not know our (unverified)
+    /// paging parameter names.
+    pub fn set_roster_ignores_page_no(&self, ignore: bool) {
+        lock(&self.state).roster_ignores_page_no = ignore;
     }
 
     /// Requests received on `path` (API paths, or `/images` for image downloads), signed or not.
@@ -524,7 +532,8 @@ fn roster(s: &SimState, env: &Value) -> ApiResult {
         return Err((460, "pageSize should between 1-100".into()));
     }
     let listed: Vec<&SimUser> = s.users.iter().filter(|u| u.in_roster).collect();
-    let skip = (p.page_no as usize - 1).saturating_mul(p.page_size as usize);
+    let page_no = if s.roster_ignores_page_no { 1 } else { p.page_no };
+    let skip = (page_no as usize - 1).saturating_mul(p.page_size as usize);
     let items: Vec<Value> = listed
         .iter()
         .skip(skip)
