@@ -8,6 +8,7 @@ use doorsync::cli::{self, Cli};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    doorsync::cloud::install_crypto_provider();
     cli::logging::init(&cli.log);
     match cli::run(cli).await {
         Ok(code) => code,

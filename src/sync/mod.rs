@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod plan;
+pub mod pull;
 pub mod status;
 pub mod verify;
 

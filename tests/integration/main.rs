@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli_status;
+mod cloud;
 mod config;
 mod faces;
 mod osdp;

@@ -1,0 +1,143 @@
+//! The cloud client's own settings (the config module maps its TOML onto these) and the retry policy.
+
+use std::time::Duration;
+
+use jiff::tz::Offset;
+use rand::Rng as _;
+
+use super::wire::ImageFormat;
+use crate::domain::Secret;
+
+/// Everything the cloud client needs. `Debug` is safe: the secret prints as redacted.
+#[derive(Debug, Clone)]
+pub struct CloudSettings {
+    /// Base URL, e.g. `https://api.link.aliyun.com`; request paths are appended to it.
+    pub endpoint: String,
+    pub app_key: String,
+    pub app_secret: Secret,
+    /// The door controller's iotId: whose roster `querybydevice` walks.
+    pub device_iot_id: String,
+    /// `IDENTITY`, `OPEN`, `YUNDUN` or `PHONE`; used when a roster item omits its own.
+    pub user_type: String,
+    pub image_format: ImageFormat,
+    /// The cloud's UTC offset for `yyyy-MM-dd HH:mm:ss` times (China: +08).
+    pub timezone: Offset,
+    pub request_timeout: Duration,
+    /// Upper bound on concurrent HTTP requests from this client.
+    pub max_concurrency: usize,
+    /// Extra PEM CA certificates trusted in addition to webpki-roots.
+    pub extra_ca_pem: Option<Vec<u8>>,
+    /// Hosts image URLs may point at: `*.aliyuncs.com` (any subdomain), exact names, IP literals.
+    pub image_hosts: Vec<String>,
+    /// Permit `http://` for the endpoint and image URLs (tests and the fake cloud only).
+    pub allow_insecure_http: bool,
+    pub image_download_max_bytes: u64,
+    pub retry: RetryPolicy,
+}
+
+impl CloudSettings {
+    /// Settings with the documented defaults for everything but the identity of the caller.
+    pub fn new(
+        endpoint: impl Into<String>,
+        app_key: impl Into<String>,
+        app_secret: Secret,
+        device_iot_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            app_key: app_key.into(),
+            app_secret,
+            device_iot_id: device_iot_id.into(),
+            user_type: "IDENTITY".into(),
+            image_format: ImageFormat::Url,
+            timezone: Offset::constant(8),
+            request_timeout: Duration::from_secs(30),
+            max_concurrency: 4,
+            extra_ca_pem: None,
+            image_hosts: vec!["*.aliyuncs.com".into()],
+            allow_insecure_http: false,
+            image_download_max_bytes: 2 * 1024 * 1024,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Whether `host` (as it appears in a URL) matches the image allow-list.
+    pub fn image_host_allowed(&self, host: &str) -> bool {
+        host_matches(&self.image_hosts, host)
+    }
+}
+
+/// `*.suffix` matches any subdomain of `suffix` (not `suffix` itself); other patterns match exactly.
+pub fn host_matches(patterns: &[String], host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    patterns.iter().any(|p| {
+        let p = p.trim().to_ascii_lowercase();
+        match p.strip_prefix("*.") {
+            Some(suffix) => host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}")),
+            None => host == p,
+        }
+    })
+}
+
+/// Exponential backoff with full jitter, capped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts including the first.
+    pub max_attempts: u32,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The sleep before retry number `retry` (0 = first retry): uniform in `[0, min(cap, base·2^retry)]`.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let ceiling = self
+            .base_backoff
+            .saturating_mul(1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX))
+            .min(self.max_backoff);
+        let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(rand::rng().random_range(0..=ceiling_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_patterns_match_subdomains_exact_names_and_ips() {
+        let pats = vec![
+            "*.aliyuncs.com".to_string(),
+            "cdn.example.com".into(),
+            "127.0.0.1".into(),
+        ];
+        assert!(host_matches(&pats, "bucket.oss-cn-shanghai.aliyuncs.com"));
+        assert!(host_matches(&pats, "CDN.example.com"));
+        assert!(host_matches(&pats, "127.0.0.1"));
+        assert!(!host_matches(&pats, "aliyuncs.com"));
+        assert!(!host_matches(&pats, "evilaliyuncs.com"));
+        assert!(!host_matches(&pats, "aliyuncs.com.evil.net"));
+        assert!(!host_matches(&pats, "x.cdn.example.com"));
+        assert!(!host_matches(&pats, "127.0.0.2"));
+    }
+
+    #[test]
+    fn backoff_stays_within_the_capped_exponential_envelope() {
+        let p = RetryPolicy::default();
+        for retry in 0..30 {
+            let d = p.backoff(retry);
+            let ceiling = (p.base_backoff * 2u32.saturating_pow(retry.min(20))).min(p.max_backoff);
+            assert!(d <= ceiling, "retry {retry}: {d:?} > {ceiling:?}");
+        }
+    }
+}
