@@ -141,3 +141,35 @@ mod tests {
         }
     }
 }
+
+impl CloudSettings {
+    /// Maps the validated `[cloud]` section onto client settings. The config must have been loaded
+    /// with `FileChecks::Required`, so the app secret was read (and its permissions checked).
+    pub fn from_config(c: &crate::config::CloudConfig) -> Result<Self, super::CloudError> {
+        let app_secret = c.app_secret.clone().ok_or_else(|| {
+            super::CloudError::Config(format!(
+                "the app secret was not read from {}",
+                c.app_secret_file.display()
+            ))
+        })?;
+        Ok(Self {
+            endpoint: c.endpoint.clone(),
+            app_key: c.app_key.clone(),
+            app_secret,
+            device_iot_id: c.device_iot_id.clone(),
+            user_type: c.user_type.as_str().to_string(),
+            image_format: match c.image_format {
+                crate::config::ImageFormat::Url => ImageFormat::Url,
+                crate::config::ImageFormat::Base64 => ImageFormat::Base64,
+            },
+            timezone: c.timezone,
+            request_timeout: c.request_timeout,
+            max_concurrency: c.max_concurrency as usize,
+            extra_ca_pem: c.ca_pem.clone(),
+            image_hosts: c.image_hosts.iter().map(ToString::to_string).collect(),
+            allow_insecure_http: c.allow_insecure_http,
+            image_download_max_bytes: u64::from(c.image_download_max_bytes),
+            retry: RetryPolicy::default(),
+        })
+    }
+}

@@ -57,7 +57,11 @@ pub struct PullOptions {
 }
 
 enum UserOutcome {
-    Keep { user: StoredUser, downloaded_bytes: Option<u64>, failed: bool },
+    Keep {
+        user: StoredUser,
+        downloaded_bytes: Option<u64>,
+        failed: bool,
+    },
     Gone(UserKey),
 }
 
@@ -87,12 +91,19 @@ pub async fn pull(
         .collect()
         .await;
 
-    let mut report = PullReport { users_total: total, ..Default::default() };
+    let mut report = PullReport {
+        users_total: total,
+        ..Default::default()
+    };
     let mut users = Vec::with_capacity(outcomes.len());
     let mut gone = Vec::new();
     for outcome in outcomes {
         match outcome {
-            Ok(UserOutcome::Keep { user, downloaded_bytes, failed }) => {
+            Ok(UserOutcome::Keep {
+                user,
+                downloaded_bytes,
+                failed,
+            }) => {
                 match downloaded_bytes {
                     Some(n) => {
                         report.images_downloaded += 1;
@@ -113,7 +124,10 @@ pub async fn pull(
     }
     report.users_gone = gone.len() as u64;
     if report.users_gone >= 2 && report.users_gone * 2 > total {
-        let e = PullError::MassUserGone { gone: report.users_gone, total };
+        let e = PullError::MassUserGone {
+            gone: report.users_gone,
+            total,
+        };
         record_failed_pass(store, started_at, &e.to_string());
         return Err(e);
     }
@@ -126,7 +140,9 @@ pub async fn pull(
     let before: BTreeMap<UserKey, StoredUser> = store.users()?.0.into_iter().map(|u| (u.key.clone(), u)).collect();
     report.changed = report.tombstones_lifted > 0
         || before.len() != users.len()
-        || users.iter().any(|u| before.get(&u.key).is_none_or(|b| desired_fields_differ(b, u)));
+        || users
+            .iter()
+            .any(|u| before.get(&u.key).is_none_or(|b| desired_fields_differ(b, u)));
     store.replace_roster(&users)?;
     store.put_last_pass(&PassSummary {
         started_at,
@@ -202,7 +218,11 @@ async fn pull_user(
             && profiles.iter().all(|p| u.faces.contains_key(&p.name))
     });
     if unchanged && !force_refresh {
-        return Ok(UserOutcome::Keep { user, downloaded_bytes: None, failed: false });
+        return Ok(UserOutcome::Keep {
+            user,
+            downloaded_bytes: None,
+            failed: false,
+        });
     }
     let bytes = match cloud.fetch_image(&face.image).await {
         Ok(b) => b,
@@ -211,7 +231,11 @@ async fn pull_user(
         }
         Err(e) => {
             user.failure = Some(format!("image download: {e}"));
-            return Ok(UserOutcome::Keep { user, downloaded_bytes: None, failed: true });
+            return Ok(UserOutcome::Keep {
+                user,
+                downloaded_bytes: None,
+                failed: true,
+            });
         }
     };
     let downloaded = bytes.len() as u64;
@@ -219,18 +243,29 @@ async fn pull_user(
         Ok(faces) => {
             user.faces = faces;
             user.image_fingerprint = Some(fingerprint);
-            Ok(UserOutcome::Keep { user, downloaded_bytes: Some(downloaded), failed: false })
+            Ok(UserOutcome::Keep {
+                user,
+                downloaded_bytes: Some(downloaded),
+                failed: false,
+            })
         }
         Err(reason) => {
             tracing::warn!(user = %entry.key, %reason, "face image rejected; keeping the previous face");
             user.failure = Some(reason);
-            Ok(UserOutcome::Keep { user, downloaded_bytes: Some(downloaded), failed: true })
+            Ok(UserOutcome::Keep {
+                user,
+                downloaded_bytes: Some(downloaded),
+                failed: true,
+            })
         }
     }
 }
 
 fn is_image_limit(e: &CloudError) -> bool {
-    matches!(e, CloudError::ImageHostNotAllowed { .. } | CloudError::ImageTooLarge { .. })
+    matches!(
+        e,
+        CloudError::ImageHostNotAllowed { .. } | CloudError::ImageTooLarge { .. }
+    )
 }
 
 fn display_name(face: &CloudFace, entry: &RosterEntry) -> String {
@@ -262,7 +297,11 @@ fn failed_user(existing: Option<StoredUser>, entry: &RosterEntry, now: Timestamp
             updated_at: now,
         },
     };
-    UserOutcome::Keep { user, downloaded_bytes: None, failed: true }
+    UserOutcome::Keep {
+        user,
+        downloaded_bytes: None,
+        failed: true,
+    }
 }
 
 /// Normalises one image for every profile, off the async threads (it is CPU work), and stores the
@@ -272,7 +311,8 @@ async fn normalise_all(
     profiles: &[Profile],
     bytes: Vec<u8>,
 ) -> Result<BTreeMap<String, crate::domain::FaceRef>, String> {
-    let limits: Vec<(String, crate::domain::ImageLimits)> = profiles.iter().map(|p| (p.name.clone(), p.image)).collect();
+    let limits: Vec<(String, crate::domain::ImageLimits)> =
+        profiles.iter().map(|p| (p.name.clone(), p.image)).collect();
     let normalised = tokio::task::spawn_blocking(move || {
         limits
             .into_iter()
@@ -307,7 +347,9 @@ fn lift_tombstones(store: &Store, users: &[StoredUser]) -> Result<u64, StoreErro
         if pending_deletes.contains(&t.key) {
             continue;
         }
-        let Some(user) = users.iter().find(|u| u.key == t.key) else { continue };
+        let Some(user) = users.iter().find(|u| u.key == t.key) else {
+            continue;
+        };
         if user.image_fingerprint.is_some() && user.image_fingerprint != t.fingerprint {
             tracing::info!(user = %t.key, "newer cloud grant after a local revocation; lifting the tombstone");
             store.remove_tombstone(&t.key)?;

@@ -6,3 +6,4 @@ mod cloud;
 mod config;
 mod faces;
 mod osdp;
+mod pull;
