@@ -110,38 +110,6 @@ impl RetryPolicy {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_patterns_match_subdomains_exact_names_and_ips() {
-        let pats = vec![
-            "*.aliyuncs.com".to_string(),
-            "cdn.example.com".into(),
-            "127.0.0.1".into(),
-        ];
-        assert!(host_matches(&pats, "bucket.oss-cn-shanghai.aliyuncs.com"));
-        assert!(host_matches(&pats, "CDN.example.com"));
-        assert!(host_matches(&pats, "127.0.0.1"));
-        assert!(!host_matches(&pats, "aliyuncs.com"));
-        assert!(!host_matches(&pats, "evilaliyuncs.com"));
-        assert!(!host_matches(&pats, "aliyuncs.com.evil.net"));
-        assert!(!host_matches(&pats, "x.cdn.example.com"));
-        assert!(!host_matches(&pats, "127.0.0.2"));
-    }
-
-    #[test]
-    fn backoff_stays_within_the_capped_exponential_envelope() {
-        let p = RetryPolicy::default();
-        for retry in 0..30 {
-            let d = p.backoff(retry);
-            let ceiling = (p.base_backoff * 2u32.saturating_pow(retry.min(20))).min(p.max_backoff);
-            assert!(d <= ceiling, "retry {retry}: {d:?} > {ceiling:?}");
-        }
-    }
-}
-
 impl CloudSettings {
     /// Maps the validated `[cloud]` section onto client settings. The config must have been loaded
     /// with `FileChecks::Required`, so the app secret was read (and its permissions checked).
@@ -171,5 +139,37 @@ impl CloudSettings {
             image_download_max_bytes: u64::from(c.image_download_max_bytes),
             retry: RetryPolicy::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_patterns_match_subdomains_exact_names_and_ips() {
+        let pats = vec![
+            "*.aliyuncs.com".to_string(),
+            "cdn.example.com".into(),
+            "127.0.0.1".into(),
+        ];
+        assert!(host_matches(&pats, "bucket.oss-cn-shanghai.aliyuncs.com"));
+        assert!(host_matches(&pats, "CDN.example.com"));
+        assert!(host_matches(&pats, "127.0.0.1"));
+        assert!(!host_matches(&pats, "aliyuncs.com"));
+        assert!(!host_matches(&pats, "evilaliyuncs.com"));
+        assert!(!host_matches(&pats, "aliyuncs.com.evil.net"));
+        assert!(!host_matches(&pats, "x.cdn.example.com"));
+        assert!(!host_matches(&pats, "127.0.0.2"));
+    }
+
+    #[test]
+    fn backoff_stays_within_the_capped_exponential_envelope() {
+        let p = RetryPolicy::default();
+        for retry in 0..30 {
+            let d = p.backoff(retry);
+            let ceiling = (p.base_backoff * 2u32.saturating_pow(retry.min(20))).min(p.max_backoff);
+            assert!(d <= ceiling, "retry {retry}: {d:?} > {ceiling:?}");
+        }
     }
 }
