@@ -44,7 +44,7 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("store: {0}")]
+    #[error(transparent)]
     Sled(#[from] sled::Error),
     #[error("store tree {tree}, key {key}: corrupt value ({reason})")]
     Corrupt { tree: String, key: String, reason: String },

@@ -36,7 +36,7 @@ pub struct PullReport {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PullError {
-    #[error("cloud: {0}")]
+    #[error(transparent)]
     Cloud(#[from] CloudError),
     #[error(
         "{gone} of {total} users came back as no longer existing; refusing to purge them (a cloud-side \

@@ -39,7 +39,7 @@ impl VerifyReport {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
-    #[error("door: {0}")]
+    #[error(transparent)]
     Door(#[from] DoorError),
     #[error(transparent)]
     Store(#[from] StoreError),
