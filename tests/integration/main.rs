@@ -6,5 +6,6 @@ mod cli_status;
 mod cloud;
 mod config;
 mod faces;
+mod interop;
 mod osdp;
 mod pull;
