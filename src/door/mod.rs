@@ -6,6 +6,7 @@
 pub mod db;
 pub mod memory;
 pub mod osdp_door;
+pub mod sim;
 pub mod vendor;
 
 use std::collections::BTreeMap;
