@@ -7,5 +7,6 @@ mod cloud;
 mod config;
 mod faces;
 mod osdp;
+mod osdp_door;
 mod pull;
 mod sim_door;
