@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod check_config;
 pub mod demo;
+pub mod door;
 pub mod logging;
 pub mod simulate;
 pub mod status;
@@ -57,6 +58,9 @@ pub enum Command {
     Simulate(simulate::SimulateCommand),
     /// The embedded demo: fake cloud + simulated door, a real pass, a summary.
     Demo(demo::DemoArgs),
+    /// Technician checks of one door unit on its serial line.
+    #[command(subcommand)]
+    Door(door::DoorCommand),
 }
 
 /// Runs the parsed command; the returned code is the process exit status.
@@ -66,5 +70,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args).await,
         Command::Simulate(cmd) => simulate::run(cmd).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Door(cmd) => door::run(cmd).await,
     }
 }

@@ -8,4 +8,6 @@ mod config;
 mod faces;
 mod interop;
 mod osdp;
+mod osdp_door;
 mod pull;
+mod sim_door;
