@@ -1,6 +1,10 @@
 //! Interop with LibOSDP 3.2.9: our CP over a real pseudo-terminal to a door run by LibOSDP's PD
 //! (`tests/interop/libosdp_pd.py`), which implements `firmware-config/PROTOCOL.md` on its own.
 //!
+//! The main test goes through the agent's own door link (`OsdpDoor`); the negative paths, which need
+//! raw control of the wire (a 65-byte osdp_MFG, a packet resent byte for byte, hand-cut fragments),
+//! drive the crate's CP session (`osdp::PdSession`) directly with `link::Link`.
+//!
 //! Every check compares the LibOSDP door with `door::db::DoorDb`, the Rust reference semantics, fed
 //! the same files and deletes: its JSON database (ids, records, face sha256s) and its answers to
 //! every query (DIGEST, BUCKET_DIGESTS, LIST, FACE_STATUS, INFO) must be exactly the model's.
@@ -11,11 +15,17 @@ mod link;
 mod peer;
 
 use std::process::Command as Process;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use doorsync::cloud::sim::face_jpeg;
 
 use doorsync::config::builtin_profile;
 use doorsync::domain::{DoorRecord, DoorUserId, FaceRef, Policy};
 use doorsync::door::db::{DoorDb, DoorDbLimits};
 use doorsync::door::vendor::{self, FT_TYPE_FACE, FT_TYPE_RECORDS, FileResult, MfgCommand, Status};
+use doorsync::door::{Door, DoorError, OsdpDoor, OsdpDoorOptions};
 use doorsync::osdp::reply::{FtStatus, NakCode};
 use doorsync::osdp::{Command, FailReason, PdState, Reply, SessionConfig};
 use doorsync::serial::pty::Pty;
@@ -162,17 +172,56 @@ fn python_door_reproduces_every_hex_example_of_protocol_md() {
     assert!(examples >= 22 && text.contains(" 0 mismatches"), "{text}");
 }
 
+/// The agent's door link (`OsdpDoor` over the pty master, its driver spawned) to the LibOSDP door.
+async fn start_agent(test: &str) -> Option<(LibosdpPeer, Arc<OsdpDoor>)> {
+    let python = peer::python_or_skip(test)?;
+    let profile = builtin_profile("libosdp-reference").unwrap();
+    let pty = Pty::open().unwrap();
+    let vendor = profile.vendor_code.map(|b| format!("{b:02x}")).join(":");
+    let door = LibosdpPeer::start(&python, pty.slave_path(), &["--vendor-code", &vendor]).await;
+    let (agent, driver) = OsdpDoor::over(pty, 1, &profile, OsdpDoorOptions::default());
+    tokio::spawn(driver.run());
+    assert!(
+        agent.wait_online(Duration::from_secs(30)).await,
+        "LibOSDP door never came online"
+    );
+    Some((door, Arc::new(agent)))
+}
+
+/// Every reconciliation answer the agent gets from the LibOSDP door equals the model's.
+async fn assert_door_answers_match(agent: &OsdpDoor, model: &DoorDb, probe_ids: &[u32]) {
+    assert_eq!(agent.digest().await.unwrap(), model.digest(), "DIGEST");
+    let buckets = agent.bucket_digests().await.unwrap();
+    assert_eq!(buckets, model.bucket_digests(), "BUCKET_DIGESTS");
+    for b in buckets.iter().filter(|b| b.user_count > 0) {
+        assert_eq!(
+            agent.list(b.bucket).await.unwrap(),
+            model.list(b.bucket),
+            "LIST {}",
+            b.bucket
+        );
+    }
+    for &id in probe_ids {
+        let got = agent.face_status(DoorUserId(id)).await.unwrap();
+        assert_eq!(got, model.face_status(DoorUserId(id)), "FACE_STATUS {id}");
+    }
+    assert_eq!(agent.info().await.unwrap(), model.info(), "INFO");
+}
+
 #[tokio::test]
-async fn libosdp_door_holds_exactly_the_users_and_faces_pushed_and_not_deleted() {
-    let Some((door, mut link)) = start("libosdp_door_holds_exactly_the_users_and_faces_pushed_and_not_deleted").await
-    else {
+async fn agent_door_link_leaves_the_libosdp_door_holding_exactly_what_was_pushed_and_not_revoked() {
+    let test = "agent_door_link_leaves_the_libosdp_door_holding_exactly_what_was_pushed_and_not_revoked";
+    let Some((door, agent)) = start_agent(test).await else {
         return;
     };
     let mut model = DoorDb::new(LIMITS);
     // Ids share buckets (1, 65, 129 are all bucket 1) so LIST pages and bucket digests are exercised;
-    // one name is cut at 48 bytes on a character boundary.
+    // one name is cut at 48 bytes on a character boundary. Faces are real JPEGs of 10-40 KB.
     let ids: Vec<u32> = vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 65, 129, 193, 257, 4096];
-    let faces: Vec<Vec<u8>> = ids.iter().map(|&id| jpeg(id, 900 + 37 * id as usize % 5000)).collect();
+    let faces: Vec<Bytes> = ids
+        .iter()
+        .map(|id| Bytes::from(face_jpeg(&format!("interop-{id}"))))
+        .collect();
     let records: Vec<DoorRecord> = ids
         .iter()
         .zip(&faces)
@@ -186,54 +235,66 @@ async fn libosdp_door_holds_exactly_the_users_and_faces_pushed_and_not_deleted()
         })
         .collect();
 
-    // Several record files (a small file limit forces a split), then most faces.
-    for file in link.upsert(&records, 700).await {
-        assert_eq!(model.apply_file(FT_TYPE_RECORDS, &file), FileResult::Applied);
+    agent.upsert_users(&records).await.unwrap();
+    model.apply_file(FT_TYPE_RECORDS, &vendor::encode_record_file(&records).unwrap());
+    for (r, face) in records.iter().zip(&faces).filter(|(r, _)| r.id != DoorUserId(8)) {
+        agent.put_face(r.id, r.face, face.clone()).await.unwrap();
+        model.apply_file(FT_TYPE_FACE, &vendor::encode_face_file(r.id, face).unwrap());
     }
-    for (&id, face) in ids.iter().zip(&faces).filter(|(id, _)| **id != 8) {
-        let file = link.put_face(id, face).await;
-        assert_eq!(model.apply_file(FT_TYPE_FACE, &file), FileResult::Applied);
-    }
-    assert_queries_match(&mut link, &model, &[1, 8, 65, 999]).await;
+    assert_door_answers_match(&agent, &model, &[1, 8, 65, 999]).await;
 
     // Deletes, one of an id the door never held.
-    link.delete(&[3, 4, 999]).await;
-    model.delete(&[DoorUserId(3), DoorUserId(4), DoorUserId(999)]);
+    let gone = [DoorUserId(3), DoorUserId(4), DoorUserId(999)];
+    agent.delete_users(&gone).await.unwrap();
+    model.delete(&gone);
 
-    // A face file in flight when a revocation comes: the DELETE goes out between two fragments and
-    // takes effect at once; the rest of the face file then fails as "unknown user".
-    let big = jpeg(77, 3000);
-    let face7 = record(7, "User 7", &big);
-    for file in link
-        .upsert(std::slice::from_ref(&face7), LIMITS.max_record_file_bytes)
-        .await
-    {
-        assert_eq!(model.apply_file(FT_TYPE_RECORDS, &file), FileResult::Applied);
-    }
-    let file = vendor::encode_face_file(DoorUserId(7), &big).unwrap();
-    let fragment = link::fragment_size(&link.session);
-    assert_eq!(fragment, 236, "LibOSDP's 256-byte buffer with our mark byte");
-    let chunks: Vec<&[u8]> = file.chunks(fragment).collect();
-    for (i, chunk) in chunks.iter().enumerate() {
-        if i == 2 {
-            link.delete(&[7, 5]).await;
-            model.delete(&[DoorUserId(7), DoorUserId(5)]);
-            let status = link.face_status(7).await;
-            assert_eq!(status.record_hash_prefix, None, "the delete took effect mid-transfer");
-            assert_eq!(door.db().user(7), None, "…and is stored before it was answered");
-        }
-        link.fragment(FT_TYPE_FACE, file.len() as u32, (i * fragment) as u32, chunk)
-            .await;
-    }
-    assert_eq!(model.apply_file(FT_TYPE_FACE, &file), FileResult::UnknownUser);
-    let info = link.info().await;
-    assert_eq!(
-        (info.last_file_type, info.last_file_result),
-        (FT_TYPE_FACE, FileResult::UnknownUser)
+    // A new face for user 7 is in flight when users 7 and 5 are revoked: the DELETE goes out between two
+    // fragments, takes effect (and is stored) at once, and the face file then fails as "unknown user".
+    let new_face = Bytes::from(jpeg(77, 30_000));
+    let rec7 = record(7, "User 7", &new_face);
+    agent.upsert_users(std::slice::from_ref(&rec7)).await.unwrap();
+    model.apply_file(
+        FT_TYPE_RECORDS,
+        &vendor::encode_record_file(std::slice::from_ref(&rec7)).unwrap(),
     );
+    let fragments_before = agent.stats().fragments;
+    let push = tokio::spawn({
+        let agent = agent.clone();
+        let face = new_face.clone();
+        async move { agent.put_face(DoorUserId(7), rec7.face, face).await }
+    });
+    while agent.stats().fragments < fragments_before + 2 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    agent.delete_users(&[DoorUserId(7), DoorUserId(5)]).await.unwrap();
+    let sent_by_then = agent.stats().fragments - fragments_before;
+    let json = door.db();
+    assert_eq!(
+        (json.user(7), json.user(5)),
+        (None, None),
+        "stored before the DELETE was answered"
+    );
+    model.delete(&[DoorUserId(7), DoorUserId(5)]);
+    let face_file = vendor::encode_face_file(DoorUserId(7), &new_face).unwrap();
+    let fragments_total = face_file.len().div_ceil(agent.stats().fragment_bytes as usize) as u64;
+    assert!(
+        sent_by_then < fragments_total,
+        "the DELETE overtook the face file ({sent_by_then} of {fragments_total} fragments sent)"
+    );
+    match push.await.unwrap() {
+        Err(DoorError::FileRejected { result }) => assert_eq!(result, FileResult::UnknownUser),
+        other => panic!("face for a user deleted mid-transfer: {other:?}"),
+    }
+    assert_eq!(model.apply_file(FT_TYPE_FACE, &face_file), FileResult::UnknownUser);
 
+    let stats = agent.stats();
+    assert_eq!(
+        (stats.fragment_bytes, stats.retries),
+        (236, 0),
+        "LibOSDP's 256-byte buffer, a clean line"
+    );
     let expected: Vec<u32> = ids.iter().copied().filter(|id| ![3, 4, 5, 7].contains(id)).collect();
-    assert_queries_match(&mut link, &model, &[1, 3, 5, 7, 8, 129]).await;
+    assert_door_answers_match(&agent, &model, &[1, 3, 5, 7, 8, 129]).await;
     let json = door.stop();
     assert_json_matches(&json, &model, &expected);
     assert_eq!(json.user(8).unwrap().face, None, "user 8 was never sent a face");
