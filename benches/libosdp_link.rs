@@ -1,5 +1,6 @@
-//! Face push to the LibOSDP door: 50 faces of ~20 KB over a pseudo-terminal, with the crate's CP
-//! session and the LibOSDP 3.2.9 PD of `tests/interop/libosdp_pd.py`. Reports goodput (JPEG bytes/s)
+//! Face push to the LibOSDP door: 50 faces of ~20 KB over a pseudo-terminal to the LibOSDP 3.2.9 PD of
+//! `tests/interop/libosdp_pd.py`, through the agent's door link (`OsdpDoor`, each face confirmed by
+//! FACE_STATUS) and through the bare CP session (the CP's floor). Reports goodput (JPEG bytes/s)
 //! against the 11,520 B/s of a 115,200-baud line, the fragment size LibOSDP's 256-byte buffer allows,
 //! the ideal for that size, and the bytes on the wire (a pty has no baud pacing, so the 115,200-baud
 //! figure is computed from them plus the turnaround time measured here).
@@ -16,12 +17,15 @@ mod link;
 #[allow(dead_code)]
 mod peer;
 
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use doorsync::config::builtin_profile;
-use doorsync::domain::{DoorRecord, DoorUserId, FaceRef, Policy};
+use doorsync::domain::{DoorRecord, DoorUserId, FaceRef, Policy, Profile};
 use doorsync::door::db::{DoorDb, DoorDbLimits};
 use doorsync::door::vendor::{self, FT_TYPE_FACE, FT_TYPE_RECORDS, FileResult};
+use doorsync::door::{Door as _, OsdpDoor, OsdpDoorOptions};
 use doorsync::osdp::SessionConfig;
 use doorsync::serial::pty::Pty;
 
@@ -52,25 +56,11 @@ struct Run {
     wire_rx: u64,
 }
 
-async fn run(python: &std::path::Path, faces: usize, refresh_ms: &str) -> Run {
-    let profile = builtin_profile("libosdp-reference").unwrap();
-    let pty = Pty::open().unwrap();
-    let vendor = profile.vendor_code.map(|b| format!("{b:02x}")).join(":");
-    let door = peer::LibosdpPeer::start(
-        python,
-        pty.slave_path(),
-        &["--vendor-code", &vendor, "--refresh-ms", refresh_ms],
-    )
-    .await;
-    let mut config = SessionConfig::new(1);
-    config.max_packet_bytes = usize::from(profile.osdp.max_packet_bytes);
-    let mut link = link::Link::connect(pty, config, profile.vendor_code).await;
-    let fragment = link::fragment_size(&link.session);
-
+fn people(faces: usize) -> (Vec<DoorRecord>, Vec<Vec<u8>>) {
     let jpegs: Vec<Vec<u8>> = (0..faces as u32)
         .map(|i| face(i + 1, FACE_BYTES - 512 + (i as usize * 41) % 1024))
         .collect();
-    let records: Vec<DoorRecord> = jpegs
+    let records = jpegs
         .iter()
         .enumerate()
         .map(|(i, j)| DoorRecord {
@@ -84,28 +74,87 @@ async fn run(python: &std::path::Path, faces: usize, refresh_ms: &str) -> Run {
             display_name: format!("Bench user {i}"),
         })
         .collect();
-    let mut model = DoorDb::new(DoorDbLimits {
+    (records, jpegs)
+}
+
+fn model(records: &[DoorRecord], jpegs: &[Vec<u8>]) -> DoorDb {
+    let mut db = DoorDb::new(DoorDbLimits {
         capacity_users: 10_000,
         max_record_file_bytes: 8192,
         max_face_jpeg_bytes: 65_536,
     });
-    for file in link.upsert(&records, 8192).await {
-        model.apply_file(FT_TYPE_RECORDS, &file);
+    db.apply_file(FT_TYPE_RECORDS, &vendor::encode_record_file(records).unwrap());
+    for (r, j) in records.iter().zip(jpegs) {
+        assert_eq!(
+            db.apply_file(FT_TYPE_FACE, &vendor::encode_face_file(r.id, j).unwrap()),
+            FileResult::Applied
+        );
     }
+    db
+}
 
+async fn start_door(python: &Path, refresh_ms: &str) -> (peer::LibosdpPeer, Pty, Profile) {
+    let profile = builtin_profile("libosdp-reference").unwrap();
+    let pty = Pty::open().unwrap();
+    let vendor = profile.vendor_code.map(|b| format!("{b:02x}")).join(":");
+    let args = ["--vendor-code", vendor.as_str(), "--refresh-ms", refresh_ms];
+    let door = peer::LibosdpPeer::start(python, pty.slave_path(), &args).await;
+    (door, pty, profile)
+}
+
+/// Through the agent's door link: `OsdpDoor::put_face`, each face confirmed by FACE_STATUS.
+async fn run_agent(python: &Path, faces: usize, refresh_ms: &str) -> Run {
+    let (door, pty, profile) = start_door(python, refresh_ms).await;
+    let (agent, driver) = OsdpDoor::over(pty, 1, &profile, OsdpDoorOptions::default());
+    tokio::spawn(driver.run());
+    assert!(
+        agent.wait_online(Duration::from_secs(30)).await,
+        "LibOSDP door never came online"
+    );
+    let (records, jpegs) = people(faces);
+    agent.upsert_users(&records).await.unwrap();
+    let before = agent.stats();
+    let start = Instant::now();
+    for (r, j) in records.iter().zip(&jpegs) {
+        agent.put_face(r.id, r.face, Bytes::from(j.clone())).await.unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let after = agent.stats();
+    // Not a test, but a number is only worth reporting if the faces landed.
+    assert_eq!(agent.digest().await.unwrap(), model(&records, &jpegs).digest());
+    assert_eq!(after.retries, 0, "a clean pty needs no resend");
+    let json = door.stop();
+    assert_eq!(json.users.iter().filter(|u| u.face.is_some()).count(), faces);
+    Run {
+        faces,
+        jpeg_bytes: jpegs.iter().map(|j| j.len() as u64).sum(),
+        fragments: after.fragments - before.fragments,
+        fragment: after.fragment_bytes as usize,
+        secs,
+        wire_tx: after.bytes_written - before.bytes_written,
+        wire_rx: after.bytes_read - before.bytes_read,
+    }
+}
+
+/// The bare CP session, next fragment as soon as FTSTAT is in, no confirmation: the CP's floor.
+async fn run_session(python: &Path, faces: usize, refresh_ms: &str) -> Run {
+    let (door, pty, profile) = start_door(python, refresh_ms).await;
+    let mut config = SessionConfig::new(1);
+    config.max_packet_bytes = usize::from(profile.osdp.max_packet_bytes);
+    let mut link = link::Link::connect(pty, config, profile.vendor_code).await;
+    let fragment = link::fragment_size(&link.session);
+    let (records, jpegs) = people(faces);
+    link.upsert(&records, 8192).await;
     let (tx0, rx0) = (link.wire_tx, link.wire_rx);
     let start = Instant::now();
     let mut fragments = 0u64;
-    for (i, jpeg) in jpegs.iter().enumerate() {
-        let file = link.put_face(i as u32 + 1, jpeg).await;
+    for (r, j) in records.iter().zip(&jpegs) {
+        let file = link.put_face(r.id.0, j).await;
         fragments += file.len().div_ceil(fragment) as u64;
-        assert_eq!(model.apply_file(FT_TYPE_FACE, &file), FileResult::Applied);
     }
     let secs = start.elapsed().as_secs_f64();
     let (wire_tx, wire_rx) = (link.wire_tx - tx0, link.wire_rx - rx0);
-
-    // Not a test, but a number is only worth reporting if the faces landed.
-    assert_eq!(link.digest().await, model.digest(), "the LibOSDP door holds every face");
+    assert_eq!(link.digest().await, model(&records, &jpegs).digest());
     let json = door.stop();
     assert_eq!(json.users.iter().filter(|u| u.face.is_some()).count(), faces);
     Run {
@@ -174,11 +223,13 @@ fn main() {
         .build()
         .unwrap();
     let faces = env("LIBOSDP_BENCH_FACES", 50);
-    let fast = rt.block_on(run(&python, faces, "1"));
-    report("refresh-1ms", &fast);
+    report("agent/refresh-1ms", &rt.block_on(run_agent(&python, faces, "1")));
+    report("session/refresh-1ms", &rt.block_on(run_session(&python, faces, "1")));
     let stock = env("LIBOSDP_BENCH_STOCK_FACES", 5);
     if stock > 0 {
-        let r = rt.block_on(run(&python, stock, "20"));
-        report("refresh-20ms-stock", &r);
+        report(
+            "agent/refresh-20ms-stock",
+            &rt.block_on(run_agent(&python, stock, "20")),
+        );
     }
 }
