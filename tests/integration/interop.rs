@@ -11,21 +11,16 @@
 //! Needs Python with `osdp` (see `peer::find_python`); skipped with a notice when it is missing,
 //! failed when `DOORSYNC_REQUIRE_LIBOSDP=1`.
 
+mod agent;
 mod link;
 mod peer;
 
 use std::process::Command as Process;
-use std::sync::Arc;
-use std::time::Duration;
-
-use bytes::Bytes;
-use doorsync::cloud::sim::face_jpeg;
 
 use doorsync::config::builtin_profile;
 use doorsync::domain::{DoorRecord, DoorUserId, FaceRef, Policy};
 use doorsync::door::db::{DoorDb, DoorDbLimits};
 use doorsync::door::vendor::{self, FT_TYPE_FACE, FT_TYPE_RECORDS, FileResult, MfgCommand, Status};
-use doorsync::door::{Door, DoorError, OsdpDoor, OsdpDoorOptions};
 use doorsync::osdp::reply::{FtStatus, NakCode};
 use doorsync::osdp::{Command, FailReason, PdState, Reply, SessionConfig};
 use doorsync::serial::pty::Pty;
@@ -35,7 +30,7 @@ use link::Link;
 use peer::{DoorJson, LibosdpPeer};
 
 /// The limits the script runs with by default (its --capacity / --max-* flags).
-const LIMITS: DoorDbLimits = DoorDbLimits {
+pub(crate) const LIMITS: DoorDbLimits = DoorDbLimits {
     capacity_users: 10_000,
     max_record_file_bytes: 8192,
     max_face_jpeg_bytes: 65_536,
@@ -56,7 +51,7 @@ async fn start(test: &str) -> Option<(LibosdpPeer, Link)> {
 }
 
 /// A JPEG-shaped byte string (SOI … EOI) of `len` bytes; the door checks sha256s, not pixels.
-fn jpeg(seed: u32, len: usize) -> Vec<u8> {
+pub(crate) fn jpeg(seed: u32, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761) | 1;
     let mut out = vec![0xFF, 0xD8];
     out.extend((0..len - 4).map(|_| {
@@ -69,7 +64,7 @@ fn jpeg(seed: u32, len: usize) -> Vec<u8> {
     out
 }
 
-fn record(id: u32, name: &str, face: &[u8]) -> DoorRecord {
+pub(crate) fn record(id: u32, name: &str, face: &[u8]) -> DoorRecord {
     DoorRecord {
         id: DoorUserId(id),
         policy: if id.is_multiple_of(5) {
@@ -90,7 +85,7 @@ fn record(id: u32, name: &str, face: &[u8]) -> DoorRecord {
 
 /// The door's database equals the model's: the same ids, each record as sent (fields and record
 /// hash), and each face by sha256 and length.
-fn assert_json_matches(json: &DoorJson, model: &DoorDb, expected_ids: &[u32]) {
+pub(crate) fn assert_json_matches(json: &DoorJson, model: &DoorDb, expected_ids: &[u32]) {
     assert_eq!(json.ids(), expected_ids, "ids the LibOSDP door holds");
     for user in &json.users {
         let want = model.record(DoorUserId(user.id)).unwrap();
@@ -161,8 +156,7 @@ fn python_door_reproduces_every_hex_example_of_protocol_md() {
     // Only plain Python is needed: the check builds PROTOCOL.md's example door without LibOSDP.
     let python = peer::find_python().unwrap_or_else(|_| "python3".into());
     let out = Process::new(python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/libosdp_pd.py"))
-        .arg("--check-examples")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/check_examples.py"))
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/firmware-config/PROTOCOL.md"))
         .output()
         .unwrap();
@@ -170,140 +164,6 @@ fn python_door_reproduces_every_hex_example_of_protocol_md() {
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     let examples: usize = text.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(examples >= 22 && text.contains(" 0 mismatches"), "{text}");
-}
-
-/// The agent's door link (`OsdpDoor` over the pty master, its driver spawned) to the LibOSDP door.
-async fn start_agent(test: &str) -> Option<(LibosdpPeer, Arc<OsdpDoor>)> {
-    let python = peer::python_or_skip(test)?;
-    let profile = builtin_profile("libosdp-reference").unwrap();
-    let pty = Pty::open().unwrap();
-    let vendor = profile.vendor_code.map(|b| format!("{b:02x}")).join(":");
-    let door = LibosdpPeer::start(&python, pty.slave_path(), &["--vendor-code", &vendor]).await;
-    let (agent, driver) = OsdpDoor::over(pty, 1, &profile, OsdpDoorOptions::default());
-    tokio::spawn(driver.run());
-    assert!(
-        agent.wait_online(Duration::from_secs(30)).await,
-        "LibOSDP door never came online"
-    );
-    Some((door, Arc::new(agent)))
-}
-
-/// Every reconciliation answer the agent gets from the LibOSDP door equals the model's.
-async fn assert_door_answers_match(agent: &OsdpDoor, model: &DoorDb, probe_ids: &[u32]) {
-    assert_eq!(agent.digest().await.unwrap(), model.digest(), "DIGEST");
-    let buckets = agent.bucket_digests().await.unwrap();
-    assert_eq!(buckets, model.bucket_digests(), "BUCKET_DIGESTS");
-    for b in buckets.iter().filter(|b| b.user_count > 0) {
-        assert_eq!(
-            agent.list(b.bucket).await.unwrap(),
-            model.list(b.bucket),
-            "LIST {}",
-            b.bucket
-        );
-    }
-    for &id in probe_ids {
-        let got = agent.face_status(DoorUserId(id)).await.unwrap();
-        assert_eq!(got, model.face_status(DoorUserId(id)), "FACE_STATUS {id}");
-    }
-    assert_eq!(agent.info().await.unwrap(), model.info(), "INFO");
-}
-
-#[tokio::test]
-async fn agent_door_link_leaves_the_libosdp_door_holding_exactly_what_was_pushed_and_not_revoked() {
-    let test = "agent_door_link_leaves_the_libosdp_door_holding_exactly_what_was_pushed_and_not_revoked";
-    let Some((door, agent)) = start_agent(test).await else {
-        return;
-    };
-    let mut model = DoorDb::new(LIMITS);
-    // Ids share buckets (1, 65, 129 are all bucket 1) so LIST pages and bucket digests are exercised;
-    // one name is cut at 48 bytes on a character boundary. Faces are real JPEGs of 10-40 KB.
-    let ids: Vec<u32> = vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 65, 129, 193, 257, 4096];
-    let faces: Vec<Bytes> = ids
-        .iter()
-        .map(|id| Bytes::from(face_jpeg(&format!("interop-{id}"))))
-        .collect();
-    let records: Vec<DoorRecord> = ids
-        .iter()
-        .zip(&faces)
-        .map(|(&id, face)| {
-            let name = if id == 4096 {
-                "Łukasz Żółć-".repeat(5)
-            } else {
-                format!("User {id}")
-            };
-            record(id, &name, face)
-        })
-        .collect();
-
-    agent.upsert_users(&records).await.unwrap();
-    model.apply_file(FT_TYPE_RECORDS, &vendor::encode_record_file(&records).unwrap());
-    for (r, face) in records.iter().zip(&faces).filter(|(r, _)| r.id != DoorUserId(8)) {
-        agent.put_face(r.id, r.face, face.clone()).await.unwrap();
-        model.apply_file(FT_TYPE_FACE, &vendor::encode_face_file(r.id, face).unwrap());
-    }
-    assert_door_answers_match(&agent, &model, &[1, 8, 65, 999]).await;
-
-    // Deletes, one of an id the door never held.
-    let gone = [DoorUserId(3), DoorUserId(4), DoorUserId(999)];
-    agent.delete_users(&gone).await.unwrap();
-    model.delete(&gone);
-
-    // A new face for user 7 is in flight when users 7 and 5 are revoked: the DELETE goes out between two
-    // fragments, takes effect (and is stored) at once, and the face file then fails as "unknown user".
-    let new_face = Bytes::from(jpeg(77, 30_000));
-    let rec7 = record(7, "User 7", &new_face);
-    agent.upsert_users(std::slice::from_ref(&rec7)).await.unwrap();
-    model.apply_file(
-        FT_TYPE_RECORDS,
-        &vendor::encode_record_file(std::slice::from_ref(&rec7)).unwrap(),
-    );
-    let fragments_before = agent.stats().fragments;
-    let push = tokio::spawn({
-        let agent = agent.clone();
-        let face = new_face.clone();
-        async move { agent.put_face(DoorUserId(7), rec7.face, face).await }
-    });
-    while agent.stats().fragments < fragments_before + 2 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    agent.delete_users(&[DoorUserId(7), DoorUserId(5)]).await.unwrap();
-    let sent_by_then = agent.stats().fragments - fragments_before;
-    let json = door.db();
-    assert_eq!(
-        (json.user(7), json.user(5)),
-        (None, None),
-        "stored before the DELETE was answered"
-    );
-    model.delete(&[DoorUserId(7), DoorUserId(5)]);
-    let face_file = vendor::encode_face_file(DoorUserId(7), &new_face).unwrap();
-    let fragments_total = face_file.len().div_ceil(agent.stats().fragment_bytes as usize) as u64;
-    assert!(
-        sent_by_then < fragments_total,
-        "the DELETE overtook the face file ({sent_by_then} of {fragments_total} fragments sent)"
-    );
-    match push.await.unwrap() {
-        Err(DoorError::FileRejected { result }) => assert_eq!(result, FileResult::UnknownUser),
-        other => panic!("face for a user deleted mid-transfer: {other:?}"),
-    }
-    assert_eq!(model.apply_file(FT_TYPE_FACE, &face_file), FileResult::UnknownUser);
-
-    let stats = agent.stats();
-    assert_eq!(
-        (stats.fragment_bytes, stats.retries),
-        (236, 0),
-        "LibOSDP's 256-byte buffer, a clean line"
-    );
-    let expected: Vec<u32> = ids.iter().copied().filter(|id| ![3, 4, 5, 7].contains(id)).collect();
-    assert_door_answers_match(&agent, &model, &[1, 3, 5, 7, 8, 129]).await;
-    let json = door.stop();
-    assert_json_matches(&json, &model, &expected);
-    assert_eq!(json.user(8).unwrap().face, None, "user 8 was never sent a face");
-    let long = json.user(4096).unwrap();
-    assert!(
-        long.name.len() <= 48 && long.name.len() > 40,
-        "name cut at 48 bytes: {:?}",
-        long.name
-    );
 }
 
 #[tokio::test]

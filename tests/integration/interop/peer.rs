@@ -147,6 +147,13 @@ impl LibosdpPeer {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("door database is not valid JSON ({e}):\n{text}"))
     }
 
+    /// The door loses its next reply (SIGUSR1), as a noisy line would: the CP resends the command, and
+    /// LibOSDP executes it a second time.
+    pub fn lose_next_reply(&self) {
+        let child = self.child.as_ref().unwrap();
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGUSR1).unwrap();
+    }
+
     /// SIGTERM, wait for a clean exit, and read the final database.
     pub fn stop(mut self) -> DoorJson {
         let mut child = self.child.take().unwrap();
