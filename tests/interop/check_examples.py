@@ -50,7 +50,8 @@ def check_examples(path):
     def same(label, got):
         want = ex.get(label)
         if want != got:
-            failures.append(f"{label}:\n  doc  {want.hex() if want else None}\n  ours {got.hex() if got else None}")
+            doc, ours = (b.hex() if b else None for b in (want, got))
+            failures.append(f"{label}:\n  doc  {doc}\n  ours {ours}")
 
     same("record Ana (id 1)", ana)
     same("record hash of Ana", sha256(ana))
@@ -68,6 +69,8 @@ def check_examples(path):
             failures.append(f"{name}: no command example in the document")
             continue
         kind, data = db.handle_mfg(command[3:])
+        if name in ("DELETE", "CLEAR") and kind != "ack":
+            failures.append(f"{name}: answered {kind}, the document says osdp_ACK")
         got = command[:3] + data if kind == "reply" else None
         label = "its reply" if name.startswith("CLEAR without") else f"{name} reply"
         if label in ex or got is not None:
@@ -76,7 +79,6 @@ def check_examples(path):
     for f in failures:
         print(f)
     return 1 if failures else 0
-
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ agreement between the two is the point.
 check_examples.py checks this door's layouts and hashes against PROTOCOL.md's hex examples.
 
 The database is written as JSON to --db (write, fsync, rename) at start, after every change and on
-SIGTERM; the test reads it after stopping the door. SIGUSR1 makes the door lose its next reply (a fault
-for the tests: the CP then resends a command LibOSDP already executed). How LibOSDP 3.2.9 shapes this file:
+SIGTERM; the test reads it after stopping the door. SIGUSR1 makes the door lose its next reply (a
+fault for the tests: the CP then resends a command LibOSDP already executed).
+
+How LibOSDP 3.2.9 shapes this file:
 
 - It counts fragment bytes to decide a file is complete and counts a resent fragment twice, so the file
   ops below track which bytes arrived and `close` applies a file only when every byte is there.
@@ -191,7 +193,7 @@ class DoorDb:
             for r in records:  # file order: a later record with the same id wins
                 face = self.users.get(r["id"], {}).get("face")  # an upsert keeps the face held
                 self.users[r["id"]] = dict(r, face=face)
-        return R_APPLIED if self._commit(upsert) else R_NONE
+        return R_APPLIED if self._commit(upsert) else R_CORRUPT  # not stored: "corrupt" makes the CP resend
 
     def _apply_face(self, data):
         try:
@@ -208,7 +210,7 @@ class DoorDb:
 
         def enrol():
             self.users[uid] = dict(user, face=(sha, jpeg_len))
-        return R_APPLIED if self._commit(enrol) else R_NONE
+        return R_APPLIED if self._commit(enrol) else R_CORRUPT
 
     # §5 hashes
     def entries(self, ids=None):
