@@ -1,0 +1,169 @@
+//! Doors in the daemon: the factory seam that turns `[[door]]` config into `Door`s (with the driver
+//! futures that run their links), and the per-door worker that keeps each door converged.
+//!
+//! A worker applies its door's plan whenever desired state changes, verifies at start-up and every
+//! `verify_interval`, and retries with backoff while the door is unreachable. Deletes need no queue
+//! of their own: the plan is level-triggered and always puts them first, so the first thing a door
+//! that comes back receives is every delete it missed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+
+use super::backoff::Backoff;
+use super::clock::until;
+use super::events::{DaemonEvent, Events};
+use super::shutdown::CancellationToken;
+use crate::config::DoorConfig;
+use crate::domain::Profile;
+use crate::door::Door;
+use crate::sync::engine::Engine;
+
+/// A door ready for the daemon, with the future that drives its link (spawned by the daemon).
+pub struct DaemonDoor {
+    pub name: String,
+    pub profile: Profile,
+    pub door: Arc<dyn Door>,
+    pub driver: Option<BoxFuture<'static, ()>>,
+}
+
+/// Why a configured door could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("door {door}: {reason}")]
+pub struct DoorOpenError {
+    pub door: String,
+    pub reason: String,
+}
+
+/// Builds doors from configuration: the OSDP driver in production, in-memory doors in tests.
+#[async_trait]
+pub trait DoorFactory: Send + Sync {
+    async fn open(&self, door: &DoorConfig) -> Result<DaemonDoor, DoorOpenError>;
+}
+
+/// The factory for a build without an OSDP door driver: refuses every door, saying so.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoDoorDriver;
+
+#[async_trait]
+impl DoorFactory for NoDoorDriver {
+    async fn open(&self, door: &DoorConfig) -> Result<DaemonDoor, DoorOpenError> {
+        Err(DoorOpenError {
+            door: door.name.clone(),
+            reason: format!(
+                "this doorsync build has no OSDP door driver, so {} cannot be opened",
+                door.port.display()
+            ),
+        })
+    }
+}
+
+/// The factory `doorsync run`, `sync` and `revoke` use.
+pub fn default_factory() -> Box<dyn DoorFactory> {
+    Box::new(NoDoorDriver)
+}
+
+/// Opens every configured door; the ones that fail are returned with the reason.
+pub async fn open_all(factory: &dyn DoorFactory, doors: &[DoorConfig]) -> (Vec<DaemonDoor>, Vec<DoorOpenError>) {
+    let mut opened = Vec::new();
+    let mut failed = Vec::new();
+    for d in doors {
+        match factory.open(d).await {
+            Ok(door) => opened.push(door),
+            Err(e) => failed.push(e),
+        }
+    }
+    (opened, failed)
+}
+
+/// Runs `work` while the doors' drivers run, without spawning (for CLI commands that work without
+/// the daemon). A driver that ends first does not end `work`: its door just stops answering.
+pub async fn with_drivers<T>(work: impl Future<Output = T>, drivers: Vec<BoxFuture<'static, ()>>) -> T {
+    let drivers = futures::future::join_all(drivers);
+    tokio::pin!(work, drivers);
+    let mut drivers_done = false;
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = &mut drivers, if !drivers_done => drivers_done = true,
+        }
+    }
+}
+
+/// Timing of a door worker.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerTiming {
+    /// First retry delay after a door stopped answering; doubles up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    /// Longest sleep between checks, so a changed wall clock or a due verification is noticed.
+    pub idle_max: Duration,
+}
+
+/// Keeps one door converged until `token` is cancelled.
+pub(super) async fn door_worker(
+    engine: Arc<Engine>,
+    name: String,
+    timing: WorkerTiming,
+    token: CancellationToken,
+    events: Events,
+) {
+    let mut changes = engine.subscribe();
+    let mut retry = Backoff::new(timing.retry_min, timing.retry_max);
+    // Start-up verification: the door may have been replaced or reset while the daemon was down.
+    let mut verify = true;
+    loop {
+        if token.is_cancelled() {
+            break;
+        }
+        changes.borrow_and_update();
+        let verify_now = verify || engine.verify_due(&name).unwrap_or(false);
+        let wait = match engine.sync_door(&name, verify_now, &|_| {}).await {
+            Ok(report) => {
+                if verify_now && report.verify_error.is_none() {
+                    verify = false;
+                }
+                let wait = if report.converged {
+                    retry.reset();
+                    None
+                } else if report.apply.interrupted {
+                    Some(Duration::ZERO)
+                } else {
+                    Some(retry.next_delay())
+                };
+                if !report.converged {
+                    tracing::info!(door = name, error = ?report.apply.error, pending = report.apply.pending, ?wait, "door not converged; retrying");
+                }
+                events.emit(DaemonEvent::DoorSynced { report });
+                wait
+            }
+            Err(e) => {
+                tracing::error!(door = name, error = %e, "door sync failed");
+                Some(retry.next_delay())
+            }
+        };
+        let next_verify = engine
+            .store()
+            .door_status(&name)
+            .ok()
+            .and_then(|s| s.last_verified_at)
+            .and_then(|t| {
+                let interval = jiff::SignedDuration::try_from(engine.settings().verify_interval).ok()?;
+                t.checked_add(interval).ok()
+            });
+        let idle = next_verify.map_or(timing.idle_max, |at| until(engine.now(), at, timing.idle_max));
+        let sleep = wait.map_or(idle, |w| w.min(idle));
+        tokio::select! {
+            () = token.cancelled() => break,
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            () = tokio::time::sleep(sleep) => {}
+        }
+    }
+    tracing::debug!(door = name, "door worker stopped");
+}
