@@ -81,6 +81,8 @@ pub enum AgentError {
     Store(StoreError),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error(transparent)]
+    Cloud(#[from] crate::cloud::CloudError),
     #[error("no door could be opened: {0}")]
     NoDoors(String),
 }

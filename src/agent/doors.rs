@@ -16,9 +16,11 @@ use super::backoff::Backoff;
 use super::clock::until;
 use super::events::{DaemonEvent, Events};
 use super::shutdown::CancellationToken;
+use bytes::Bytes;
+
 use crate::config::DoorConfig;
-use crate::domain::Profile;
-use crate::door::Door;
+use crate::domain::{DoorRecord, DoorUserId, FaceRef, Profile};
+use crate::door::{BucketDigest, Door, DoorDigest, DoorError, DoorInfo, DoorListEntry, FaceStatus};
 use crate::sync::engine::Engine;
 
 /// A door ready for the daemon, with the future that drives its link (spawned by the daemon).
@@ -65,17 +67,74 @@ pub fn default_factory() -> Box<dyn DoorFactory> {
     Box::new(NoDoorDriver)
 }
 
-/// Opens every configured door; the ones that fail are returned with the reason.
+/// Opens every configured door. A door that fails to open is still returned, as an [`UnopenedDoor`]
+/// that answers every call with the reason (so `status` and reports show it), and its error is listed.
 pub async fn open_all(factory: &dyn DoorFactory, doors: &[DoorConfig]) -> (Vec<DaemonDoor>, Vec<DoorOpenError>) {
     let mut opened = Vec::new();
     let mut failed = Vec::new();
     for d in doors {
         match factory.open(d).await {
             Ok(door) => opened.push(door),
-            Err(e) => failed.push(e),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open door");
+                opened.push(DaemonDoor {
+                    name: d.name.clone(),
+                    profile: d.profile.clone(),
+                    door: Arc::new(UnopenedDoor {
+                        reason: e.reason.clone(),
+                    }),
+                    driver: None,
+                });
+                failed.push(e);
+            }
         }
     }
     (opened, failed)
+}
+
+/// A configured door that could not be opened: every call fails with the reason, as an offline door.
+#[derive(Debug, Clone)]
+pub struct UnopenedDoor {
+    pub reason: String,
+}
+
+impl UnopenedDoor {
+    fn err(&self) -> DoorError {
+        DoorError::Offline {
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Door for UnopenedDoor {
+    async fn upsert_users(&self, _: &[DoorRecord]) -> Result<(), DoorError> {
+        Err(self.err())
+    }
+    async fn put_face(&self, _: DoorUserId, _: FaceRef, _: Bytes) -> Result<(), DoorError> {
+        Err(self.err())
+    }
+    async fn delete_users(&self, _: &[DoorUserId]) -> Result<(), DoorError> {
+        Err(self.err())
+    }
+    async fn digest(&self) -> Result<DoorDigest, DoorError> {
+        Err(self.err())
+    }
+    async fn bucket_digests(&self) -> Result<Vec<BucketDigest>, DoorError> {
+        Err(self.err())
+    }
+    async fn list(&self, _: u8) -> Result<Vec<DoorListEntry>, DoorError> {
+        Err(self.err())
+    }
+    async fn face_status(&self, _: DoorUserId) -> Result<FaceStatus, DoorError> {
+        Err(self.err())
+    }
+    async fn clear(&self) -> Result<(), DoorError> {
+        Err(self.err())
+    }
+    async fn info(&self) -> Result<DoorInfo, DoorError> {
+        Err(self.err())
+    }
 }
 
 /// Runs `work` while the doors' drivers run, without spawning (for CLI commands that work without

@@ -17,8 +17,10 @@ mod handler;
 mod outbox;
 mod poll;
 pub mod shutdown;
+mod standalone;
 
 pub use backoff::Backoff;
 pub use daemon::{AgentError, Daemon, DaemonConfig, open_store, run};
-pub use doors::{DaemonDoor, DoorFactory, DoorOpenError};
+pub use doors::{DaemonDoor, DoorFactory, DoorOpenError, UnopenedDoor};
 pub use events::DaemonEvent;
+pub use standalone::Standalone;

@@ -8,8 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub mod check_config;
 pub mod demo;
 pub mod logging;
+pub mod progress;
+pub mod revoke;
+pub mod run;
 pub mod simulate;
 pub mod status;
+pub mod sync;
+pub mod user;
 
 /// Keeps face-recognition door hardware in step with Alibaba Cloud IoT face access, over OSDP.
 #[derive(Debug, Parser)]
@@ -57,6 +62,15 @@ pub enum Command {
     Simulate(simulate::SimulateCommand),
     /// The embedded demo: fake cloud + simulated door, a real pass, a summary.
     Demo(demo::DemoArgs),
+    /// Run the daemon: pull loop, expiry timer, doors, cloud outbox, control socket.
+    Run(run::RunArgs),
+    /// One pass now (through the daemon if one runs); exit 0 only if every door converged.
+    Sync(sync::SyncArgs),
+    /// Revoke a user locally: off every reachable door at once, kept off until the cloud re-grants.
+    Revoke(revoke::RevokeArgs),
+    /// Entrance users in the cloud.
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 /// Runs the parsed command; the returned code is the process exit status.
@@ -66,5 +80,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args).await,
         Command::Simulate(cmd) => simulate::run(cmd).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Run(args) => run::run(args).await,
+        Command::Sync(args) => sync::run(args).await,
+        Command::Revoke(args) => revoke::run(args).await,
+        Command::User(cmd) => user::run(cmd).await,
     }
 }
