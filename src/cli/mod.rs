@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod check_config;
 pub mod demo;
+pub mod door;
 pub mod logging;
 pub mod progress;
 pub mod revoke;
@@ -71,6 +72,9 @@ pub enum Command {
     /// Entrance users in the cloud.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Technician checks of one door unit on its serial line.
+    #[command(subcommand)]
+    Door(door::DoorCommand),
 }
 
 /// Runs the parsed command; the returned code is the process exit status.
@@ -84,5 +88,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => sync::run(args).await,
         Command::Revoke(args) => revoke::run(args).await,
         Command::User(cmd) => user::run(cmd).await,
+        Command::Door(cmd) => door::run(cmd).await,
     }
 }

@@ -5,6 +5,8 @@
 
 pub mod db;
 pub mod memory;
+pub mod osdp_door;
+pub mod sim;
 pub mod vendor;
 
 use std::collections::BTreeMap;
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::domain::{AppliedEntry, DoorRecord, DoorUserId, FaceRef};
+pub use osdp_door::{LinkStats, OsdpDoor, OsdpDoorOptions, ResumePolicy};
 pub use vendor::{FileResult, Status, VendorError};
 
 /// A door's answer to DIGEST: how many users it holds and the digest over all of them.

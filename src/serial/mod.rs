@@ -1,6 +1,10 @@
-//! The serial adapter: the only user of tokio-serial; opens ports and drives an OSDP session over them.
+//! The serial adapter: the only user of tokio-serial; opens ports and drives an OSDP session over them
+//! ([`link`]: the session driver and its command queue).
 
+pub mod link;
 pub mod pty;
+#[cfg(test)]
+pub(crate) mod test_pd;
 
 use std::path::Path;
 

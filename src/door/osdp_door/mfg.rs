@@ -1,0 +1,191 @@
+//! osdp_MFG exchanges of the vendor extension (PROTOCOL.md §6): request ids, and matching each
+//! osdp_MFGREP to its request whether it is the direct reply, the reply to an explicit osdp_POLL, or a
+//! report delivered on a keep-alive poll. Replies nobody waits for (late, duplicated) are ignored.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::{OsdpDoor, door_error};
+use crate::domain::DoorUserId;
+use crate::door::DoorError;
+use crate::door::FaceStatus;
+use crate::door::vendor::{self, Command as VCmd, MfgCommand, MfgReply, Reply as VReply};
+use crate::osdp::command::Mfg;
+use crate::osdp::reply::MfgRep;
+use crate::osdp::{Command, Reply};
+use crate::serial::link::Priority;
+
+/// Requests waiting for their osdp_MFGREP, by request id.
+#[derive(Debug)]
+pub(super) struct Waiters {
+    vendor_code: [u8; 3],
+    waiting: Mutex<HashMap<u16, (MfgCommand, oneshot::Sender<MfgReply>)>>,
+}
+
+impl Waiters {
+    pub(super) fn new(vendor_code: [u8; 3]) -> Self {
+        Self {
+            vendor_code,
+            waiting: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u16, (MfgCommand, oneshot::Sender<MfgReply>)>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for the reply to `cmd` until the returned guard is dropped.
+    fn register(&self, cmd: MfgCommand) -> Waiter<'_> {
+        let (tx, rx) = oneshot::channel();
+        let request_id = cmd.request_id;
+        self.lock().insert(request_id, (cmd, tx));
+        Waiter {
+            waiters: self,
+            request_id,
+            rx,
+        }
+    }
+
+    /// Hands any osdp_MFGREP among `reply` to the request it answers.
+    pub(super) fn route_reply(&self, reply: &Reply) {
+        match reply {
+            Reply::MfgRep(rep) => self.route(rep),
+            other => tracing::debug!(reply = other.name(), "osdp poll report ignored"),
+        }
+    }
+
+    fn route(&self, rep: &MfgRep) {
+        if rep.vendor_code != self.vendor_code {
+            tracing::debug!(vendor_code = ?rep.vendor_code, "osdp_MFGREP of another vendor ignored");
+            return;
+        }
+        let reply = match MfgReply::decode(&rep.data) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "osdp_MFGREP ignored: not a vendor-extension reply");
+                return;
+            }
+        };
+        let mut waiting = self.lock();
+        match waiting.remove(&reply.request_id) {
+            Some((cmd, tx)) if reply.answers(&cmd) => {
+                let _ = tx.send(reply);
+            }
+            Some(entry) => {
+                tracing::debug!(
+                    request_id = reply.request_id,
+                    "osdp_MFGREP with a matching id but another op ignored"
+                );
+                waiting.insert(reply.request_id, entry);
+            }
+            None => tracing::debug!(request_id = reply.request_id, "late or duplicate osdp_MFGREP ignored"),
+        }
+    }
+}
+
+struct Waiter<'a> {
+    waiters: &'a Waiters,
+    request_id: u16,
+    rx: oneshot::Receiver<MfgReply>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.waiters.lock().remove(&self.request_id);
+    }
+}
+
+impl OsdpDoor {
+    /// One vendor command and its reply. The command is resent with the same request id when no reply
+    /// came for `query_resend_after` (every command is idempotent); `DoorError::Timeout` after `query_timeout`.
+    pub(super) async fn exchange(&self, command: VCmd, priority: Priority) -> Result<VReply, DoorError> {
+        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let cmd = MfgCommand { request_id, command };
+        let data = cmd.encode()?;
+        if data.len() > self.max_mfg_data {
+            return Err(DoorError::Protocol(vendor::VendorError::TooLong {
+                what: "osdp_MFG vendor data",
+                got: data.len(),
+                max: self.max_mfg_data,
+            }));
+        }
+        let mfg = Command::Mfg(Mfg {
+            vendor_code: self.vendor_code,
+            data,
+        });
+        let mut waiter = self.replies.register(cmd.clone());
+        let started = Instant::now();
+        let deadline = started + self.options.query_timeout;
+        let mut resend_at = started + self.options.query_resend_after;
+        if let Some(done) = self.send_mfg(&mfg, &cmd.command, priority).await? {
+            return Ok(done);
+        }
+        loop {
+            if let Ok(reply) = waiter.rx.try_recv() {
+                return Ok(reply.reply);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::info!(request_id, op = ?cmd.command.op(), "door did not answer a vendor command in time");
+                return Err(DoorError::Timeout);
+            }
+            if now >= resend_at {
+                resend_at = now + self.options.query_resend_after;
+                tracing::debug!(request_id, "resending a vendor command whose reply did not come");
+                if let Some(done) = self.send_mfg(&mfg, &cmd.command, priority).await? {
+                    return Ok(done);
+                }
+                continue;
+            }
+            let wake = (now + self.options.reply_poll_interval).min(deadline).min(resend_at);
+            match tokio::time::timeout_at(wake, &mut waiter.rx).await {
+                Ok(Ok(reply)) => return Ok(reply.reply),
+                Ok(Err(_)) => return Err(DoorError::Timeout),
+                // The PD ACKed and queued its answer: fetch it rather than wait for a keep-alive poll.
+                Err(_) => {
+                    let reply = self.link.request(Command::Poll, priority).await.map_err(door_error)?;
+                    self.replies.route_reply(&reply);
+                }
+            }
+        }
+    }
+
+    /// Sends the osdp_MFG once. `Some` when the direct reply settles the exchange (ACK to DELETE/CLEAR).
+    async fn send_mfg(&self, mfg: &Command, command: &VCmd, priority: Priority) -> Result<Option<VReply>, DoorError> {
+        match self.link.request(mfg.clone(), priority).await.map_err(door_error)? {
+            Reply::Ack => Ok(match command {
+                VCmd::Delete(_) => Some(VReply::Deleted),
+                VCmd::Clear => Some(VReply::Cleared),
+                _ => None,
+            }),
+            Reply::MfgRep(rep) => {
+                // Possibly ours, possibly a late answer to an earlier request: routing sorts it out.
+                self.replies.route(&rep);
+                Ok(None)
+            }
+            other => Err(DoorError::Protocol(vendor::VendorError::BadValue {
+                field: "reply code to osdp_MFG",
+                value: u64::from(other.code()),
+            })),
+        }
+    }
+
+    pub(super) async fn query_face_status(&self, id: DoorUserId) -> Result<FaceStatus, DoorError> {
+        match self.exchange(VCmd::FaceStatus(id), Priority::Normal).await? {
+            VReply::FaceStatus(s) if s.id == id => Ok(s),
+            VReply::FaceStatus(s) => Err(DoorError::Protocol(vendor::VendorError::BadValue {
+                field: "FACE_STATUS id",
+                value: u64::from(s.id.0),
+            })),
+            VReply::Failed { status, .. } => Err(DoorError::Rejected { status }),
+            _ => Err(DoorError::Protocol(vendor::VendorError::BadValue {
+                field: "FACE_STATUS reply",
+                value: 0,
+            })),
+        }
+    }
+}

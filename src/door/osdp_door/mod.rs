@@ -1,0 +1,392 @@
+//! `OsdpDoor`: the [`Door`] trait over a real OSDP link, speaking `firmware-config/PROTOCOL.md`.
+//!
+//! The link itself (session, queue, serial I/O) is [`crate::serial::link`]; this module adds the vendor
+//! extension: osdp_MFG exchanges matched by request id ([`mfg`]) and record/face files over
+//! osdp_FILETRANSFER with confirmation and resume ([`transfer`]).
+//!
+//! Concurrency: every method takes `&self` and may run concurrently with the others. Files go one at a
+//! time (a PD assembles one file at once); DELETE and CLEAR use the link's urgent lane, so a revocation
+//! issued while a face file is in flight goes out between two of its fragments.
+//!
+//! Resume: a file interrupted by a link drop is remembered with its last acknowledged offset. With
+//! [`ResumePolicy::FromLastAck`] (the default: PROTOCOL.md §7 requires doors to reassemble by byte
+//! coverage) the next attempt continues there, after the reconnect or on the next call for the same
+//! file; with [`ResumePolicy::Restart`] it sends osdp_ABORT and starts the file again. A door that lost
+//! the partial file anyway (it rebooted) answers the last fragment with status 0 ("bytes missing"), and
+//! the CP then aborts and resends that file whole, once. Whatever happened, a file counts as delivered
+//! only once INFO / FACE_STATUS confirm it, so a PD that completed a file with a hole is caught.
+
+mod mfg;
+mod transfer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_serial::SerialStream;
+
+use super::vendor::{self, Command as VCmd, Reply as VReply};
+use super::{BucketDigest, Door, DoorDigest, DoorError, DoorInfo, DoorListEntry, FaceStatus};
+use crate::domain::{DoorRecord, DoorUserId, FaceRef, Profile};
+use crate::osdp::reply::{PdCap, PdId};
+use crate::osdp::{FailReason, PdState, SessionConfig};
+use crate::serial::link::{self, LinkDriver, LinkError, LinkHandle, LinkStatus, Priority};
+use crate::serial::{self, SerialError};
+
+pub use transfer::ResumePolicy;
+
+/// Tunables of an [`OsdpDoor`] beyond the OSDP session's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsdpDoorOptions {
+    pub resume: ResumePolicy,
+    /// How long a query may wait for its osdp_MFGREP (direct or on a later poll) before `DoorError::Timeout`.
+    pub query_timeout: Duration,
+    /// Send the same query again (same request id) when its reply has not come after this long.
+    pub query_resend_after: Duration,
+    /// Spacing of the explicit osdp_POLLs that fetch a reply the PD queued after ACKing a query.
+    pub reply_poll_interval: Duration,
+    /// How long a file transfer waits for the link to come back after a drop before failing `Offline`.
+    pub resume_wait: Duration,
+    /// How long any operation waits for the link to reach Online first (the session declares a silent
+    /// PD offline after its own `offline_after`, which also ends the wait).
+    pub connect_wait: Duration,
+}
+
+impl Default for OsdpDoorOptions {
+    fn default() -> Self {
+        Self {
+            resume: ResumePolicy::FromLastAck,
+            query_timeout: Duration::from_secs(3),
+            query_resend_after: Duration::from_secs(1),
+            reply_poll_interval: Duration::from_millis(20),
+            resume_wait: Duration::from_secs(12),
+            connect_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Link counters for benchmarks and the demo.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LinkStats {
+    pub bytes_written: u64,
+    pub bytes_read: u64,
+    pub transmissions: u64,
+    pub retries: u64,
+    /// File bytes carried in FILETRANSFER fragments (resends included).
+    pub file_payload_bytes: u64,
+    pub fragments: u64,
+    /// Fragment data size used for the last file (0 before any).
+    pub fragment_bytes: u32,
+}
+
+#[derive(Debug, Default)]
+struct FileCounters {
+    payload_bytes: AtomicU64,
+    fragments: AtomicU64,
+    fragment_bytes: AtomicU32,
+}
+
+/// The driver future's owner: spawn `driver.run()` and keep it running while the door is used.
+pub type Driver<S> = LinkDriver<S>;
+
+/// A door unit on an OSDP link. Share it as `Arc<dyn Door>`; the link runs in the [`Driver`].
+#[derive(Debug)]
+pub struct OsdpDoor {
+    link: LinkHandle,
+    vendor_code: [u8; 3],
+    delete_batch: usize,
+    max_mfg_data: usize,
+    options: OsdpDoorOptions,
+    replies: Arc<mfg::Waiters>,
+    next_request_id: std::sync::atomic::AtomicU16,
+    files: tokio::sync::Mutex<transfer::FileState>,
+    file_counters: FileCounters,
+    max_record_file_bytes: AtomicU32,
+}
+
+impl OsdpDoor {
+    /// The session settings this door uses for `address` and `profile` (the profile caps the packet size).
+    pub fn session_config(address: u8, profile: &Profile) -> SessionConfig {
+        let mut config = SessionConfig::new(address);
+        config.max_packet_bytes = usize::from(profile.osdp.max_packet_bytes);
+        config
+    }
+
+    /// Opens `port` at `baud` through [`serial::open`] and sets up the door at `address`.
+    pub fn open(
+        port: &Path,
+        baud: u32,
+        address: u8,
+        profile: &Profile,
+        options: OsdpDoorOptions,
+    ) -> Result<(OsdpDoor, Driver<SerialStream>), SerialError> {
+        let stream = serial::open(port, baud)?;
+        Ok(Self::over(stream, address, profile, options))
+    }
+
+    /// The door over an already-open stream (a serial port, a pty master, an in-memory duplex).
+    pub fn over<S>(stream: S, address: u8, profile: &Profile, options: OsdpDoorOptions) -> (OsdpDoor, Driver<S>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        Self::with_session(stream, Self::session_config(address, profile), profile, options)
+    }
+
+    /// As [`OsdpDoor::over`] with explicit session settings (timeouts, poll period, …).
+    pub fn with_session<S>(
+        stream: S,
+        session: SessionConfig,
+        profile: &Profile,
+        options: OsdpDoorOptions,
+    ) -> (OsdpDoor, Driver<S>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let (handle, driver) = link::link(stream, session);
+        let replies = Arc::new(mfg::Waiters::new(profile.vendor_code));
+        let sink = replies.clone();
+        let driver = driver.on_unsolicited(Box::new(move |reply| sink.route_reply(&reply)));
+        let door = OsdpDoor {
+            link: handle,
+            vendor_code: profile.vendor_code,
+            delete_batch: vendor::delete_batch_size(profile.osdp.max_mfg_data_bytes),
+            max_mfg_data: usize::from(profile.osdp.max_mfg_data_bytes).min(vendor::MAX_MFG_DATA_BYTES),
+            options,
+            replies,
+            next_request_id: std::sync::atomic::AtomicU16::new(1),
+            files: tokio::sync::Mutex::new(transfer::FileState::default()),
+            file_counters: FileCounters::default(),
+            max_record_file_bytes: AtomicU32::new(0),
+        };
+        (door, driver)
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.link.is_online()
+    }
+
+    /// Waits until discovery completed; false after `timeout` (or when the driver stopped).
+    pub async fn wait_online(&self, timeout: Duration) -> bool {
+        self.link.wait_online(timeout).await
+    }
+
+    pub fn state(&self) -> PdState {
+        self.link.status().state
+    }
+
+    /// The PD's identity from the last discovery.
+    pub fn pdid(&self) -> Option<PdId> {
+        self.link.status().pdid
+    }
+
+    /// The PD's capabilities from the last discovery.
+    pub fn pdcap(&self) -> Option<PdCap> {
+        self.link.status().pdcap
+    }
+
+    pub fn link_status(&self) -> LinkStatus {
+        self.link.status()
+    }
+
+    pub fn stats(&self) -> LinkStats {
+        let wire = self.link.wire_stats();
+        let f = &self.file_counters;
+        LinkStats {
+            bytes_written: wire.bytes_written,
+            bytes_read: wire.bytes_read,
+            transmissions: wire.transmissions,
+            retries: wire.retries,
+            file_payload_bytes: f.payload_bytes.load(Ordering::Relaxed),
+            fragments: f.fragments.load(Ordering::Relaxed),
+            fragment_bytes: f.fragment_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Waits (bounded) for the first discovery so that a call made right after start-up does not fail.
+    async fn ensure_connected(&self) -> Result<(), DoorError> {
+        let status = self.link.status();
+        match status.state {
+            PdState::Online => Ok(()),
+            PdState::Offline => Err(offline("the PD does not answer")),
+            _ => {
+                if self.link.wait_online(self.options.connect_wait).await {
+                    Ok(())
+                } else {
+                    Err(offline("the PD did not complete discovery (osdp_ID/osdp_CAP)"))
+                }
+            }
+        }
+    }
+
+    async fn record_file_limit(&self) -> Result<u32, DoorError> {
+        match self.max_record_file_bytes.load(Ordering::Relaxed) {
+            0 => Ok(self.info().await?.max_record_file_bytes),
+            n => Ok(n),
+        }
+    }
+}
+
+fn offline(reason: &str) -> DoorError {
+    DoorError::Offline { reason: reason.into() }
+}
+
+/// How a link-level failure looks to the `Door` caller.
+pub(crate) fn door_error(e: LinkError) -> DoorError {
+    match e {
+        LinkError::Offline => offline("the PD went offline"),
+        LinkError::Stopped => offline("the link driver is not running"),
+        LinkError::Failed(FailReason::Nak(nak)) => DoorError::Nak { code: nak.code.into() },
+        LinkError::Failed(FailReason::Timeout { .. }) => DoorError::Timeout,
+        LinkError::Failed(FailReason::BadReply(e)) => DoorError::Offline {
+            reason: format!("the PD sent a malformed reply ({e})"),
+        },
+        LinkError::Failed(reason) => DoorError::Offline {
+            reason: reason.to_string(),
+        },
+        LinkError::Submit(e) => DoorError::Offline {
+            reason: format!("command not sent: {e}"),
+        },
+    }
+}
+
+fn unexpected(what: &'static str, got: &VReply) -> DoorError {
+    match got {
+        VReply::Failed { status, .. } => DoorError::Rejected { status: *status },
+        _ => DoorError::Protocol(vendor::VendorError::BadValue { field: what, value: 0 }),
+    }
+}
+
+#[async_trait]
+impl Door for OsdpDoor {
+    async fn upsert_users(&self, records: &[DoorRecord]) -> Result<(), DoorError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.ensure_connected().await?;
+        let limit = self.record_file_limit().await?;
+        for file in vendor::encode_record_files(records, limit)? {
+            self.send_record_file(&file).await?;
+        }
+        Ok(())
+    }
+
+    async fn put_face(&self, id: DoorUserId, face: FaceRef, jpeg: Bytes) -> Result<(), DoorError> {
+        if vendor::sha256(&jpeg) != face.sha256 {
+            return Err(DoorError::Protocol(vendor::VendorError::ShaMismatch {
+                what: "face JPEG given to put_face",
+            }));
+        }
+        self.ensure_connected().await?;
+        let file = vendor::encode_face_file(id, &jpeg)?;
+        self.send_face_file(id, face.sha256, &file).await
+    }
+
+    async fn delete_users(&self, ids: &[DoorUserId]) -> Result<(), DoorError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if self.delete_batch == 0 {
+            return Err(DoorError::Protocol(vendor::VendorError::TooLong {
+                what: "DELETE with one id for the profile's max_mfg_data_bytes",
+                got: 8,
+                max: self.max_mfg_data,
+            }));
+        }
+        self.ensure_connected().await?;
+        for chunk in ids.chunks(self.delete_batch) {
+            match self.exchange(VCmd::Delete(chunk.to_vec()), Priority::Urgent).await? {
+                VReply::Deleted => {}
+                other => return Err(unexpected("DELETE reply", &other)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn digest(&self) -> Result<DoorDigest, DoorError> {
+        self.ensure_connected().await?;
+        match self.exchange(VCmd::Digest, Priority::Normal).await? {
+            VReply::Digest(d) => Ok(d),
+            other => Err(unexpected("DIGEST reply", &other)),
+        }
+    }
+
+    async fn bucket_digests(&self) -> Result<Vec<BucketDigest>, DoorError> {
+        self.ensure_connected().await?;
+        let mut out = Vec::with_capacity(usize::from(vendor::BUCKET_COUNT));
+        while out.len() < usize::from(vendor::BUCKET_COUNT) {
+            let first_bucket = out.len() as u8;
+            let page = match self
+                .exchange(VCmd::BucketDigests { first_bucket }, Priority::Normal)
+                .await?
+            {
+                VReply::BucketDigests(p) => p,
+                other => return Err(unexpected("BUCKET_DIGESTS reply", &other)),
+            };
+            if page.first_bucket != first_bucket || page.buckets.is_empty() {
+                return Err(DoorError::Protocol(vendor::VendorError::BadValue {
+                    field: "BUCKET_DIGESTS first bucket / count",
+                    value: u64::from(page.first_bucket),
+                }));
+            }
+            out.extend(page.buckets);
+        }
+        out.truncate(usize::from(vendor::BUCKET_COUNT));
+        Ok(out)
+    }
+
+    async fn list(&self, bucket: u8) -> Result<Vec<DoorListEntry>, DoorError> {
+        self.ensure_connected().await?;
+        let mut out = Vec::new();
+        let mut cursor = 0u32;
+        loop {
+            let page = match self.exchange(VCmd::List { bucket, cursor }, Priority::Normal).await? {
+                VReply::List(p) => p,
+                other => return Err(unexpected("LIST reply", &other)),
+            };
+            out.extend(page.entries);
+            match page.next_cursor {
+                // A cursor that does not move forward would loop forever.
+                Some(next) if next > cursor => cursor = next,
+                Some(next) => {
+                    return Err(DoorError::Protocol(vendor::VendorError::BadValue {
+                        field: "LIST next cursor",
+                        value: u64::from(next),
+                    }));
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
+    async fn face_status(&self, id: DoorUserId) -> Result<FaceStatus, DoorError> {
+        self.ensure_connected().await?;
+        self.query_face_status(id).await
+    }
+
+    async fn clear(&self) -> Result<(), DoorError> {
+        self.ensure_connected().await?;
+        match self.exchange(VCmd::Clear, Priority::Urgent).await? {
+            VReply::Cleared => Ok(()),
+            other => Err(unexpected("CLEAR reply", &other)),
+        }
+    }
+
+    async fn info(&self) -> Result<DoorInfo, DoorError> {
+        self.ensure_connected().await?;
+        match self.exchange(VCmd::Info, Priority::Normal).await? {
+            VReply::Info(info) => {
+                self.max_record_file_bytes
+                    .store(info.max_record_file_bytes, Ordering::Relaxed);
+                Ok(info)
+            }
+            other => Err(unexpected("INFO reply", &other)),
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! `OsdpDoor` against a scripted door over an in-memory duplex, on a paused clock.
+
+mod peer;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use jiff::Timestamp;
+
+use self::peer::{Knobs, Peer, Seen, SharedPeer};
+use super::*;
+use crate::config::builtin_profile;
+use crate::domain::{AppliedEntry, Policy, UserKey};
+use crate::door::vendor::{FT_TYPE_FACE, Op};
+use crate::door::{FileResult, expected_bucket_digests, expected_digest};
+use crate::serial::test_pd::run_pd;
+
+const ADDR: u8 = 1;
+
+fn profile() -> Profile {
+    builtin_profile("generic-face-v1").unwrap()
+}
+
+fn jpeg(seed: u32, len: usize) -> Vec<u8> {
+    let mut v: Vec<u8> = (0..len)
+        .map(|i| ((i as u32).wrapping_mul(31).wrapping_add(seed) % 251) as u8)
+        .collect();
+    v[0] = 0xFF;
+    v[1] = 0xD8;
+    v
+}
+
+fn face_of(bytes: &[u8]) -> FaceRef {
+    FaceRef {
+        sha256: vendor::sha256(bytes),
+        len_bytes: bytes.len() as u32,
+    }
+}
+
+fn rec(id: u32, face: &[u8]) -> DoorRecord {
+    DoorRecord {
+        id: DoorUserId(id),
+        policy: Policy::Permission,
+        expire_at: Some(Timestamp::from_second(1_900_000_000).unwrap()),
+        face: face_of(face),
+        display_name: format!("user {id}"),
+    }
+}
+
+fn start_with(knobs: Knobs, options: OsdpDoorOptions) -> (Arc<OsdpDoor>, SharedPeer) {
+    let (cp, pd) = tokio::io::duplex(64 * 1024);
+    let profile = profile();
+    let peer = Peer::new(profile.vendor_code, knobs);
+    let p = peer.clone();
+    tokio::spawn(run_pd(pd, ADDR, move |c| p.lock().unwrap().handle(c)));
+    let (door, driver) = OsdpDoor::over(cp, ADDR, &profile, options);
+    tokio::spawn(driver.run());
+    (Arc::new(door), peer)
+}
+
+fn start(knobs: Knobs) -> (Arc<OsdpDoor>, SharedPeer) {
+    start_with(knobs, OsdpDoorOptions::default())
+}
+
+fn seen(peer: &SharedPeer) -> Vec<Seen> {
+    peer.lock().unwrap().seen.clone()
+}
+
+fn fragment_offsets(seen: &[Seen]) -> Vec<u32> {
+    seen.iter()
+        .filter_map(|s| match s {
+            Seen::Fragment { ft_type, offset, .. } if *ft_type == FT_TYPE_FACE => Some(*offset),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Largest fragment for a 1024-byte PD buffer: packet 1023 (mark byte), minus header, code, CRC, FT header.
+const FRAGMENT: usize = 1023 - 5 - 1 - 2 - 11;
+
+#[tokio::test(start_paused = true)]
+async fn pushed_users_and_faces_land_and_the_door_digest_matches() {
+    let (door, peer) = start(Knobs::default());
+    assert!(door.wait_online(Duration::from_secs(5)).await);
+    let faces: Vec<Vec<u8>> = (1..=3).map(|i| jpeg(i, 20_000 + i as usize)).collect();
+    let records: Vec<DoorRecord> = (1..=3).map(|i| rec(i, &faces[i as usize - 1])).collect();
+    door.upsert_users(&records).await.unwrap();
+    for (r, f) in records.iter().zip(&faces) {
+        door.put_face(r.id, r.face, Bytes::from(f.clone())).await.unwrap();
+    }
+    {
+        let p = peer.lock().unwrap();
+        for (r, f) in records.iter().zip(&faces) {
+            assert_eq!(p.db.face_jpeg(r.id), Some(f.as_slice()));
+        }
+    }
+    let applied: BTreeMap<DoorUserId, AppliedEntry> = records
+        .iter()
+        .map(|r| {
+            let entry = AppliedEntry {
+                key: UserKey::new("IDENTITY", format!("u{}", r.id.0)),
+                record: Some(r.clone()),
+                face: Some(r.face),
+            };
+            (r.id, entry)
+        })
+        .collect();
+    assert_eq!(door.digest().await.unwrap(), expected_digest(&applied));
+    let stats = door.stats();
+    assert_eq!(stats.fragment_bytes as usize, FRAGMENT);
+    let face_file_bytes: usize = faces.iter().map(|f| f.len() + vendor::FACE_FILE_HEADER_BYTES).sum();
+    assert!(stats.file_payload_bytes as usize >= face_file_bytes);
+    assert_eq!(stats.retries, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reply_delivered_on_a_later_poll_is_matched_by_request_id_and_a_stale_one_ignored() {
+    let knobs = Knobs {
+        answer_via_poll: true,
+        stale_reply_first: true,
+        ..Knobs::default()
+    };
+    let (door, _peer) = start(knobs);
+    let f = jpeg(1, 100);
+    door.upsert_users(&[rec(7, &f)]).await.unwrap();
+    let info = door.info().await.unwrap();
+    assert_eq!((info.user_count, info.face_count), (1, 0));
+    let status = door.face_status(DoorUserId(7)).await.unwrap();
+    assert_eq!(status.id, DoorUserId(7));
+    assert!(status.record_hash_prefix.is_some() && status.face_sha256.is_none());
+    assert_eq!(door.digest().await.unwrap().user_count, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn late_direct_reply_with_another_request_id_is_ignored() {
+    let knobs = Knobs {
+        stale_reply_first: true,
+        ..Knobs::default()
+    };
+    let (door, _peer) = start(knobs);
+    door.upsert_users(&[rec(1, &jpeg(1, 10)), rec(2, &jpeg(2, 10))])
+        .await
+        .unwrap();
+    let d1 = door.digest().await.unwrap();
+    door.delete_users(&[DoorUserId(2)]).await.unwrap();
+    let d2 = door.digest().await.unwrap();
+    assert_eq!((d1.user_count, d2.user_count), (2, 1), "each query got its own answer");
+}
+
+#[tokio::test(start_paused = true)]
+async fn query_the_door_never_answers_fails_with_timeout() {
+    let knobs = Knobs {
+        ignore_queries: true,
+        ..Knobs::default()
+    };
+    let (door, peer) = start(knobs);
+    assert!(matches!(door.digest().await, Err(DoorError::Timeout)));
+    assert!(door.is_online(), "an unanswered query does not take the link down");
+    let digests_sent = seen(&peer)
+        .iter()
+        .filter(|s| **s == Seen::Mfg { op: Op::Digest as u8 })
+        .count();
+    assert!(
+        digests_sent >= 2,
+        "the query was resent before giving up ({digests_sent})"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn delete_issued_during_a_face_transfer_goes_out_between_two_fragments() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let knobs = Knobs {
+        on_fragment: Some(tx),
+        ..Knobs::default()
+    };
+    let (door, peer) = start(knobs);
+    let big = jpeg(1, 40_000);
+    door.upsert_users(&[rec(1, &big), rec(2, &jpeg(2, 10))]).await.unwrap();
+    let d = door.clone();
+    let face = face_of(&big);
+    let push = tokio::spawn(async move { d.put_face(DoorUserId(1), face, Bytes::from(big)).await });
+    while rx.recv().await.unwrap() < 3 {}
+    door.delete_users(&[DoorUserId(2)]).await.unwrap();
+    push.await.unwrap().unwrap();
+
+    let seen = seen(&peer);
+    let delete_at = seen
+        .iter()
+        .position(|s| *s == Seen::Mfg { op: Op::Delete as u8 })
+        .unwrap();
+    let face_before = seen[..delete_at]
+        .iter()
+        .filter(|s| {
+            matches!(
+                s,
+                Seen::Fragment {
+                    ft_type: FT_TYPE_FACE,
+                    ..
+                }
+            )
+        })
+        .count();
+    let face_after = seen[delete_at..]
+        .iter()
+        .filter(|s| {
+            matches!(
+                s,
+                Seen::Fragment {
+                    ft_type: FT_TYPE_FACE,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(
+        face_before >= 3 && face_after >= 10,
+        "delete went out mid-file: {face_before} before, {face_after} after"
+    );
+    let p = peer.lock().unwrap();
+    assert!(p.db.record(DoorUserId(2)).is_none());
+    assert!(p.db.face_jpeg(DoorUserId(1)).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn revoking_the_user_whose_face_is_in_flight_fails_that_face_as_unknown_user() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let knobs = Knobs {
+        on_fragment: Some(tx),
+        ..Knobs::default()
+    };
+    let (door, peer) = start(knobs);
+    let big = jpeg(1, 30_000);
+    door.upsert_users(&[rec(1, &big)]).await.unwrap();
+    let d = door.clone();
+    let face = face_of(&big);
+    let push = tokio::spawn(async move { d.put_face(DoorUserId(1), face, Bytes::from(big)).await });
+    while rx.recv().await.unwrap() < 2 {}
+    door.delete_users(&[DoorUserId(1)]).await.unwrap();
+    let result = push.await.unwrap();
+    assert!(
+        matches!(
+            result,
+            Err(DoorError::FileRejected {
+                result: FileResult::UnknownUser
+            })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(peer.lock().unwrap().db.user_count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transfer_resumes_from_the_last_acknowledged_offset_after_a_link_drop() {
+    let knobs = Knobs {
+        drop_at_fragment: Some(6),
+        ..Knobs::default()
+    };
+    let (door, peer) = start(knobs);
+    let big = jpeg(5, 20_000);
+    door.upsert_users(&[rec(1, &big)]).await.unwrap();
+    door.put_face(DoorUserId(1), face_of(&big), Bytes::from(big.clone()))
+        .await
+        .unwrap();
+    let offsets = fragment_offsets(&seen(&peer));
+    let contiguous: Vec<u32> = (0..offsets.len()).map(|i| (i * FRAGMENT) as u32).collect();
+    assert_eq!(offsets, contiguous, "resumed where it stopped, nothing sent twice");
+    assert!(!seen(&peer).contains(&Seen::Abort));
+    assert!(door.stats().retries > 0, "the lost fragment was resent");
+    assert_eq!(peer.lock().unwrap().db.face_jpeg(DoorUserId(1)), Some(big.as_slice()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn door_that_lost_the_partial_file_in_a_reboot_gets_it_again_whole() {
+    let knobs = Knobs {
+        drop_at_fragment: Some(6),
+        reboot_on_drop: true,
+        ..Knobs::default()
+    };
+    let (door, peer) = start(knobs);
+    let big = jpeg(6, 20_000);
+    door.upsert_users(&[rec(1, &big)]).await.unwrap();
+    door.put_face(DoorUserId(1), face_of(&big), Bytes::from(big.clone()))
+        .await
+        .unwrap();
+    let seen = seen(&peer);
+    let abort_at = seen
+        .iter()
+        .position(|s| *s == Seen::Abort)
+        .expect("aborted before resending");
+    assert_eq!(fragment_offsets(&seen[abort_at..]).first(), Some(&0));
+    assert_eq!(peer.lock().unwrap().db.face_jpeg(DoorUserId(1)), Some(big.as_slice()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_policy_aborts_and_sends_the_interrupted_file_from_the_start() {
+    let knobs = Knobs {
+        drop_at_fragment: Some(4),
+        ..Knobs::default()
+    };
+    let options = OsdpDoorOptions {
+        resume: ResumePolicy::Restart,
+        ..OsdpDoorOptions::default()
+    };
+    let (door, peer) = start_with(knobs, options);
+    let big = jpeg(7, 10_000);
+    door.upsert_users(&[rec(1, &big)]).await.unwrap();
+    door.put_face(DoorUserId(1), face_of(&big), Bytes::from(big.clone()))
+        .await
+        .unwrap();
+    let seen = seen(&peer);
+    let abort_at = seen.iter().position(|s| *s == Seen::Abort).unwrap();
+    assert_eq!(fragment_offsets(&seen[abort_at..]).first(), Some(&0));
+    assert_eq!(peer.lock().unwrap().db.face_jpeg(DoorUserId(1)), Some(big.as_slice()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn negative_ftstat_fails_with_the_reason_the_door_gives() {
+    let (door, _peer) = start(Knobs::default());
+    let f = jpeg(1, 3000);
+    let result = door.put_face(DoorUserId(9), face_of(&f), Bytes::from(f)).await;
+    assert!(
+        matches!(
+            result,
+            Err(DoorError::FileRejected {
+                result: FileResult::UnknownUser
+            })
+        ),
+        "{result:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn face_rejected_behind_an_always_ok_ftstat_is_caught_by_face_status() {
+    // LibOSDP-style: FTSTAT says 1 whatever the door made of the file.
+    let knobs = Knobs {
+        final_status: Some(1),
+        ..Knobs::default()
+    };
+    let (door, _peer) = start(knobs);
+    let right = jpeg(1, 2000);
+    let wrong = jpeg(2, 2000);
+    door.upsert_users(&[rec(1, &right)]).await.unwrap();
+    let result = door.put_face(DoorUserId(1), face_of(&wrong), Bytes::from(wrong)).await;
+    assert!(
+        matches!(
+            result,
+            Err(DoorError::FileRejected {
+                result: FileResult::FaceMismatch
+            })
+        ),
+        "{result:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn jpeg_that_does_not_match_its_face_ref_is_refused_before_sending() {
+    let (door, peer) = start(Knobs::default());
+    let f = jpeg(1, 100);
+    let result = door
+        .put_face(DoorUserId(1), face_of(&jpeg(2, 100)), Bytes::from(f))
+        .await;
+    assert!(matches!(result, Err(DoorError::Protocol(_))), "{result:?}");
+    assert!(fragment_offsets(&seen(&peer)).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn deletes_go_in_batches_of_fifteen_ids() {
+    let (door, peer) = start(Knobs::default());
+    let ids: Vec<DoorUserId> = (1..=40).map(DoorUserId).collect();
+    door.delete_users(&ids).await.unwrap();
+    let deletes = seen(&peer)
+        .iter()
+        .filter(|s| **s == Seen::Mfg { op: Op::Delete as u8 })
+        .count();
+    assert_eq!(deletes, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bucket_digests_and_multi_page_lists_match_what_the_door_holds() {
+    let (door, _peer) = start(Knobs::default());
+    let records: Vec<DoorRecord> = (0..10).map(|i| rec(1 + 64 * i, &jpeg(i, 10))).collect();
+    door.upsert_users(&records).await.unwrap();
+    let listed = door.list(1).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|e| e.id).collect::<Vec<_>>(),
+        records.iter().map(|r| r.id).collect::<Vec<_>>()
+    );
+    assert!(door.list(2).await.unwrap().is_empty());
+    let applied: BTreeMap<DoorUserId, AppliedEntry> = records
+        .iter()
+        .map(|r| {
+            let entry = AppliedEntry {
+                key: UserKey::new("IDENTITY", format!("u{}", r.id.0)),
+                record: Some(r.clone()),
+                face: None,
+            };
+            (r.id, entry)
+        })
+        .collect();
+    assert_eq!(door.bucket_digests().await.unwrap(), expected_bucket_digests(&applied));
+}
+
+#[tokio::test(start_paused = true)]
+async fn clear_empties_the_door() {
+    let (door, peer) = start(Knobs::default());
+    door.upsert_users(&[rec(1, &jpeg(1, 10)), rec(2, &jpeg(2, 10))])
+        .await
+        .unwrap();
+    door.clear().await.unwrap();
+    assert_eq!(peer.lock().unwrap().db.user_count(), 0);
+    assert_eq!(door.info().await.unwrap().user_count, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn door_that_never_answers_is_offline_with_a_reason() {
+    let (cp, _pd) = tokio::io::duplex(1024);
+    let mut session = OsdpDoor::session_config(ADDR, &profile());
+    session.offline_after = Duration::from_secs(2);
+    let (door, driver) = OsdpDoor::with_session(cp, session, &profile(), OsdpDoorOptions::default());
+    tokio::spawn(driver.run());
+    assert!(!door.wait_online(Duration::from_secs(1)).await);
+    assert!(!door.is_online());
+    let result = door.digest().await;
+    assert!(matches!(result, Err(DoorError::Offline { .. })), "{result:?}");
+}
