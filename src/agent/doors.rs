@@ -20,7 +20,9 @@ use bytes::Bytes;
 
 use crate::config::DoorConfig;
 use crate::domain::{DoorRecord, DoorUserId, FaceRef, Profile};
-use crate::door::{BucketDigest, Door, DoorDigest, DoorError, DoorInfo, DoorListEntry, FaceStatus};
+use crate::door::{
+    BucketDigest, Door, DoorDigest, DoorError, DoorInfo, DoorListEntry, FaceStatus, OsdpDoor, OsdpDoorOptions,
+};
 use crate::sync::engine::Engine;
 
 /// A door ready for the daemon, with the future that drives its link (spawned by the daemon).
@@ -45,26 +47,59 @@ pub trait DoorFactory: Send + Sync {
     async fn open(&self, door: &DoorConfig) -> Result<DaemonDoor, DoorOpenError>;
 }
 
-/// The factory for a build without an OSDP door driver: refuses every door, saying so.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoDoorDriver;
+/// Real doors: [`OsdpDoor`] on each `[[door]]`'s serial port.
+#[derive(Debug, Default)]
+pub struct OsdpDoorFactory {
+    /// Ports already opened, by the door that has them.
+    ports: std::sync::Mutex<Vec<(std::path::PathBuf, String)>>,
+}
 
 #[async_trait]
-impl DoorFactory for NoDoorDriver {
+impl DoorFactory for OsdpDoorFactory {
     async fn open(&self, door: &DoorConfig) -> Result<DaemonDoor, DoorOpenError> {
-        Err(DoorOpenError {
+        let fail = |reason: String| DoorOpenError {
             door: door.name.clone(),
-            reason: format!(
-                "this doorsync build has no OSDP door driver, so {} cannot be opened",
-                door.port.display()
-            ),
+            reason,
+        };
+        if door.scbk.is_some() || door.scbk_file.is_some() {
+            return Err(fail(
+                "scbk_file is set, but this build does not speak OSDP Secure Channel yet; remove scbk_file \
+                 only if the door accepts plain OSDP"
+                    .into(),
+            ));
+        }
+        {
+            let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, other)) = ports.iter().find(|(p, _)| *p == door.port) {
+                return Err(fail(format!(
+                    "shares {} with door {other}; several doors on one line are not supported by this build yet",
+                    door.port.display()
+                )));
+            }
+            ports.push((door.port.clone(), door.name.clone()));
+        }
+        let stream = crate::serial::open(&door.port, door.baud).map_err(|e| fail(e.to_string()))?;
+        let mut session = OsdpDoor::session_config(door.osdp_address, &door.profile);
+        session.reply_timeout = door.reply_timeout;
+        let (osdp, driver) = OsdpDoor::with_session(stream, session, &door.profile, OsdpDoorOptions::default());
+        let name = door.name.clone();
+        let driver: BoxFuture<'static, ()> = Box::pin(async move {
+            if let Err(e) = driver.run().await {
+                tracing::error!(door = name, error = %e, "door link stopped");
+            }
+        });
+        Ok(DaemonDoor {
+            name: door.name.clone(),
+            profile: door.profile.clone(),
+            door: Arc::new(osdp),
+            driver: Some(driver),
         })
     }
 }
 
 /// The factory `doorsync run`, `sync` and `revoke` use.
 pub fn default_factory() -> Box<dyn DoorFactory> {
-    Box::new(NoDoorDriver)
+    Box::new(OsdpDoorFactory::default())
 }
 
 /// Opens every configured door. A door that fails to open is still returned, as an [`UnopenedDoor`]
