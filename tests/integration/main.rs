@@ -3,6 +3,7 @@
 
 mod cli_demo;
 mod cli_status;
+mod cli_sync;
 mod cloud;
 mod config;
 mod daemon;
