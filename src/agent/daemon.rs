@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::cloud::FaceCloud;
 use crate::config::Config;
 use crate::store::{Store, StoreError};
-use crate::sync::engine::{Engine, EngineDoor, EngineSettings};
+use crate::sync::engine::{Engine, EngineDoor, EngineSettings, RemovalCause};
 
 /// The daemon's timing and places.
 #[derive(Debug, Clone)]
@@ -133,6 +133,18 @@ pub async fn run(daemon: Daemon, shutdown: impl Future<Output = ()> + Send) -> R
         retry_max: config.door_retry.1,
         idle_max: Duration::from_secs(300),
     };
+    // Whoever expired or was revoked while the daemon was down leaves the doors first, before any
+    // read-back or upload (the workers' plans would also delete them, after verifying).
+    {
+        let engine = engine.clone();
+        let events = events.clone();
+        tasks.spawn(async move {
+            match engine.remove_undesired(RemovalCause::Cached, engine.now()).await {
+                Ok(removals) => events.removals(RemovalCause::Cached, &removals),
+                Err(e) => tracing::error!(error = %e, "start-up removal: store error"),
+            }
+        });
+    }
     for name in engine.door_names() {
         tasks.spawn(door_worker(
             engine.clone(),

@@ -362,3 +362,66 @@ async fn a_second_daemon_on_the_same_store_fails_with_a_clear_message() {
     .unwrap();
     assert!(!dir.path().join("doorsync.sock").exists());
 }
+
+#[tokio::test]
+async fn a_door_reset_while_the_daemon_was_down_is_repaired_at_start_up_without_wiping_it() {
+    let sim = sim(5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let door = memory_door();
+    let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
+    d.settle().await;
+    d.stop().await;
+    door.factory_reset();
+    let before = door.calls().len();
+    let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
+    let synced = wait_for(
+        &mut d.events,
+        |e| matches!(e, DaemonEvent::DoorSynced { report } if report.verify.is_some()),
+    )
+    .await;
+    let DaemonEvent::DoorSynced { report } = synced else {
+        unreachable!()
+    };
+    assert!(report.converged, "{report:?}");
+    assert_eq!(report.verify.as_ref().unwrap().missing, 5);
+    assert_eq!(report.confirmed, Some(true));
+    assert_eq!(door.user_ids().len(), 5);
+    assert!(
+        !door.calls()[before..].contains(&DoorCall::Clear),
+        "repaired, not wiped"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_shutdown_during_a_transfer_leaves_the_record_equal_to_the_door() {
+    let sim = sim(10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let door = memory_door();
+    door.set_face_delay(Duration::from_millis(50));
+    let d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
+    until(|| {
+        door.calls()
+            .iter()
+            .filter(|c| matches!(c, DoorCall::PutFace(_)))
+            .count()
+            >= 3
+    })
+    .await;
+    d.stop().await;
+    let faces_on_door = door
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, DoorCall::PutFace(_)))
+        .count();
+    assert!(faces_on_door < 10, "stopped mid-transfer");
+    let store = Store::open(dir.path()).unwrap();
+    let applied = store.applied("lobby").unwrap();
+    use doorsync::door::Door as _;
+    assert_eq!(
+        doorsync::door::expected_digest(&applied),
+        door.digest().await.unwrap(),
+        "every op the door acknowledged is recorded, and nothing else"
+    );
+    assert_eq!(applied.values().filter(|e| e.face.is_some()).count(), faces_on_door);
+}
