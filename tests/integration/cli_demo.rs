@@ -51,17 +51,27 @@ fn the_app_secret_never_reaches_the_logs_even_at_trace_level() {
         assert!(out.status.success());
         let logs = String::from_utf8_lossy(&out.stderr);
         assert!(logs.lines().count() > 10, "trace logging is on: {logs}");
-        assert!(!logs.contains("demo-secret-0123456789abcdef"), "secret leaked into {format} logs");
+        assert!(
+            !logs.contains("demo-secret-0123456789abcdef"),
+            "secret leaked into {format} logs"
+        );
         if format == "json" {
             let first = logs.lines().next().unwrap();
-            assert!(serde_json::from_str::<serde_json::Value>(first).is_ok(), "not JSON: {first}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(first).is_ok(),
+                "not JSON: {first}"
+            );
         }
     }
 }
 
 #[test]
 fn default_logging_is_quiet() {
-    let out = Command::cargo_bin("doorsync").unwrap().args(["demo", "--users", "2"]).output().unwrap();
+    let out = Command::cargo_bin("doorsync")
+        .unwrap()
+        .args(["demo", "--users", "2"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no log lines without -v");
 }
