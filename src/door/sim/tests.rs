@@ -630,6 +630,72 @@ mod runtime {
         task.await.unwrap().unwrap();
     }
 
+    #[test]
+    fn sim_door_handle_is_shareable_and_its_driver_can_be_spawned() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        fn spawnable<T: Send + 'static>() {}
+        shareable::<SimDoor>();
+        spawnable::<SimDoorDriver<DuplexStream>>();
+        spawnable::<SimDoorDriver<crate::serial::pty::Pty>>();
+    }
+
+    #[tokio::test]
+    async fn faults_and_tampering_set_through_the_handle_reach_the_running_door() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("door.json");
+        let mut cfg = config("generic-face-v1");
+        cfg.db_file = Some(path.clone());
+        cfg.seed = 3;
+        let (door_end, mut cp_end) = tokio::io::duplex(4096);
+        let (door, driver) = SimDoor::new(cfg, door_end).unwrap();
+        let task = tokio::spawn(driver.run());
+        let mut cp = PdSession::new(SessionConfig::new(1), Instant::now());
+        online(&mut cp, &mut cp_end).await;
+
+        door.set_faults(FaultRates {
+            busy_rate: 0.5,
+            ..FaultRates::default()
+        })
+        .unwrap();
+        assert_eq!(door.faults().busy_rate, 0.5);
+        for i in 0..6 {
+            // The CP resends after osdp_BUSY; every query is answered in the end.
+            let reply = exchange(&mut cp, &mut cp_end, Command::Poll).await;
+            assert_eq!(reply, Reply::Ack, "poll {i}");
+        }
+        assert!(door.counters().busy_replies > 0);
+        assert!(
+            door.set_faults(FaultRates {
+                drop_rate: -1.0,
+                ..FaultRates::default()
+            })
+            .is_err()
+        );
+        door.set_faults(FaultRates::default()).unwrap();
+
+        // A record slipped into the door behind the agent's back is persisted like any change.
+        let records = vendor::encode_record_file(&[record(42, b"x")]).unwrap();
+        let result = door.tamper(|db| db.apply_file(FT_TYPE_RECORDS, &records)).unwrap();
+        assert_eq!(result, vendor::FileResult::Applied);
+        assert_eq!(door.dump_json(), std::fs::read_to_string(&path).unwrap());
+        assert_eq!(DoorDump::read(&path).unwrap().user(42).unwrap().display_name, "user 42");
+
+        // A silenced door answers nothing; once resumed it answers again.
+        door.silence();
+        let id = cp.submit(Command::Poll).unwrap();
+        drive(
+            &mut cp,
+            &mut cp_end,
+            |ev| matches!(ev, Event::Failed { id: i, .. } if i == id),
+        )
+        .await;
+        door.resume();
+        online(&mut cp, &mut cp_end).await;
+        assert!(door.counters().bytes_ignored > 0);
+        door.shutdown();
+        task.await.unwrap().unwrap();
+    }
+
     #[tokio::test]
     async fn sim_door_driver_returns_when_the_stream_ends() {
         let (door_end, cp_end) = tokio::io::duplex(64);
