@@ -346,3 +346,52 @@ async fn simulated_door_process_serves_an_existing_tty_given_by_port() {
     assert!(door.child.wait().await.unwrap().success());
     assert!(slave.exists());
 }
+
+#[tokio::test]
+async fn signals_reboot_and_silence_the_simulated_door_process() {
+    use nix::sys::signal::Signal;
+    let dir = tempfile::tempdir().unwrap();
+    let door = start_door(dir.path(), &[]).await;
+    let mut cp = Cp::connect(&door.link).await;
+    let records = vendor::encode_record_file(&[record(9, b"nine", "Nia")]).unwrap();
+    cp.send_file(FT_TYPE_RECORDS, &records, 0, records.len()).await;
+
+    // SIGUSR1: the door reboots; the CP's next poll is refused (old SQN) and the link restarts.
+    signal(&door, Signal::SIGUSR1);
+    let mut restarted = false;
+    cp.run_until(|ev| {
+        restarted |= matches!(ev, Event::Online { .. });
+        restarted
+    })
+    .await;
+    let Reply::MfgRep(rep) = cp.mfg(1, VCmd::FaceStatus(DoorUserId(9))).await else {
+        panic!()
+    };
+    assert!(
+        matches!(MfgReply::decode(&rep.data).unwrap().reply, VReply::FaceStatus(s) if s.record_hash_prefix.is_some()),
+        "a file-backed door keeps its users across a reboot"
+    );
+
+    // SIGUSR2: silent until the next SIGUSR2; commands time out meanwhile.
+    signal(&door, Signal::SIGUSR2);
+    loop {
+        let id = cp.session.submit(Command::Poll).unwrap();
+        let mut failed = false;
+        cp.run_until(|ev| match ev {
+            Event::Reply { id: i, .. } if i == id => true,
+            Event::Failed { id: i, .. } if i == id => {
+                failed = true;
+                true
+            }
+            _ => false,
+        })
+        .await;
+        if failed {
+            break;
+        }
+    }
+    signal(&door, Signal::SIGUSR2);
+    cp.run_until(|ev| matches!(ev, Event::Online { .. })).await;
+    assert_eq!(cp.exchange(Command::Poll).await, Reply::Ack);
+    stop(door).await;
+}
