@@ -10,10 +10,14 @@ use clap::Subcommand;
 use crate::cloud::read_secret_file;
 use crate::cloud::sim::{SimCloud, SimConfig};
 
+pub mod door;
+
 #[derive(Debug, Subcommand)]
 pub enum SimulateCommand {
     /// Serve the fake Alibaba IoT face-access API over HTTP.
     Cloud(CloudSimArgs),
+    /// Serve a simulated face-recognition door (an OSDP PD speaking the vendor extension).
+    Door(door::DoorSimArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +48,7 @@ pub struct CloudSimArgs {
 pub async fn run(cmd: SimulateCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         SimulateCommand::Cloud(args) => run_cloud(args).await,
+        SimulateCommand::Door(args) => door::run(args).await,
     }
 }
 

@@ -99,6 +99,17 @@ impl DoorDb {
         self.users.get(&id.0)?.face.as_ref().map(|f| f.jpeg.as_slice())
     }
 
+    /// Every id the door holds a record for, ascending.
+    pub fn user_ids(&self) -> impl Iterator<Item = DoorUserId> + '_ {
+        self.users.keys().map(|id| DoorUserId(*id))
+    }
+
+    /// Forgets INFO's last-file fields, as a door does at start-up ("none yet" until the next file).
+    pub fn reset_last_file(&mut self) {
+        self.last_file_type = 0;
+        self.last_file_result = FileResult::None;
+    }
+
     /// Applies one complete file by FtType and remembers the result for INFO.
     pub fn apply_file(&mut self, ft_type: u8, bytes: &[u8]) -> FileResult {
         let result = match ft_type {

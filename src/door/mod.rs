@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod memory;
+pub mod sim;
 pub mod vendor;
 
 use std::collections::BTreeMap;

@@ -8,3 +8,4 @@ mod config;
 mod faces;
 mod osdp;
 mod pull;
+mod sim_door;
