@@ -111,6 +111,29 @@ fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
+/// How long `open` waits for a lock that a store just dropped in this process may still hold: sled
+/// releases its file lock only when its background flusher thread has exited, which can take a
+/// flush period (longer on a loaded machine). A lock held by another live process outlasts this.
+const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_RELEASE_WAIT;
+    loop {
+        match sled::Config::new().path(dir.join("db")).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Locked {
+                        path: dir.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed, owner-only) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -123,15 +146,7 @@ impl Store {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
         }
-        let db = match sled::Config::new().path(dir.join("db")).open() {
-            Ok(db) => db,
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                return Err(StoreError::Locked {
-                    path: dir.to_path_buf(),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let db = open_db(dir)?;
         let store = Self {
             path: dir.to_path_buf(),
             users: db.open_tree("users")?,
