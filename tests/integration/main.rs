@@ -10,5 +10,6 @@ mod daemon;
 mod faces;
 mod harness;
 mod osdp;
+mod osdp_door;
 mod pull;
 mod sim_door;

@@ -42,6 +42,10 @@ use crate::serial::{self, SerialError};
 
 pub use transfer::ResumePolicy;
 
+/// Bytes of the largest reply the vendor extension makes a PD send (an osdp_MFGREP of 64 vendor data
+/// bytes plus OSDP framing), for sizing the reply timeout.
+const LARGEST_REPLY_BYTES: u64 = 80;
+
 /// Tunables of an [`OsdpDoor`] beyond the OSDP session's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OsdpDoorOptions {
@@ -119,6 +123,18 @@ impl OsdpDoor {
         config
     }
 
+    /// [`OsdpDoor::session_config`] for a line at `baud`: the reply timeout also covers the time the
+    /// largest command and a reply take on the wire (10 bits per byte), since OSDP's 200 ms count from
+    /// the command's last byte while the CP's clock starts at its first. At 115200 baud and 1 KB
+    /// packets that is about 300 ms; at 9600 baud, 1.4 s.
+    pub fn line_session_config(address: u8, profile: &Profile, baud: u32) -> SessionConfig {
+        let mut config = Self::session_config(address, profile);
+        let wire_bytes = config.max_packet_bytes as u64 + 1 + LARGEST_REPLY_BYTES;
+        let micros = wire_bytes * 10 * 1_000_000 / u64::from(baud.max(1));
+        config.reply_timeout += Duration::from_micros(micros);
+        config
+    }
+
     /// Opens `port` at `baud` through [`serial::open`] and sets up the door at `address`.
     pub fn open(
         port: &Path,
@@ -128,7 +144,8 @@ impl OsdpDoor {
         options: OsdpDoorOptions,
     ) -> Result<(OsdpDoor, Driver<SerialStream>), SerialError> {
         let stream = serial::open(port, baud)?;
-        Ok(Self::over(stream, address, profile, options))
+        let session = Self::line_session_config(address, profile, baud);
+        Ok(Self::with_session(stream, session, profile, options))
     }
 
     /// The door over an already-open stream (a serial port, a pty master, an in-memory duplex).

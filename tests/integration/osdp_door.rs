@@ -1,0 +1,305 @@
+//! `OsdpDoor` over a real pseudo-terminal against the simulated door (in-process, and as the
+//! `doorsync simulate door` process for `door probe`): what lands on the door is checked in the
+//! simulator's own database, sha256 of every face included.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use doorsync::cloud::sim::face_jpeg;
+use doorsync::config::builtin_profile;
+use doorsync::domain::{DoorRecord, DoorUserId, FaceRef, Policy, Profile};
+use doorsync::door::sim::{DoorDump, FaultRates, SimDoor, SimDoorConfig};
+use doorsync::door::vendor;
+use doorsync::door::{Door, DoorError, OsdpDoor, OsdpDoorOptions};
+use doorsync::serial::pty::Pty;
+use jiff::Timestamp;
+use tokio::io::AsyncBufReadExt as _;
+
+/// Only guards against a hang; no assertion depends on how long anything takes.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+fn profile() -> Profile {
+    builtin_profile("generic-face-v1").unwrap()
+}
+
+struct Rig {
+    sim: SimDoor,
+    door: Arc<OsdpDoor>,
+}
+
+/// A simulated door on a pty master, and an `OsdpDoor` that opens the slave path like a real port.
+async fn rig(configure: impl FnOnce(&mut SimDoorConfig)) -> Rig {
+    let pty = Pty::open().unwrap();
+    let path = pty.slave_path().to_path_buf();
+    let mut cfg = SimDoorConfig::new(1, profile());
+    configure(&mut cfg);
+    let (sim, sim_driver) = SimDoor::new(cfg, pty).unwrap();
+    tokio::spawn(sim_driver.run());
+    let (door, driver) = OsdpDoor::open(&path, 115_200, 1, &profile(), OsdpDoorOptions::default()).unwrap();
+    tokio::spawn(driver.run());
+    assert!(door.wait_online(HANG_GUARD).await, "door never came online");
+    Rig {
+        sim,
+        door: Arc::new(door),
+    }
+}
+
+struct Person {
+    record: DoorRecord,
+    jpeg: Bytes,
+}
+
+fn person(id: u32) -> Person {
+    let jpeg = face_jpeg(&format!("door-link-{id}"));
+    let record = DoorRecord {
+        id: DoorUserId(id),
+        policy: Policy::Permission,
+        expire_at: Some(Timestamp::from_second(1_900_000_000).unwrap()),
+        face: FaceRef {
+            sha256: vendor::sha256(&jpeg),
+            len_bytes: jpeg.len() as u32,
+        },
+        display_name: format!("Person {id}"),
+    };
+    Person {
+        record,
+        jpeg: Bytes::from(jpeg),
+    }
+}
+
+/// Retries what a sync pass would retry (transient errors), as the engine does on its next pass.
+async fn until_ok<F, Fut>(mut op: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), DoorError>>,
+{
+    for _ in 0..30 {
+        match op().await {
+            Ok(()) => return,
+            Err(e) if e.is_transient() => continue,
+            Err(e) => panic!("permanent door error: {e}"),
+        }
+    }
+    panic!("no success after 30 attempts");
+}
+
+/// The door holds exactly `people`, each with the face that was sent (by sha256 and length).
+fn assert_holds(dump: &DoorDump, people: &[&Person]) {
+    let ids: Vec<u32> = dump.users.iter().map(|u| u.id).collect();
+    let want: Vec<u32> = people.iter().map(|p| p.record.id.0).collect();
+    assert_eq!(ids, want);
+    for p in people {
+        let user = dump.user(p.record.id.0).unwrap();
+        let face = user.face.as_ref().expect("face enrolled");
+        assert_eq!(face.sha256, hex::encode(vendor::sha256(&p.jpeg)));
+        assert_eq!(face.len_bytes as usize, p.jpeg.len());
+        assert_eq!(user.display_name, p.record.display_name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_users_and_faces_land_on_the_simulated_door_and_deletes_remove_them() {
+    let rig = rig(|_| {}).await;
+    let people: Vec<Person> = (1..=6).map(person).collect();
+    let records: Vec<DoorRecord> = people.iter().map(|p| p.record.clone()).collect();
+    tokio::time::timeout(HANG_GUARD, async {
+        rig.door.upsert_users(&records).await.unwrap();
+        for p in &people {
+            rig.door
+                .put_face(p.record.id, p.record.face, p.jpeg.clone())
+                .await
+                .unwrap();
+        }
+        rig.door.delete_users(&[DoorUserId(2), DoorUserId(5)]).await.unwrap();
+    })
+    .await
+    .unwrap();
+    let dump = rig.sim.dump();
+    assert_holds(&dump, &[&people[0], &people[2], &people[3], &people[5]]);
+    let digest = rig.door.digest().await.unwrap();
+    assert_eq!(hex::encode(digest.digest), dump.digest);
+    assert_eq!(
+        rig.door.stats().fragment_bytes,
+        1023 - 8 - 11,
+        "largest fragment the door's buffer allows"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_issued_mid_transfer_reaches_the_door_before_the_face_file_completes() {
+    // Paced to 115200 baud: a face file takes seconds on the line, as on RS-485.
+    let rig = rig(|cfg| cfg.baud = Some(115_200)).await;
+    let (owner, revoked) = (person(1), person(2));
+    rig.door
+        .upsert_users(&[owner.record.clone(), revoked.record.clone()])
+        .await
+        .unwrap();
+    let door = rig.door.clone();
+    let (id, face, jpeg) = (owner.record.id, owner.record.face, owner.jpeg.clone());
+    let push = tokio::spawn(async move { door.put_face(id, face, jpeg).await });
+    tokio::time::timeout(HANG_GUARD, async {
+        while rig.sim.counters().file_payload_bytes < 3000 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    rig.door.delete_users(&[revoked.record.id]).await.unwrap();
+    assert!(!push.is_finished(), "the delete did not wait for the face file");
+    tokio::time::timeout(HANG_GUARD, push).await.unwrap().unwrap().unwrap();
+    let c = rig.sim.counters();
+    assert!(c.last_delete_at.unwrap() < c.last_face_file_at.unwrap());
+    assert_holds(&rig.sim.dump(), &[&owner]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn face_transfer_resumes_where_it_stopped_after_the_door_goes_silent() {
+    // Paced, so the file is still on the line when the door goes quiet.
+    let rig = rig(|cfg| cfg.baud = Some(115_200)).await;
+    let p = person(1);
+    rig.door.upsert_users(std::slice::from_ref(&p.record)).await.unwrap();
+    let door = rig.door.clone();
+    let (id, face, jpeg) = (p.record.id, p.record.face, p.jpeg.clone());
+    let push = tokio::spawn(async move { door.put_face(id, face, jpeg).await });
+    tokio::time::timeout(HANG_GUARD, async {
+        while rig.sim.counters().file_payload_bytes < 5000 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    rig.sim.silence_for(Duration::from_secs(2));
+    assert!(!push.is_finished(), "the door went quiet mid-file");
+    tokio::time::timeout(HANG_GUARD, push).await.unwrap().unwrap().unwrap();
+    let file_len = (p.jpeg.len() + vendor::FACE_FILE_HEADER_BYTES) as u64;
+    let sent = rig.sim.counters().file_payload_bytes;
+    assert!(sent >= file_len, "{sent} of {file_len}");
+    assert!(
+        sent < file_len + 3 * 1004,
+        "resumed, not restarted: {sent} payload bytes for a {file_len}-byte file"
+    );
+    assert!(rig.door.stats().retries > 0, "the silence cost resends");
+    assert_holds(&rig.sim.dump(), &[&p]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lossy_line_with_a_busy_door_still_converges() {
+    let rig = rig(|cfg| {
+        cfg.faults = FaultRates {
+            drop_rate: 0.0001,
+            corrupt_rate: 0.0001,
+            busy_rate: 0.02,
+        };
+        cfg.seed = 7;
+    })
+    .await;
+    let people: Vec<Person> = (1..=5).map(person).collect();
+    let records: Vec<DoorRecord> = people.iter().map(|p| p.record.clone()).collect();
+    tokio::time::timeout(HANG_GUARD, async {
+        until_ok(|| rig.door.upsert_users(&records)).await;
+        for p in &people {
+            until_ok(|| rig.door.put_face(p.record.id, p.record.face, p.jpeg.clone())).await;
+        }
+        until_ok(|| rig.door.delete_users(&[DoorUserId(3)])).await;
+    })
+    .await
+    .unwrap();
+    let c = rig.sim.counters();
+    assert!(
+        c.bytes_dropped + c.bytes_corrupted > 0 && c.busy_replies > 0,
+        "faults were injected: {c:?}"
+    );
+    assert!(rig.door.stats().retries > 0);
+    assert_holds(&rig.sim.dump(), &[&people[0], &people[1], &people[3], &people[4]]);
+}
+
+async fn start_sim_process(dir: &std::path::Path) -> (tokio::process::Child, PathBuf) {
+    let link = dir.join("door-tty");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_doorsync"))
+        .args(["simulate", "door", "--pty-link"])
+        .arg(&link)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    tokio::time::timeout(HANG_GUARD, lines.next_line())
+        .await
+        .expect("simulated door never said it was ready")
+        .unwrap()
+        .expect("simulated door exited before it was ready");
+    (child, link)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn door_probe_reports_identity_capabilities_and_digest_of_the_simulated_door() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, link) = start_sim_process(dir.path()).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_doorsync"))
+        .args(["door", "probe", "--json", "--port"])
+        .arg(&link)
+        .output();
+    let out = tokio::time::timeout(HANG_GUARD, out).await.unwrap().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["online"], true);
+    assert_eq!(v["address"], 1);
+    assert_eq!(v["identity"]["vendor_code"], "02:44:53");
+    assert_eq!(v["identity"]["serial_number"], 0x4453_0001);
+    assert_eq!(v["identity"]["firmware"], "1.0.0");
+    assert_eq!(v["receive_buffer_bytes"], 1024);
+    assert_eq!(v["max_fragment_bytes"], 1004);
+    let caps = v["capabilities"].as_array().unwrap();
+    assert!(
+        caps.iter()
+            .any(|c| c["function"] == 10 && c["name"] == "receive buffer size")
+    );
+    assert_eq!(v["vendor_extension"]["user_count"], 0);
+    assert_eq!(v["vendor_extension"]["protocol_version"], 1);
+    assert_eq!(v["vendor_extension"]["digest"], hex::encode(vendor::sha256(b"")));
+
+    let text = tokio::process::Command::new(env!("CARGO_BIN_EXE_doorsync"))
+        .args(["door", "probe", "--port"])
+        .arg(&link)
+        .output();
+    let text = tokio::time::timeout(HANG_GUARD, text).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(text.status.success());
+    assert!(
+        stdout.contains("online") && stdout.contains("serial number") && stdout.contains("users 0"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn door_probe_on_a_port_nobody_answers_names_port_address_and_baud() {
+    let pty = Pty::open().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_doorsync"))
+        .args([
+            "door",
+            "probe",
+            "--timeout",
+            "1s",
+            "--address",
+            "5",
+            "--baud",
+            "38400",
+            "--port",
+        ])
+        .arg(pty.slave_path())
+        .output();
+    let out = tokio::time::timeout(HANG_GUARD, out).await.unwrap().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let port = pty.slave_path().display().to_string();
+    assert!(
+        stderr.contains(&port) && stderr.contains("address 5") && stderr.contains("38400 baud"),
+        "{stderr}"
+    );
+    drop(pty);
+}
