@@ -219,13 +219,18 @@ pub(super) async fn door_worker(
                 if verify_now && report.verify_error.is_none() {
                     verify = false;
                 }
-                let wait = if report.converged {
+                // Users the door refused for good (a face it cannot take, a full door) are reported
+                // in `status`; re-sending them every few seconds would only waste the line, so they
+                // wait for a change of desired state like a converged door does.
+                let unreachable =
+                    report.apply.error.is_some() || report.verify_error.is_some() || report.confirmed == Some(false);
+                let wait = if report.apply.interrupted {
+                    Some(Duration::ZERO)
+                } else if unreachable {
+                    Some(retry.next_delay())
+                } else {
                     retry.reset();
                     None
-                } else if report.apply.interrupted {
-                    Some(Duration::ZERO)
-                } else {
-                    Some(retry.next_delay())
                 };
                 if !report.converged {
                     tracing::info!(door = name, error = ?report.apply.error, pending = report.apply.pending, ?wait, "door not converged; retrying");

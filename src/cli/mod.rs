@@ -77,6 +77,16 @@ pub enum Command {
     Door(door::DoorCommand),
 }
 
+/// Loads the configuration for a command that works with whatever is there: a missing port is a
+/// warning (that door is reported unreachable, the others still work), any other problem an error.
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<crate::config::Config> {
+    let (config, warnings) = crate::config::Config::load(path, crate::config::FileChecks::WarnOnly)?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(config)
+}
+
 /// Runs the parsed command; the returned code is the process exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

@@ -9,7 +9,6 @@ use clap::Args;
 use super::ConfigArgs;
 use crate::agent::control::{self, Request};
 use crate::agent::{Standalone, doors};
-use crate::config::{Config, FileChecks};
 use crate::domain::UserKey;
 use crate::sync::engine::RevokeReport;
 
@@ -36,14 +35,13 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--user-id must not be empty");
     }
     let key = UserKey::new(args.user_type.to_ascii_uppercase(), args.user_id.clone());
-    let (config, _warnings) = Config::load(&args.config.config, FileChecks::WarnOnly)?;
+    let config = super::load_config(&args.config.config)?;
     let report = match control::connect(&config.control_socket_path()).await? {
         Some(stream) => {
             let value = control::call(stream, &Request::Revoke { key: key.clone() }, |_| {}).await?;
             serde_json::from_value::<RevokeReport>(value).context("the daemon's revoke answer")?
         }
         None => {
-            let (config, _) = Config::load(&args.config.config, FileChecks::Required)?;
             let factory = doors::default_factory();
             let local = Standalone::open(&config, Some(factory.as_ref())).await?;
             let engine = &local.engine;

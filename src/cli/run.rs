@@ -11,7 +11,6 @@ use super::ConfigArgs;
 use crate::agent::{self, Daemon, DaemonConfig, doors, shutdown};
 use crate::clock::SystemClock;
 use crate::cloud::{CloudClient, CloudSettings};
-use crate::config::{Config, FileChecks};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -24,10 +23,7 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (config, warnings) = Config::load(&args.config.config, FileChecks::Required)?;
-    for w in &warnings {
-        tracing::warn!("{w}");
-    }
+    let config = super::load_config(&args.config.config)?;
     // The store first: a second daemon must fail here, before it touches a serial port.
     let store = agent::open_store(&config.store.path)?;
     let cloud = CloudClient::new(CloudSettings::from_config(&config.cloud)?)?;

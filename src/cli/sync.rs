@@ -10,7 +10,6 @@ use super::ConfigArgs;
 use super::progress::ProgressView;
 use crate::agent::control::{self, Request};
 use crate::agent::{Standalone, doors};
-use crate::config::{Config, FileChecks};
 use crate::sync::engine::{PassOptions, PassReport, Progress};
 
 /// Exit status when a door did not converge (offline, or users failed on it).
@@ -35,7 +34,7 @@ pub struct SyncArgs {
 }
 
 pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
-    let (config, _warnings) = Config::load(&args.config.config, FileChecks::WarnOnly)?;
+    let config = super::load_config(&args.config.config)?;
     if let Some(door) = &args.door
         && config.door(door).is_none()
     {
@@ -57,7 +56,6 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             serde_json::from_value::<PassReport>(value).context("the daemon's sync answer")?
         }
         None => {
-            let (config, _) = Config::load(&args.config.config, FileChecks::Required)?;
             let factory = doors::default_factory();
             let local = Standalone::open(&config, Some(factory.as_ref())).await?;
             let options = PassOptions {
@@ -153,7 +151,9 @@ pub fn render(r: &PassReport) -> String {
                 ));
             }
         }
-        for e in [&d.verify_error, &a.error].into_iter().flatten() {
+        let mut errors: Vec<&String> = [&d.verify_error, &a.error].into_iter().flatten().collect();
+        errors.dedup();
+        for e in errors {
             out.push_str(&format!("  error: {e}\n"));
         }
         for (who, why) in &a.failed {

@@ -9,7 +9,6 @@ use clap::{Args, Subcommand};
 use super::ConfigArgs;
 use crate::agent::Standalone;
 use crate::agent::control::{self, Request};
-use crate::config::{Config, FileChecks};
 use crate::sync::engine::ModifyReport;
 
 #[derive(Debug, Subcommand)]
@@ -41,7 +40,7 @@ pub async fn run(cmd: UserCommand) -> anyhow::Result<ExitCode> {
     if args.identity_id.trim().is_empty() {
         anyhow::bail!("--identity-id must not be empty");
     }
-    let (config, _warnings) = Config::load(&args.config.config, FileChecks::WarnOnly)?;
+    let config = super::load_config(&args.config.config)?;
     let report = match control::connect(&config.control_socket_path()).await? {
         Some(stream) => {
             let request = Request::ModifyUser {
@@ -53,7 +52,6 @@ pub async fn run(cmd: UserCommand) -> anyhow::Result<ExitCode> {
             serde_json::from_value::<ModifyReport>(value).context("the daemon's answer")?
         }
         None => {
-            let (config, _) = Config::load(&args.config.config, FileChecks::Required)?;
             let local = Standalone::open(&config, None).await?;
             local
                 .engine

@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 use crate::harness::{HANG_GUARD, KEY, SECRET, name_of, sim};
 
 struct Door {
-    _child: Child,
+    _child: Option<Child>,
     link: PathBuf,
     db: PathBuf,
 }
@@ -40,7 +40,7 @@ async fn start_door(dir: &Path) -> Door {
         .unwrap()
         .expect("the simulated door exited before it was ready");
     Door {
-        _child: child,
+        _child: Some(child),
         link,
         db,
     }
@@ -247,4 +247,41 @@ async fn sync_revoke_and_modify_go_through_a_running_daemon_which_stops_cleanly_
     let status = json(&doorsync(&config, &["status", "--json"]).await);
     assert_eq!(status["daemon_running"], false);
     assert_eq!(status["doors"][0]["users_applied"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpluggable_door_is_reported_unreachable_and_revoke_still_records_the_tombstone() {
+    let sim = sim(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gone = Door {
+        _child: None,
+        link: dir.path().join("ttyUSB-unplugged"),
+        db: dir.path().join("unused.json"),
+    };
+    let config = write_config(dir.path(), &sim, &gone);
+    let out = doorsync(&config, &["sync", "--json"]).await;
+    assert_eq!(out.status.code(), Some(2), "a door that did not converge");
+    let pass = json(&out);
+    assert_eq!(pass["converged"], false);
+    assert_eq!(pass["pull"]["users_total"], 3, "the pull still ran: {pass}");
+    let error = pass["doors"][0]["apply"]["error"].as_str().unwrap();
+    assert!(error.contains("ttyUSB-unplugged"), "{error}");
+
+    let out = doorsync(
+        &config,
+        &["revoke", "--user-type", "IDENTITY", "--user-id", "u-0001", "--json"],
+    )
+    .await;
+    assert!(out.status.code().is_some(), "{out:?}");
+    let status = json(&doorsync(&config, &["status", "--json"]).await);
+    assert_eq!(status["revoked_locally"], 1);
+    assert!(
+        status["doors"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("ttyUSB-unplugged")
+    );
+    let run = doorsync(&config, &["run"]).await;
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no door could be opened"));
 }
