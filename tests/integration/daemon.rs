@@ -425,3 +425,47 @@ async fn a_shutdown_during_a_transfer_leaves_the_record_equal_to_the_door() {
     );
     assert_eq!(applied.values().filter(|e| e.face.is_some()).count(), faces_on_door);
 }
+
+#[tokio::test]
+async fn a_door_changed_by_hand_is_caught_by_the_hourly_verification() {
+    use doorsync::door::vendor;
+    let sim = sim(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let door = memory_door();
+    let options = Options {
+        clock: std::sync::Arc::new(TokioClock::new(Timestamp::now())),
+        ..Default::default()
+    };
+    let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), options).await;
+    d.settle().await;
+    // A technician enrols a stranger on the unit by hand.
+    let stranger = doorsync::domain::DoorRecord {
+        id: doorsync::domain::DoorUserId(900),
+        policy: Policy::Permission,
+        expire_at: None,
+        face: doorsync::domain::FaceRef {
+            sha256: vendor::sha256(b"stranger"),
+            len_bytes: 8,
+        },
+        display_name: "Stranger".into(),
+    };
+    let file = vendor::encode_record_file(&[stranger]).unwrap();
+    door.tamper(|db| db.apply_file(vendor::FT_TYPE_RECORDS, &file));
+    assert_eq!(door.user_ids().len(), 4);
+    tokio::time::pause();
+    // Virtual time: the guard allows a little over the one-hour verify interval.
+    let found = harness::wait_for_within(
+        Duration::from_secs(2 * 3600),
+        &mut d.events,
+        |e| matches!(e, DaemonEvent::DoorSynced { report } if report.verify.as_ref().is_some_and(|v| !v.matched)),
+    )
+    .await;
+    let DaemonEvent::DoorSynced { report } = found else {
+        unreachable!()
+    };
+    assert_eq!(report.verify.as_ref().unwrap().unknown_deleted, 1, "{report:?}");
+    assert!(!names_on(&door).contains(&"Stranger".to_string()));
+    assert_eq!(door.user_ids().len(), 3);
+    tokio::time::resume();
+    d.stop().await;
+}

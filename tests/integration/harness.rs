@@ -169,9 +169,18 @@ impl Drop for Running {
 /// The next event matching `want` (earlier ones are skipped).
 pub async fn wait_for(
     events: &mut broadcast::Receiver<DaemonEvent>,
+    want: impl FnMut(&DaemonEvent) -> bool,
+) -> DaemonEvent {
+    wait_for_within(HANG_GUARD, events, want).await
+}
+
+/// [`wait_for`] with another guard: under paused time the guard is virtual time too.
+pub async fn wait_for_within(
+    guard: Duration,
+    events: &mut broadcast::Receiver<DaemonEvent>,
     mut want: impl FnMut(&DaemonEvent) -> bool,
 ) -> DaemonEvent {
-    tokio::time::timeout(HANG_GUARD, async {
+    tokio::time::timeout(guard, async {
         loop {
             match events.recv().await {
                 Ok(e) if want(&e) => return e,
