@@ -1,3 +1,26 @@
-//! The daemon: the only place that spawns tasks (pull loop, expiry timer, door workers, control socket).
+//! The daemon: the only place that spawns tasks (pull loop, expiry timer, door workers, cloud
+//! outbox, control socket) and the owner of shutdown.
+//!
+//! - [`run`] with a [`Daemon`]: the whole daemon as one future, usable in-process (tests, demo,
+//!   benchmarks) with injected doors, cloud and clock.
+//! - [`doors`]: the door-factory seam and the per-door worker.
+//! - [`control`]: the owner-only Unix socket CLI commands use while the daemon holds the store.
 
+mod backoff;
+pub mod clock;
 pub mod control;
+mod daemon;
+pub mod doors;
+mod events;
+mod expiry;
+mod handler;
+mod outbox;
+mod poll;
+pub mod shutdown;
+mod standalone;
+
+pub use backoff::Backoff;
+pub use daemon::{AgentError, Daemon, DaemonConfig, open_store, run};
+pub use doors::{DaemonDoor, DoorFactory, DoorOpenError, UnopenedDoor};
+pub use events::DaemonEvent;
+pub use standalone::Standalone;

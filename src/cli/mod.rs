@@ -9,8 +9,13 @@ pub mod check_config;
 pub mod demo;
 pub mod door;
 pub mod logging;
+pub mod progress;
+pub mod revoke;
+pub mod run;
 pub mod simulate;
 pub mod status;
+pub mod sync;
+pub mod user;
 
 /// Keeps face-recognition door hardware in step with Alibaba Cloud IoT face access, over OSDP.
 #[derive(Debug, Parser)]
@@ -58,9 +63,28 @@ pub enum Command {
     Simulate(simulate::SimulateCommand),
     /// The embedded demo: fake cloud + simulated door, a real pass, a summary.
     Demo(demo::DemoArgs),
+    /// Run the daemon: pull loop, expiry timer, doors, cloud outbox, control socket.
+    Run(run::RunArgs),
+    /// One pass now (through the daemon if one runs); exit 0 only if every door converged.
+    Sync(sync::SyncArgs),
+    /// Revoke a user locally: off every reachable door at once, kept off until the cloud re-grants.
+    Revoke(revoke::RevokeArgs),
+    /// Entrance users in the cloud.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Technician checks of one door unit on its serial line.
     #[command(subcommand)]
     Door(door::DoorCommand),
+}
+
+/// Loads the configuration for a command that works with whatever is there: a missing port is a
+/// warning (that door is reported unreachable, the others still work), any other problem an error.
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<crate::config::Config> {
+    let (config, warnings) = crate::config::Config::load(path, crate::config::FileChecks::WarnOnly)?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(config)
 }
 
 /// Runs the parsed command; the returned code is the process exit status.
@@ -70,6 +94,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args).await,
         Command::Simulate(cmd) => simulate::run(cmd).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Run(args) => run::run(args).await,
+        Command::Sync(args) => sync::run(args).await,
+        Command::Revoke(args) => revoke::run(args).await,
+        Command::User(cmd) => user::run(cmd).await,
         Command::Door(cmd) => door::run(cmd).await,
     }
 }

@@ -1,9 +1,11 @@
 //! An in-process door: the door-side database behind the `Door` trait with no OSDP link, so sync
 //! logic is tested against real door semantics (files applied whole, hashes checked, idempotent
-//! deletes) rather than scripted mocks. Offline-ness can be switched on to test queued work.
+//! deletes) rather than scripted mocks. Knobs for tests: offline, a per-face transfer delay (a slow
+//! serial line, during which deletes still get through), and a log of the ops the door applied, in order.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,12 +15,23 @@ use super::vendor::{self, FileResult};
 use super::{BucketDigest, Door, DoorDigest, DoorError, DoorInfo, DoorListEntry, FaceStatus};
 use crate::domain::{DoorRecord, DoorUserId, FaceRef};
 
+/// One operation the door applied, as logged by [`MemoryDoor::calls`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DoorCall {
+    Upsert(Vec<DoorUserId>),
+    PutFace(DoorUserId),
+    Delete(Vec<DoorUserId>),
+    Clear,
+}
+
 /// A door held in memory. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct MemoryDoor {
     db: Mutex<DoorDb>,
     offline: AtomicBool,
     image_bytes_received: AtomicU64,
+    face_delay: Mutex<Duration>,
+    calls: Mutex<Vec<DoorCall>>,
 }
 
 impl MemoryDoor {
@@ -27,7 +40,40 @@ impl MemoryDoor {
             db: Mutex::new(DoorDb::new(limits)),
             offline: AtomicBool::new(false),
             image_bytes_received: AtomicU64::new(0),
+            face_delay: Mutex::new(Duration::ZERO),
+            calls: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Every face file takes this long to arrive (a slow line). The database is not locked meanwhile,
+    /// so a delete sent during the transfer is applied at once, as real hardware must do.
+    pub fn set_face_delay(&self, delay: Duration) {
+        *self.face_delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
+    }
+
+    /// The ops the door applied (refused and offline calls are not logged), oldest first.
+    pub fn calls(&self) -> Vec<DoorCall> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Every user id the door holds, ascending.
+    pub fn user_ids(&self) -> Vec<DoorUserId> {
+        let db = self.lock();
+        let mut ids: Vec<DoorUserId> = (0..vendor::BUCKET_COUNT)
+            .flat_map(|b| db.list(b))
+            .map(|e| e.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Forgets every user and face, as a factory reset or a replaced unit would.
+    pub fn factory_reset(&self) {
+        self.lock().clear();
+    }
+
+    fn log(&self, call: DoorCall) {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).push(call);
     }
 
     /// While offline every call fails with `DoorError::Offline`, as an unplugged door would.
@@ -78,19 +124,32 @@ impl Door for MemoryDoor {
         for file in vendor::encode_record_files(records, db.max_file_bytes())? {
             file_result(db.apply_file(vendor::FT_TYPE_RECORDS, &file))?;
         }
+        // Logged with the database still locked, so the log order is the order ops took effect.
+        self.log(DoorCall::Upsert(records.iter().map(|r| r.id).collect()));
+        drop(db);
         Ok(())
     }
 
     async fn put_face(&self, id: DoorUserId, _face: FaceRef, jpeg: Bytes) -> Result<(), DoorError> {
+        let delay = *self.face_delay.lock().unwrap_or_else(|p| p.into_inner());
+        if !delay.is_zero() {
+            drop(self.online()?);
+            tokio::time::sleep(delay).await;
+        }
         let mut db = self.online()?;
         let file = vendor::encode_face_file(id, &jpeg)?;
         file_result(db.apply_file(vendor::FT_TYPE_FACE, &file))?;
         self.image_bytes_received.fetch_add(jpeg.len() as u64, Ordering::SeqCst);
+        self.log(DoorCall::PutFace(id));
+        drop(db);
         Ok(())
     }
 
     async fn delete_users(&self, ids: &[DoorUserId]) -> Result<(), DoorError> {
-        self.online()?.delete(ids);
+        let mut db = self.online()?;
+        db.delete(ids);
+        self.log(DoorCall::Delete(ids.to_vec()));
+        drop(db);
         Ok(())
     }
 
@@ -111,7 +170,10 @@ impl Door for MemoryDoor {
     }
 
     async fn clear(&self) -> Result<(), DoorError> {
-        self.online()?.clear();
+        let mut db = self.online()?;
+        db.clear();
+        self.log(DoorCall::Clear);
+        drop(db);
         Ok(())
     }
 

@@ -111,6 +111,29 @@ fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
+/// How long `open` waits for a lock that a store just dropped in this process may still hold: sled
+/// releases its file lock only when its background flusher thread has exited, which can take a
+/// flush period (longer on a loaded machine). A lock held by another live process outlasts this.
+const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_RELEASE_WAIT;
+    loop {
+        match sled::Config::new().path(dir.join("db")).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Locked {
+                        path: dir.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed, owner-only) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -123,15 +146,7 @@ impl Store {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
         }
-        let db = match sled::Config::new().path(dir.join("db")).open() {
-            Ok(db) => db,
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                return Err(StoreError::Locked {
-                    path: dir.to_path_buf(),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let db = open_db(dir)?;
         let store = Self {
             path: dir.to_path_buf(),
             users: db.open_tree("users")?,
@@ -397,6 +412,40 @@ impl Store {
         self.put_meta(&format!("door_status/{door}"), status)
     }
 
+    /// Changes a door's status atomically (read-modify-write as one sled update), so two tasks
+    /// recording different fields of one door never lose each other's update. A corrupt stored
+    /// status is replaced by the default before `change` runs.
+    pub fn update_door_status(
+        &self,
+        door: &str,
+        mut change: impl FnMut(&mut DoorStatus),
+    ) -> Result<DoorStatus, StoreError> {
+        let name = format!("door_status/{door}");
+        let mut encode_failure = None;
+        let updated = self.meta.update_and_fetch(name.as_bytes(), |old| {
+            let mut status: DoorStatus = old.and_then(|v| serde_json::from_slice(v).ok()).unwrap_or_default();
+            change(&mut status);
+            match serde_json::to_vec(&status) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    encode_failure = Some(e.to_string());
+                    old.map(<[u8]>::to_vec)
+                }
+            }
+        })?;
+        if let Some(reason) = encode_failure {
+            return Err(StoreError::Corrupt {
+                tree: "meta".into(),
+                key: name,
+                reason: format!("cannot encode: {reason}"),
+            });
+        }
+        match updated {
+            Some(v) => decode(&self.meta, name.as_bytes(), &v),
+            None => Ok(DoorStatus::default()),
+        }
+    }
+
     // ---- tombstones --------------------------------------------------------------------------
 
     /// Records a local revocation. Durable on return: it must survive a crash right after `revoke`.
@@ -428,6 +477,23 @@ impl Store {
             .collect()
     }
 
+    /// Records a local revocation and queues its cloud call in one transaction, so a crash can never
+    /// leave one without the other. Durable on return; returns the outbox sequence number.
+    pub fn put_tombstone_and_queue(&self, t: &Tombstone, item: &OutboxItem) -> Result<u64, StoreError> {
+        let seq = self.db.generate_id()?;
+        let (tk, tv) = (user_key_bytes(&t.key), encode(t)?);
+        let ov = encode(item)?;
+        (&self.tombstones, &self.outbox)
+            .transaction(|(tombstones, outbox)| {
+                tombstones.insert(tk.as_slice(), tv.as_slice())?;
+                outbox.insert(&seq.to_be_bytes(), ov.as_slice())?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(tx_err)?;
+        self.flush()?;
+        Ok(seq)
+    }
+
     // ---- outbox ------------------------------------------------------------------------------
 
     /// Queues a cloud call; durable on return. Sequence numbers only grow, so order is kept.
@@ -451,6 +517,17 @@ impl Store {
     pub fn outbox_ack(&self, seq: u64) -> Result<(), StoreError> {
         self.outbox.remove(seq.to_be_bytes())?;
         self.flush()
+    }
+
+    /// Removes the oldest queued call whatever it holds (an unreadable entry would otherwise block the
+    /// queue forever); returns its sequence number and raw bytes, for the caller to report.
+    pub fn outbox_discard_first(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let Some((k, v)) = self.outbox.pop_min()? else {
+            return Ok(None);
+        };
+        self.flush()?;
+        let seq = <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes).unwrap_or(0);
+        Ok(Some((seq, v.to_vec())))
     }
 
     /// Every queued call, oldest first.

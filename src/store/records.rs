@@ -59,6 +59,12 @@ pub struct DoorStatus {
     pub last_verified_at: Option<Timestamp>,
     /// Revocation or roster change → door acknowledgement, as last measured.
     pub last_revocation_latency_ms: Option<u64>,
+    /// `expire_at` → door acknowledgement of the delete, as last measured.
+    #[serde(default)]
+    pub last_expiry_latency_ms: Option<u64>,
+    /// When the door last acknowledged everything the agent planned for it.
+    #[serde(default)]
+    pub last_converged_at: Option<Timestamp>,
     pub last_error: Option<String>,
     /// Operations planned but not yet acknowledged.
     pub pending: u64,

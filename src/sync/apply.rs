@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::plan::{self, MonotonicIds, Plan};
 use crate::domain::{AppliedEntry, DoorOp, DoorUserId, Policy, Profile, UserEntry};
@@ -25,7 +25,7 @@ pub struct DoorTarget<'a> {
 }
 
 /// What applying a plan did to one door.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyReport {
     pub deleted: u64,
     pub upserted: u64,
@@ -90,6 +90,20 @@ pub async fn apply_door(
     now: Timestamp,
     generation: &AtomicU64,
 ) -> Result<ApplyReport, ApplyError> {
+    apply_door_with_progress(store, target, now, generation, &|_, _| {}).await
+}
+
+/// Ops done so far and ops planned, reported after each acknowledged (or failed) op.
+pub type ApplyProgress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+
+/// [`apply_door`], calling `progress(done, total)` as ops complete.
+pub async fn apply_door_with_progress(
+    store: &Store,
+    target: &DoorTarget<'_>,
+    now: Timestamp,
+    generation: &AtomicU64,
+    progress: ApplyProgress<'_>,
+) -> Result<ApplyReport, ApplyError> {
     let started_generation = generation.load(Ordering::SeqCst);
     let entries = user_entries(store, &target.profile.name)?;
     let mut applied = store.applied(target.name)?;
@@ -112,7 +126,7 @@ pub async fn apply_door(
         );
     }
     let total = plan.ops.len() as u64;
-    let mut done = 0u64;
+    let mut done = Done { n: 0, total, progress };
     let result = run_plan(
         store,
         target,
@@ -124,6 +138,7 @@ pub async fn apply_door(
         &mut done,
     )
     .await;
+    let done = done.n;
     report.pending = total - done;
     if let Err(e) = result {
         match e {
@@ -132,12 +147,30 @@ pub async fn apply_door(
             Stop::Store(e) => return Err(e.into()),
         }
     }
-    let mut status = store.door_status(target.name)?;
-    status.pending = report.pending;
-    status.failed = report.failed.clone();
-    status.last_error = report.error.clone();
-    store.put_door_status(target.name, &status)?;
+    let converged = report.converged();
+    store.update_door_status(target.name, |status| {
+        status.pending = report.pending;
+        status.failed = report.failed.clone();
+        status.last_error = report.error.clone();
+        if converged {
+            status.last_converged_at = Some(now);
+        }
+    })?;
     Ok(report)
+}
+
+/// Counts completed ops and tells the caller's progress callback.
+struct Done<'a> {
+    n: u64,
+    total: u64,
+    progress: ApplyProgress<'a>,
+}
+
+impl std::ops::AddAssign<u64> for Done<'_> {
+    fn add_assign(&mut self, by: u64) {
+        self.n += by;
+        (self.progress)(self.n, self.total);
+    }
 }
 
 enum Stop {
@@ -161,7 +194,7 @@ async fn run_plan(
     generation: &AtomicU64,
     started_generation: u64,
     report: &mut ApplyReport,
-    done: &mut u64,
+    done: &mut Done<'_>,
 ) -> Result<(), Stop> {
     let record = |applied: &mut BTreeMap<DoorUserId, AppliedEntry>, op: &DoorOp| {
         if let Err(e) = plan::apply_to(applied, op, |id| plan.key_of(id).cloned()) {

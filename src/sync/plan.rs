@@ -309,6 +309,24 @@ pub fn plan_from_desired(applied: &BTreeMap<DoorUserId, AppliedEntry>, desired: 
     }
 }
 
+/// Ids a door holds for people who must not pass at `now`: gone from the roster, denied, expired,
+/// revoked locally or without a face. These are the deletes sent at once (revocation, expiry timer,
+/// roster change) without waiting behind a door's transfer; every one of them is also a Delete of the
+/// full [`plan`]. Deletes for capacity or id remapping are left to the full plan.
+pub fn undesired_ids(
+    now: Timestamp,
+    users: &[UserEntry],
+    applied: &BTreeMap<DoorUserId, AppliedEntry>,
+) -> Vec<DoorUserId> {
+    let known: BTreeSet<&UserKey> = users.iter().map(|u| &u.key).collect();
+    let disqualified: BTreeSet<&UserKey> = users.iter().filter(|u| !is_desired(now, u)).map(|u| &u.key).collect();
+    applied
+        .iter()
+        .filter(|(_, e)| !known.contains(&e.key) || disqualified.contains(&e.key))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 /// The nearest future `expire_at` among users who currently qualify for a door; drives the expiry timer.
 pub fn next_expiry(now: Timestamp, users: &[UserEntry]) -> Option<Timestamp> {
     users

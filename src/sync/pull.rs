@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt as _;
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cloud::{CloudError, CloudFace, ErrorClass, FaceCloud, RosterEntry};
 use crate::domain::{Profile, UserKey};
@@ -18,7 +18,7 @@ use crate::faces;
 use crate::store::{OutboxItem, PassSummary, Store, StoreError, StoredUser};
 
 /// What one pull did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullReport {
     pub users_total: u64,
     pub users_failed: u64,

@@ -32,6 +32,9 @@ pub struct DoorReport {
     pub failed: BTreeMap<String, String>,
     pub last_verified_at: Option<Timestamp>,
     pub last_revocation_latency_ms: Option<u64>,
+    /// `expire_at` → the door's delete ack, as last measured.
+    #[serde(default)]
+    pub last_expiry_latency_ms: Option<u64>,
     pub last_error: Option<String>,
 }
 
@@ -57,6 +60,7 @@ pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<St
             failed: status.failed,
             last_verified_at: status.last_verified_at,
             last_revocation_latency_ms: status.last_revocation_latency_ms,
+            last_expiry_latency_ms: status.last_expiry_latency_ms,
             last_error: status.last_error,
         });
     }
@@ -106,7 +110,7 @@ impl std::fmt::Display for StatusReport {
         for d in &self.doors {
             writeln!(
                 f,
-                "door {}: {} users, {} faces applied, {} pending, {} failed; last verified {}; last revocation latency {}{}",
+                "door {}: {} users, {} faces applied, {} pending, {} failed; last verified {}; last revocation latency {}; last expiry latency {}{}",
                 d.name,
                 d.users_applied,
                 d.faces_applied,
@@ -116,6 +120,9 @@ impl std::fmt::Display for StatusReport {
                     .map(|t| t.to_string())
                     .unwrap_or_else(|| "never".into()),
                 d.last_revocation_latency_ms
+                    .map(|ms| format!("{ms} ms"))
+                    .unwrap_or_else(|| "-".into()),
+                d.last_expiry_latency_ms
                     .map(|ms| format!("{ms} ms"))
                     .unwrap_or_else(|| "-".into()),
                 d.last_error

@@ -61,3 +61,145 @@ pub fn add_user(store: &Store, id: &str) -> FaceRef {
         .unwrap();
     face
 }
+
+/// A scripted cloud for engine unit tests: users with real (generated) JPEG faces, switchable outage,
+/// per-user "gone", and a log of the calls the outbox made. Integration tests use the real fake
+/// cloud server instead.
+#[derive(Default)]
+pub struct FakeCloud {
+    pub state: std::sync::Mutex<FakeCloudState>,
+}
+
+#[derive(Default)]
+pub struct FakeCloudState {
+    pub users: Vec<crate::cloud::CloudFace>,
+    pub down: bool,
+    /// Users answered with 2405 (user gone).
+    pub gone: std::collections::BTreeSet<UserKey>,
+    /// Outbox calls received, in order: `delete:<key>` / `modify:<id>`.
+    pub calls: Vec<String>,
+    /// Identity ids whose modify is refused as a bad request.
+    pub refuse_modify: Vec<String>,
+}
+
+impl FakeCloud {
+    pub fn with_users(n: usize) -> Self {
+        let cloud = Self::default();
+        for i in 1..=n {
+            cloud.add(&format!("u{i}"), None);
+        }
+        cloud
+    }
+
+    pub fn add(&self, id: &str, expire_at: Option<Timestamp>) {
+        let mut s = self.state.lock().unwrap();
+        s.users.push(crate::cloud::CloudFace {
+            key: UserKey::new("IDENTITY", id),
+            face_id: Some(format!("face-{id}")),
+            name: Some(format!("User {id}")),
+            expire_at,
+            policy: Policy::Permission,
+            image: crate::cloud::ImageSource::Inline(crate::cloud::sim::face_jpeg(id)),
+        });
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.state.lock().unwrap().users.retain(|u| u.key.user_id != id);
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    fn check_up(&self, path: &str) -> Result<(), crate::cloud::CloudError> {
+        if self.state.lock().unwrap().down {
+            return Err(crate::cloud::CloudError::Network {
+                path: path.into(),
+                detail: "connection refused".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn gone(path: &str) -> crate::cloud::CloudError {
+    crate::cloud::CloudError::Business {
+        path: path.into(),
+        code: 2405,
+        message: "identity is not existed".into(),
+        request_id: None,
+        class: crate::cloud::ErrorClass::UserGone,
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::cloud::FaceCloud for FakeCloud {
+    async fn roster(&self) -> Result<Vec<crate::cloud::RosterEntry>, crate::cloud::CloudError> {
+        self.check_up("/roster")?;
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .users
+            .iter()
+            .map(|u| crate::cloud::RosterEntry {
+                key: u.key.clone(),
+                name: u.name.clone(),
+                status: Some("transferred".into()),
+                revoked: false,
+            })
+            .collect())
+    }
+
+    async fn get_face(&self, key: &UserKey) -> Result<crate::cloud::CloudFace, crate::cloud::CloudError> {
+        self.check_up("/face/paas/image/get")?;
+        let s = self.state.lock().unwrap();
+        if s.gone.contains(key) {
+            return Err(gone("/face/paas/image/get"));
+        }
+        s.users
+            .iter()
+            .find(|u| &u.key == key)
+            .cloned()
+            .ok_or_else(|| gone("/face/paas/image/get"))
+    }
+
+    async fn fetch_image(&self, src: &crate::cloud::ImageSource) -> Result<Vec<u8>, crate::cloud::CloudError> {
+        self.check_up("/images")?;
+        match src {
+            crate::cloud::ImageSource::Inline(b) => Ok(b.clone()),
+            crate::cloud::ImageSource::Url(u) => Err(crate::cloud::CloudError::Config(format!("no URLs here: {u}"))),
+        }
+    }
+
+    async fn delete_face(&self, key: &UserKey) -> Result<(), crate::cloud::CloudError> {
+        self.check_up("/face/paas/image/delete")?;
+        self.state.lock().unwrap().calls.push(format!("delete:{key}"));
+        Ok(())
+    }
+
+    async fn modify_user(
+        &self,
+        identity_id: &str,
+        _name: Option<&str>,
+        _ext_info: Option<&str>,
+    ) -> Result<(), crate::cloud::CloudError> {
+        self.check_up("/entrance/paas/user/modify")?;
+        let mut s = self.state.lock().unwrap();
+        if s.refuse_modify.iter().any(|r| r == identity_id) {
+            return Err(crate::cloud::CloudError::Business {
+                path: "/entrance/paas/user/modify".into(),
+                code: 460,
+                message: "request parameter error".into(),
+                request_id: None,
+                class: crate::cloud::ErrorClass::BadRequest,
+            });
+        }
+        s.calls.push(format!("modify:{identity_id}"));
+        Ok(())
+    }
+}

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::apply::DoorTarget;
 use crate::domain::{AppliedEntry, DoorUserId};
@@ -17,7 +17,7 @@ use crate::door::{self, DoorError, vendor};
 use crate::store::{Store, StoreError};
 
 /// What a verification found and corrected.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyReport {
     /// The door's digest equalled the applied state's: nothing to repair.
     pub matched: bool,

@@ -3,9 +3,12 @@
 
 mod cli_demo;
 mod cli_status;
+mod cli_sync;
 mod cloud;
 mod config;
+mod daemon;
 mod faces;
+mod harness;
 mod interop;
 mod osdp;
 mod osdp_door;

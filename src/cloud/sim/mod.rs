@@ -361,6 +361,11 @@ impl SimHandle {
         q.extend(std::iter::repeat_n(fault, times));
     }
 
+    /// Forgets the faults still queued for `path` by [`SimHandle::push_fault`].
+    pub fn clear_faults(&self, path: &str) {
+        lock(&self.state).queued.remove(path);
+    }
+
     /// Every request for roster page `page_no` fails with `fault` (None clears it).
     pub fn set_roster_page_fault(&self, page_no: u32, fault: Option<Fault>) {
         let mut s = lock(&self.state);

@@ -166,6 +166,29 @@ proptest! {
     }
 
     #[test]
+    fn urgent_deletes_are_deletes_of_the_full_plan_and_leave_no_undesired_user(
+        users in proptest::collection::vec(arb_user(), 0..8),
+        applied in arb_applied(),
+        ids in arb_ids(),
+        capacity in 0u32..6,
+    ) {
+        let urgent = undesired_ids(now(), &users, &applied);
+        let p = plan(now(), &users, &applied, &ids, capacity, &mut MonotonicIds::default());
+        let planned: BTreeSet<DoorUserId> = p.deletes().collect();
+        for id in &urgent {
+            prop_assert!(planned.contains(id), "urgent delete {} not in the plan", id);
+        }
+        let mut door = applied.clone();
+        for id in &urgent {
+            door.remove(id);
+        }
+        for e in door.values() {
+            let entries: Vec<_> = users.iter().filter(|u| u.key == e.key).collect();
+            prop_assert!(!entries.is_empty() && entries.iter().all(|u| is_desired(now(), u)), "{} left on the door", e.key);
+        }
+    }
+
+    #[test]
     fn expired_users_are_never_kept(users in proptest::collection::vec(arb_user(), 0..8), offset in -30i64..30) {
         let t = at(offset);
         let p = plan(t, &users, &BTreeMap::new(), &BTreeMap::new(), 100, &mut MonotonicIds::default());

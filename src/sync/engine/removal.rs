@@ -1,0 +1,115 @@
+//! Urgent deletes: removing people who must not pass from every reachable door at once, around the
+//! doors' apply locks, and measuring how long that took.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{DoorSlot, Engine};
+use crate::domain::{UserEntry, UserKey};
+use crate::door::vendor;
+use crate::store::StoreError;
+use crate::sync::{apply, plan};
+
+/// Why people are being removed; decides which latency is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalCause {
+    /// `doorsync revoke`: measured from the revoke to the door's ack.
+    Revoked,
+    /// The roster stopped granting someone: measured from the pull that saw it to the door's ack.
+    RosterChange,
+    /// `expire_at` passed: measured from the expiry instant to the door's ack.
+    Expired,
+    /// Enforcing the cached desired state (cloud unreachable); no latency recorded.
+    Cached,
+}
+
+/// What an urgent delete did on one door.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removal {
+    pub door: String,
+    /// Users the door acknowledged deleting.
+    pub removed: Vec<UserKey>,
+    /// `since` → the door's last ack, when anything was removed.
+    pub latency_ms: Option<u64>,
+    /// Why the door could not be reached; its deletes stay first in its plan.
+    pub error: Option<String>,
+}
+
+impl Engine {
+    /// Deletes, on every door concurrently, everyone the door holds who must not pass now (gone,
+    /// denied, expired, revoked). Does not wait for a door's transfer in progress. A door that does not
+    /// answer keeps these deletes at the head of its next plan.
+    pub async fn remove_undesired(&self, cause: RemovalCause, since: Timestamp) -> Result<Vec<Removal>, StoreError> {
+        let mut entries: BTreeMap<&str, Vec<UserEntry>> = BTreeMap::new();
+        for p in &self.profiles {
+            entries.insert(&p.name, apply::user_entries(&self.store, &p.name)?);
+        }
+        let work = self.doors.iter().map(|slot| {
+            let users = entries
+                .get(slot.profile.name.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            self.remove_from_door(slot, users, cause, since)
+        });
+        let mut out = Vec::with_capacity(self.doors.len());
+        for r in futures::future::join_all(work).await {
+            out.push(r?);
+        }
+        Ok(out)
+    }
+
+    async fn remove_from_door(
+        &self,
+        slot: &DoorSlot,
+        users: &[UserEntry],
+        cause: RemovalCause,
+        since: Timestamp,
+    ) -> Result<Removal, StoreError> {
+        let applied = self.store.applied(&slot.name)?;
+        let ids = plan::undesired_ids(self.now(), users, &applied);
+        let mut removal = Removal {
+            door: slot.name.clone(),
+            removed: Vec::new(),
+            latency_ms: None,
+            error: None,
+        };
+        if ids.is_empty() {
+            return Ok(removal);
+        }
+        let batch = vendor::delete_batch_size(slot.profile.osdp.max_mfg_data_bytes).max(1);
+        for chunk in ids.chunks(batch) {
+            match slot.door.delete_users(chunk).await {
+                Ok(()) => {
+                    for id in chunk {
+                        self.store.record_deleted(&slot.name, *id)?;
+                        if let Some(e) = applied.get(id) {
+                            removal.removed.push(e.key.clone());
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(door = slot.name, error = %e, "door unreachable; its deletes stay queued first");
+                    removal.error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if removal.removed.is_empty() {
+            return Ok(removal);
+        }
+        let latency_ms = u64::try_from(self.now().duration_since(since).as_millis()).unwrap_or(0);
+        removal.latency_ms = Some(latency_ms);
+        for key in &removal.removed {
+            tracing::info!(door = slot.name, user = %key, ?cause, latency_ms, "removed from the door");
+        }
+        self.store.update_door_status(&slot.name, |s| match cause {
+            RemovalCause::Revoked | RemovalCause::RosterChange => s.last_revocation_latency_ms = Some(latency_ms),
+            RemovalCause::Expired => s.last_expiry_latency_ms = Some(latency_ms),
+            RemovalCause::Cached => {}
+        })?;
+        Ok(removal)
+    }
+}
