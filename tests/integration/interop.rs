@@ -156,6 +156,7 @@ fn python_door_reproduces_every_hex_example_of_protocol_md() {
     // Only plain Python is needed: the check builds PROTOCOL.md's example door without LibOSDP.
     let python = peer::find_python().unwrap_or_else(|_| "python3".into());
     let out = Process::new(python)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/check_examples.py"))
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/firmware-config/PROTOCOL.md"))
         .output()

@@ -104,6 +104,7 @@ impl LibosdpPeer {
         let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("door.log")).unwrap();
         let child = Command::new(python)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .arg(SCRIPT)
             .arg("--port")
             .arg(port)
