@@ -8,7 +8,7 @@ use bytes::Bytes;
 use doorsync::cloud::sim::face_jpeg;
 use doorsync::config::builtin_profile;
 use doorsync::domain::{DoorRecord, DoorUserId};
-use doorsync::door::db::DoorDb;
+use doorsync::door::db::{DoorDb, DoorDbLimits};
 use doorsync::door::vendor::{self, FT_TYPE_FACE, FT_TYPE_RECORDS, FileResult};
 use doorsync::door::{Door, DoorError, OsdpDoor, OsdpDoorOptions};
 use doorsync::serial::pty::Pty;
@@ -17,12 +17,14 @@ use super::peer::{self, LibosdpPeer};
 use super::{LIMITS, assert_json_matches, jpeg, record};
 
 /// The agent's door link (`OsdpDoor` over the pty master, its driver spawned) to the LibOSDP door.
-async fn start_agent(test: &str) -> Option<(LibosdpPeer, Arc<OsdpDoor>)> {
+async fn start_agent(test: &str, door_args: &[&str]) -> Option<(LibosdpPeer, Arc<OsdpDoor>)> {
     let python = peer::python_or_skip(test)?;
     let profile = builtin_profile("libosdp-reference").unwrap();
     let pty = Pty::open().unwrap();
     let vendor = profile.vendor_code.map(|b| format!("{b:02x}")).join(":");
-    let door = LibosdpPeer::start(&python, pty.slave_path(), &["--vendor-code", &vendor]).await;
+    let mut args = vec!["--vendor-code", vendor.as_str()];
+    args.extend_from_slice(door_args);
+    let door = LibosdpPeer::start(&python, pty.slave_path(), &args).await;
     let (agent, driver) = OsdpDoor::over(pty, 1, &profile, OsdpDoorOptions::default());
     tokio::spawn(driver.run());
     assert!(
@@ -55,7 +57,7 @@ async fn assert_door_answers_match(agent: &OsdpDoor, model: &DoorDb, probe_ids: 
 #[tokio::test]
 async fn agent_door_link_leaves_the_libosdp_door_holding_exactly_what_was_pushed_and_not_revoked() {
     let test = "agent_door_link_leaves_the_libosdp_door_holding_exactly_what_was_pushed_and_not_revoked";
-    let Some((door, agent)) = start_agent(test).await else {
+    let Some((door, agent)) = start_agent(test, &[]).await else {
         return;
     };
     let mut model = DoorDb::new(LIMITS);
@@ -177,7 +179,7 @@ async fn push_losing_one_ftstat(
 #[tokio::test]
 async fn agent_completes_a_face_file_libosdp_overcounted_after_a_lost_ftstat() {
     let test = "agent_completes_a_face_file_libosdp_overcounted_after_a_lost_ftstat";
-    let Some((door, agent)) = start_agent(test).await else {
+    let Some((door, agent)) = start_agent(test, &[]).await else {
         return;
     };
     // 30,045 bytes: the duplicate 236-byte fragment carries LibOSDP's count past the size, so it never
@@ -203,7 +205,7 @@ async fn agent_completes_a_face_file_libosdp_overcounted_after_a_lost_ftstat() {
 #[tokio::test]
 async fn agent_catches_a_face_file_libosdp_closed_early_with_a_hole_and_resends_it() {
     let test = "agent_catches_a_face_file_libosdp_closed_early_with_a_hole_and_resends_it";
-    let Some((door, agent)) = start_agent(test).await else {
+    let Some((door, agent)) = start_agent(test, &[]).await else {
         return;
     };
     // 100 fragments of exactly 236 bytes: the duplicate makes LibOSDP's count reach the size one
@@ -232,4 +234,49 @@ async fn agent_catches_a_face_file_libosdp_closed_early_with_a_hole_and_resends_
         files.iter().any(|f| f.contains("\"result\":2")),
         "hole detected: {files:?}"
     );
+}
+
+#[tokio::test]
+async fn agent_learns_from_info_that_the_libosdp_door_refused_a_file_over_its_limits() {
+    let test = "agent_learns_from_info_that_the_libosdp_door_refused_a_file_over_its_limits";
+    let args = ["--capacity", "2", "--max-face-jpeg-bytes", "1000"];
+    let Some((door, agent)) = start_agent(test, &args).await else {
+        return;
+    };
+    let limits = DoorDbLimits {
+        capacity_users: 2,
+        max_face_jpeg_bytes: 1000,
+        ..LIMITS
+    };
+    let mut model = DoorDb::new(limits);
+    // LibOSDP's FTSTAT says "processed" either way; the verdict comes from INFO.
+    let faces: Vec<Bytes> = (1..=3).map(|i| Bytes::from(jpeg(i, 400 * i as usize + 300))).collect();
+    let records: Vec<DoorRecord> = (1..=3).map(|i| record(i, "Cap", &faces[i as usize - 1])).collect();
+    match agent.upsert_users(&records).await {
+        Err(DoorError::FileRejected { result }) => assert_eq!(result, FileResult::Capacity),
+        other => panic!("3 users for a door of 2: {other:?}"),
+    }
+    let file = vendor::encode_record_file(&records).unwrap();
+    assert_eq!(model.apply_file(FT_TYPE_RECORDS, &file), FileResult::Capacity);
+    assert_eq!(
+        agent.digest().await.unwrap(),
+        model.digest(),
+        "nothing of the refused file was applied"
+    );
+
+    agent.upsert_users(&records[..2]).await.unwrap();
+    model.apply_file(FT_TYPE_RECORDS, &vendor::encode_record_file(&records[..2]).unwrap());
+    agent
+        .put_face(DoorUserId(1), records[0].face, faces[0].clone())
+        .await
+        .unwrap();
+    match agent.put_face(DoorUserId(2), records[1].face, faces[1].clone()).await {
+        Err(DoorError::FileRejected { result }) => assert_eq!(result, FileResult::TooLarge),
+        other => panic!("a 1,100-byte JPEG for a 1,000-byte door: {other:?}"),
+    }
+    for (id, face) in [(1, &faces[0]), (2, &faces[1])] {
+        model.apply_file(FT_TYPE_FACE, &vendor::encode_face_file(DoorUserId(id), face).unwrap());
+    }
+    assert_door_answers_match(&agent, &model, &[1, 2, 3]).await;
+    assert_json_matches(&door.stop(), &model, &[1, 2]);
 }
