@@ -316,6 +316,59 @@ async fn restart_policy_aborts_and_sends_the_interrupted_file_from_the_start() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn ftstat_asking_for_smaller_messages_and_a_pause_is_obeyed() {
+    let knobs = Knobs {
+        update_msg_max: 300,
+        ft_delay_ms: 40,
+        ..Knobs::default()
+    };
+    let (door, peer) = start(knobs);
+    let f = jpeg(3, 5000);
+    door.upsert_users(&[rec(1, &f)]).await.unwrap();
+    door.put_face(DoorUserId(1), face_of(&f), Bytes::from(f.clone()))
+        .await
+        .unwrap();
+    let fragments: Vec<(usize, tokio::time::Instant)> = seen(&peer)
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Fragment {
+                ft_type: FT_TYPE_FACE,
+                len,
+                at,
+                ..
+            } => Some((*len, *at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        fragments[0].0, FRAGMENT,
+        "the first fragment is as large as the PD's buffer allows"
+    );
+    // 300-byte packets: header 5, code 1, CRC 2 and the 11-byte FILETRANSFER header around the data.
+    assert!(fragments[1..].iter().all(|(len, _)| *len <= 300 - 8 - 11));
+    assert_eq!(fragments[1].0, 300 - 8 - 11);
+    for pair in fragments.windows(2) {
+        assert!(pair[1].1 - pair[0].1 >= Duration::from_millis(40), "FtDelay honoured");
+    }
+    assert_eq!(peer.lock().unwrap().db.face_jpeg(DoorUserId(1)), Some(f.as_slice()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reply_timeout_of_a_line_covers_the_largest_packet_on_the_wire() {
+    let at_115200 = OsdpDoor::line_session_config(ADDR, &profile(), 115_200).reply_timeout;
+    let at_9600 = OsdpDoor::line_session_config(ADDR, &profile(), 9600).reply_timeout;
+    // 1024-byte packets, mark and an 80-byte reply: 1105 bytes of 10 bits.
+    assert_eq!(
+        at_115200,
+        Duration::from_millis(200) + Duration::from_micros(1105 * 10 * 1_000_000 / 115_200)
+    );
+    assert_eq!(
+        at_9600,
+        Duration::from_millis(200) + Duration::from_micros(1105 * 10 * 1_000_000 / 9600)
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn negative_ftstat_fails_with_the_reason_the_door_gives() {
     let (door, _peer) = start(Knobs::default());
     let f = jpeg(1, 3000);
