@@ -14,7 +14,7 @@ use doorsync::osdp::command::{FileTransfer, Mfg};
 use doorsync::osdp::reply::FtStatus;
 use doorsync::osdp::{Command, Event, PdSession, Reply, SessionConfig};
 use jiff::Timestamp;
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, Command as Process};
 use tokio_serial::SerialStream;
 
@@ -30,9 +30,14 @@ struct Door {
 
 async fn start_door(dir: &Path, extra: &[&str]) -> Door {
     let link = dir.join("door-tty");
+    start_door_on(dir, &link, "--pty-link", extra).await
+}
+
+async fn start_door_on(dir: &Path, link: &Path, line_flag: &str, extra: &[&str]) -> Door {
+    let link = link.to_path_buf();
     let db = dir.join("door.json");
     let mut child = Process::new(env!("CARGO_BIN_EXE_doorsync"))
-        .args(["simulate", "door", "--pty-link"])
+        .args(["simulate", "door", line_flag])
         .arg(&link)
         .arg("--db-file")
         .arg(&db)
@@ -53,15 +58,20 @@ async fn start_door(dir: &Path, extra: &[&str]) -> Door {
     Door { child, link, ready }
 }
 
-/// A tiny CP runtime: the crate's session over a real serial port.
-struct Cp {
+/// A tiny CP runtime: the crate's session over a real serial port (or the master end of a pty).
+struct Cp<S = SerialStream> {
     session: PdSession,
-    port: SerialStream,
+    port: S,
 }
 
-impl Cp {
-    async fn connect(link: &Path) -> Cp {
-        let port = doorsync::serial::open(link, 115_200).unwrap();
+impl Cp<SerialStream> {
+    async fn connect(link: &Path) -> Cp<SerialStream> {
+        Cp::over(doorsync::serial::open(link, 115_200).unwrap()).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Cp<S> {
+    async fn over(port: S) -> Cp<S> {
         let mut cp = Cp {
             session: PdSession::new(SessionConfig::new(1), Instant::now()),
             port,
@@ -162,9 +172,13 @@ fn record(id: u32, jpeg: &[u8], name: &str) -> DoorRecord {
     }
 }
 
-async fn stop(mut door: Door) {
+fn signal(door: &Door, signal: nix::sys::signal::Signal) {
     let pid = nix::unistd::Pid::from_raw(door.child.id().unwrap() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(pid, signal).unwrap();
+}
+
+async fn stop(mut door: Door) {
+    signal(&door, nix::sys::signal::Signal::SIGTERM);
     let status = tokio::time::timeout(HANG_GUARD, door.child.wait())
         .await
         .expect("simulated door ignored SIGTERM")
@@ -275,4 +289,109 @@ fn simulated_door_refuses_to_start_on_a_corrupt_db_file_and_names_it() {
         "{err}"
     );
     assert!(out.stdout.is_empty(), "no ready line for a door that did not start");
+}
+
+#[tokio::test]
+async fn simulated_door_killed_mid_session_comes_back_holding_everything_it_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let door = start_door(dir.path(), &[]).await;
+    let mut cp = Cp::connect(&door.link).await;
+    let jpeg = vec![0x11; 2000];
+    let records = vendor::encode_record_file(&[record(5, &jpeg, "Eve"), record(6, b"six", "Sam")]).unwrap();
+    cp.send_file(FT_TYPE_RECORDS, &records, 0, records.len()).await;
+    let face = vendor::encode_face_file(DoorUserId(5), &jpeg).unwrap();
+    cp.send_file(FT_TYPE_FACE, &face, 0, face.len()).await;
+    assert_eq!(cp.mfg(1, VCmd::Delete(vec![DoorUserId(6)])).await, Reply::Ack);
+    let Reply::MfgRep(before) = cp.mfg(2, VCmd::Digest).await else {
+        panic!()
+    };
+
+    // A power cut: no chance to flush anything.
+    let mut door = door;
+    signal(&door, nix::sys::signal::Signal::SIGKILL);
+    door.child.wait().await.unwrap();
+    drop(cp);
+
+    // Restarted on the same db file and link path (the stale link is replaced).
+    let door = start_door(dir.path(), &[]).await;
+    let mut cp = Cp::connect(&door.link).await;
+    let Reply::MfgRep(after) = cp.mfg(3, VCmd::Digest).await else {
+        panic!()
+    };
+    let digest = |rep: &doorsync::osdp::reply::MfgRep| match MfgReply::decode(&rep.data).unwrap().reply {
+        VReply::Digest(d) => d,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(digest(&after), digest(&before));
+    assert_eq!(digest(&after).user_count, 1, "the deleted user stays deleted");
+    stop(door).await;
+}
+
+#[tokio::test]
+async fn simulated_door_process_serves_an_existing_tty_given_by_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let pty = doorsync::serial::pty::Pty::open().unwrap();
+    let slave = pty.slave_path().to_path_buf();
+    let door = start_door_on(dir.path(), &slave, "--port", &["--no-pacing"]).await;
+    assert!(door.ready.contains("no pacing"), "{}", door.ready);
+    let mut cp = Cp::over(pty).await;
+    assert_eq!(cp.session.pdid().unwrap().vendor_code, VENDOR);
+    let Reply::MfgRep(rep) = cp.mfg(1, VCmd::Info).await else {
+        panic!()
+    };
+    assert!(matches!(MfgReply::decode(&rep.data).unwrap().reply, VReply::Info(i) if i.capacity_users == 10_000));
+    // --port does not own the path: SIGTERM leaves it alone.
+    signal(&door, nix::sys::signal::Signal::SIGTERM);
+    let mut door = door;
+    assert!(door.child.wait().await.unwrap().success());
+    assert!(slave.exists());
+}
+
+#[tokio::test]
+async fn signals_reboot_and_silence_the_simulated_door_process() {
+    use nix::sys::signal::Signal;
+    let dir = tempfile::tempdir().unwrap();
+    let door = start_door(dir.path(), &[]).await;
+    let mut cp = Cp::connect(&door.link).await;
+    let records = vendor::encode_record_file(&[record(9, b"nine", "Nia")]).unwrap();
+    cp.send_file(FT_TYPE_RECORDS, &records, 0, records.len()).await;
+
+    // SIGUSR1: the door reboots; the CP's next poll is refused (old SQN) and the link restarts.
+    signal(&door, Signal::SIGUSR1);
+    let mut restarted = false;
+    cp.run_until(|ev| {
+        restarted |= matches!(ev, Event::Online { .. });
+        restarted
+    })
+    .await;
+    let Reply::MfgRep(rep) = cp.mfg(1, VCmd::FaceStatus(DoorUserId(9))).await else {
+        panic!()
+    };
+    assert!(
+        matches!(MfgReply::decode(&rep.data).unwrap().reply, VReply::FaceStatus(s) if s.record_hash_prefix.is_some()),
+        "a file-backed door keeps its users across a reboot"
+    );
+
+    // SIGUSR2: silent until the next SIGUSR2; commands time out meanwhile.
+    signal(&door, Signal::SIGUSR2);
+    loop {
+        let id = cp.session.submit(Command::Poll).unwrap();
+        let mut failed = false;
+        cp.run_until(|ev| match ev {
+            Event::Reply { id: i, .. } if i == id => true,
+            Event::Failed { id: i, .. } if i == id => {
+                failed = true;
+                true
+            }
+            _ => false,
+        })
+        .await;
+        if failed {
+            break;
+        }
+    }
+    signal(&door, Signal::SIGUSR2);
+    cp.run_until(|ev| matches!(ev, Event::Online { .. })).await;
+    assert_eq!(cp.exchange(Command::Poll).await, Reply::Ack);
+    stop(door).await;
 }

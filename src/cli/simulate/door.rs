@@ -13,8 +13,14 @@ use crate::config::{OSDP_BAUD_RATES, load_profile};
 use crate::door::sim::{FaultRates, SimDoor, SimDoorConfig};
 use crate::serial::{self, pty::Pty};
 
+/// Arguments of `simulate door`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("line").required(true).args(["port", "pty_link"])))]
+#[command(
+    group(ArgGroup::new("line").required(true).args(["port", "pty_link"])),
+    after_help = "Prints one line when ready, nothing else unless -v. Signals: SIGTERM/SIGINT stop it (the db \
+                  file is always durable); SIGUSR1 reboots it (the link restarts; only a --db-file database \
+                  survives); SIGUSR2 makes it go silent, or speak again."
+)]
 pub struct DoorSimArgs {
     /// Serve on this existing tty: a real port (/dev/ttyUSB0) or one end of
     /// `socat pty,raw,echo=0,link=A pty,raw,echo=0,link=B`.
@@ -156,15 +162,34 @@ where
         ready.push_str(&format!(", db file {}", f.display()));
     }
     ready.push(')');
-    let (_door, driver) = SimDoor::new(cfg, stream)?;
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let (door, driver) = SimDoor::new(cfg, stream)?;
+    let handler = |kind: SignalKind, name: &str| signal(kind).with_context(|| format!("installing the {name} handler"));
+    let mut term = handler(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = handler(SignalKind::interrupt(), "SIGINT")?;
+    let mut usr1 = handler(SignalKind::user_defined1(), "SIGUSR1")?;
+    let mut usr2 = handler(SignalKind::user_defined2(), "SIGUSR2")?;
     println!("{ready}");
-    // Every change is durable before it is answered, so stopping between two awaits loses nothing.
-    tokio::select! {
-        served = driver.run() => served?,
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut served = std::pin::pin!(driver.run());
+    let mut silent = false;
+    loop {
+        // Every change is durable before it is answered, so stopping between two awaits loses nothing.
+        tokio::select! {
+            result = &mut served => {
+                result?;
+                break;
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = usr1.recv() => {
+                door.reboot()?;
+                tracing::info!("simulated door rebooted (SIGUSR1)");
+            }
+            _ = usr2.recv() => {
+                silent = !silent;
+                if silent { door.silence() } else { door.resume() }
+                tracing::info!(silent, "simulated door silence toggled (SIGUSR2)");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -52,7 +52,8 @@ pub struct SimCounters {
     pub bytes_ignored: u64,
     /// FtData bytes of every osdp_FILETRANSFER executed (resent fragments count again).
     pub file_payload_bytes: u64,
-    /// Commands executed, by OSDP name (`osdp_POLL`, …); resends answered from the reply cache excluded.
+    /// Commands executed, by OSDP name (`osdp_POLL`, …); those answered osdp_BUSY and resends answered
+    /// from the reply cache are not.
     pub commands: BTreeMap<&'static str, u64>,
     /// Replies sent from the link layer without executing: cached replies to resent SQNs, automatic NAKs.
     pub link_replies: u64,
@@ -234,12 +235,12 @@ impl SimPd {
     }
 
     fn execute(&mut self, now: Instant, to: ReplyTo, command: Command) {
-        *self.counters.commands.entry(command.name()).or_default() += 1;
         if self.faults.answer_busy() {
             self.counters.busy_replies += 1;
             self.send(now, to, &Reply::Busy);
             return;
         }
+        *self.counters.commands.entry(command.name()).or_default() += 1;
         let reply = match command {
             Command::Poll => match self.reports.pop_front() {
                 Some(report) => {

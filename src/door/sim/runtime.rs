@@ -21,6 +21,9 @@ use super::persist::{DbFile, DoorDump};
 use super::{SimDoorConfig, SimError};
 use crate::door::db::{DoorDb, DoorDbLimits};
 
+/// How long before a paced line event the driver stops trusting tokio's millisecond timer.
+const PRECISE_WINDOW: Duration = Duration::from_millis(2);
+
 #[derive(Debug)]
 struct Inner {
     core: SimPd,
@@ -43,15 +46,17 @@ impl Inner {
         self.rx.push_back((due, bytes.to_vec()));
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
+    /// The next instant with work, and whether it is a paced line event (which must be met precisely).
+    fn next_deadline(&self) -> Option<(Instant, bool)> {
+        let paced = self.pacer.is_some();
         [
-            self.rx.front().map(|(t, _)| *t),
-            self.tx.front().map(|(t, _)| *t),
-            self.core.poll_at(),
+            self.rx.front().map(|(t, _)| (*t, paced)),
+            self.tx.front().map(|(t, _)| (*t, paced)),
+            self.core.poll_at().map(|t| (t, false)),
         ]
         .into_iter()
         .flatten()
-        .min()
+        .min_by_key(|(t, _)| *t)
     }
 
     /// Runs everything due by `now`; returns the bytes to write now, in order.
@@ -279,22 +284,41 @@ where
                 }
                 inner.next_deadline()
             };
-            let sleep = async {
-                match deadline {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
+            let now = Instant::now();
+            match deadline {
+                // tokio's timer has 1 ms granularity and rounds up, which would add up to a millisecond to
+                // every paced exchange (several percent of a 256-byte line). So the timer wakes the driver
+                // shortly before a paced event and the last stretch is slept precisely, blocking this
+                // thread for at most PRECISE_WINDOW while the CP is waiting for this very reply anyway.
+                Some((t, true)) if t.saturating_duration_since(now) <= PRECISE_WINDOW => {
+                    std::thread::sleep(t.saturating_duration_since(now));
                 }
-            };
-            tokio::select! {
-                read = self.stream.read(&mut buf) => {
-                    let n = read.map_err(SimError::Io)?;
-                    if n == 0 {
-                        return Ok(());
+                _ => {
+                    let wake_at = deadline.map(|(t, precise)| {
+                        if precise {
+                            t.checked_sub(PRECISE_WINDOW).unwrap_or(t)
+                        } else {
+                            t
+                        }
+                    });
+                    let sleep = async {
+                        match wake_at {
+                            Some(t) => tokio::time::sleep_until(t.into()).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        read = self.stream.read(&mut buf) => {
+                            let n = read.map_err(SimError::Io)?;
+                            if n == 0 {
+                                return Ok(());
+                            }
+                            self.shared.lock().on_read(Instant::now(), buf.get(..n).unwrap_or_default());
+                        }
+                        () = sleep => {}
+                        () = self.shared.wake.notified() => {}
                     }
-                    self.shared.lock().on_read(Instant::now(), buf.get(..n).unwrap_or_default());
                 }
-                () = sleep => {}
-                () = self.shared.wake.notified() => {}
             }
             let writes = self.shared.lock().step(Instant::now())?;
             for bytes in writes {
