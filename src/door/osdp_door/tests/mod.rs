@@ -107,7 +107,9 @@ async fn pushed_users_and_faces_land_and_the_door_digest_matches() {
             (r.id, entry)
         })
         .collect();
-    assert_eq!(door.digest().await.unwrap(), expected_digest(&applied));
+    // The sync daemon holds doors as `Arc<dyn Door>`.
+    let as_dyn: Arc<dyn Door> = door.clone();
+    assert_eq!(as_dyn.digest().await.unwrap(), expected_digest(&applied));
     let stats = door.stats();
     assert_eq!(stats.fragment_bytes as usize, FRAGMENT);
     let face_file_bytes: usize = faces.iter().map(|f| f.len() + vendor::FACE_FILE_HEADER_BYTES).sum();
