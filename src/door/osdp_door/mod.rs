@@ -6,7 +6,9 @@
 //!
 //! Concurrency: every method takes `&self` and may run concurrently with the others. Files go one at a
 //! time (a PD assembles one file at once); DELETE and CLEAR use the link's urgent lane, so a revocation
-//! issued while a face file is in flight goes out between two of its fragments.
+//! issued while a face file is in flight goes out between two of its fragments. That holds even when a
+//! PD's FTSTAT clears FtAction bit 0 ("do not interleave"): a revocation outranks it, and a file the PD
+//! dropped because of it is caught by the confirmation below and sent again.
 //!
 //! Resume: a file interrupted by a link drop is remembered with its last acknowledged offset. With
 //! [`ResumePolicy::FromLastAck`] (the default: PROTOCOL.md §7 requires doors to reassemble by byte
