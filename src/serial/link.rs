@@ -4,7 +4,8 @@
 //! [`link`] returns a cloneable [`LinkHandle`] for callers and a [`LinkDriver`] whose [`LinkDriver::run`]
 //! future the caller spawns (this module never spawns). The driver reads bytes into the session,
 //! writes what `poll_transmit` returns, sleeps until `poll_at` (so reply timeouts and keep-alive polls
-//! are the session's), and turns session events into answers for waiting callers.
+//! are the session's), and turns session events into answers for waiting callers. The stream must not
+//! buffer writes (the driver never calls `flush`, see [`LinkDriver::run`]).
 //!
 //! The queue has two lanes: [`Priority::Urgent`] requests (revocations) go out before any
 //! [`Priority::Normal`] one, so a delete issued while a file is being sent goes out right after the
@@ -250,7 +251,8 @@ where
     }
 
     /// Drives the link until every [`LinkHandle`] is dropped (then `Ok`) or the stream fails.
-    /// Requests still waiting when it ends fail with [`LinkError::Stopped`].
+    /// Requests still waiting when it ends fail with [`LinkError::Stopped`]. Writes are not flushed:
+    /// `flush` on a tokio-serial port is a blocking tcdrain().
     pub async fn run(mut self) -> Result<(), DriverError> {
         let mut buf = vec![0u8; 4096];
         let mut handles_gone = false;
@@ -336,8 +338,10 @@ where
         c.bytes_written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.last_tx.clear();
         self.last_tx.extend_from_slice(bytes);
+        // No `flush`: tokio-serial implements it as tcdrain(), a blocking wait until the bytes are on
+        // the wire (89 ms for 1 KB at 115200 baud) that would stall a runtime worker. Serial ports, ptys
+        // and duplex pipes do not buffer writes, so the bytes are on their way once written.
         self.stream.write_all(bytes).await?;
-        self.stream.flush().await?;
         Ok(())
     }
 

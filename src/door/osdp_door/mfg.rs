@@ -124,6 +124,8 @@ impl OsdpDoor {
         if let Some(done) = self.send_mfg(&mfg, &cmd.command, priority).await? {
             return Ok(done);
         }
+        // First fetch at once: a PD that ACKed usually has the answer queued already.
+        let mut next_poll = Instant::now();
         loop {
             if let Ok(reply) = waiter.rx.try_recv() {
                 return Ok(reply.reply);
@@ -141,12 +143,13 @@ impl OsdpDoor {
                 }
                 continue;
             }
-            let wake = (now + self.options.reply_poll_interval).min(deadline).min(resend_at);
+            let wake = next_poll.min(deadline).min(resend_at);
             match tokio::time::timeout_at(wake, &mut waiter.rx).await {
                 Ok(Ok(reply)) => return Ok(reply.reply),
                 Ok(Err(_)) => return Err(DoorError::Timeout),
                 // The PD ACKed and queued its answer: fetch it rather than wait for a keep-alive poll.
                 Err(_) => {
+                    next_poll = Instant::now() + self.options.reply_poll_interval;
                     let reply = self.link.request(Command::Poll, priority).await.map_err(door_error)?;
                     self.replies.route_reply(&reply);
                 }

@@ -1,12 +1,14 @@
 //! `OsdpDoor`: the [`Door`] trait over a real OSDP link, speaking `firmware-config/PROTOCOL.md`.
 //!
 //! The link itself (session, queue, serial I/O) is [`crate::serial::link`]; this module adds the vendor
-//! extension: osdp_MFG exchanges matched by request id ([`mfg`]) and record/face files over
-//! osdp_FILETRANSFER with confirmation and resume ([`transfer`]).
+//! extension: osdp_MFG exchanges matched by request id (`mfg.rs`) and record/face files over
+//! osdp_FILETRANSFER with confirmation and resume (`transfer.rs`).
 //!
 //! Concurrency: every method takes `&self` and may run concurrently with the others. Files go one at a
 //! time (a PD assembles one file at once); DELETE and CLEAR use the link's urgent lane, so a revocation
-//! issued while a face file is in flight goes out between two of its fragments.
+//! issued while a face file is in flight goes out between two of its fragments. That holds even when a
+//! PD's FTSTAT clears FtAction bit 0 ("do not interleave"): a revocation outranks it, and a file the PD
+//! dropped because of it is caught by the confirmation below and sent again.
 //!
 //! Resume: a file interrupted by a link drop is remembered with its last acknowledged offset. With
 //! [`ResumePolicy::FromLastAck`] (the default: PROTOCOL.md §7 requires doors to reassemble by byte

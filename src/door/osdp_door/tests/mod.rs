@@ -107,7 +107,9 @@ async fn pushed_users_and_faces_land_and_the_door_digest_matches() {
             (r.id, entry)
         })
         .collect();
-    assert_eq!(door.digest().await.unwrap(), expected_digest(&applied));
+    // The sync daemon holds doors as `Arc<dyn Door>`.
+    let as_dyn: Arc<dyn Door> = door.clone();
+    assert_eq!(as_dyn.digest().await.unwrap(), expected_digest(&applied));
     let stats = door.stats();
     assert_eq!(stats.fragment_bytes as usize, FRAGMENT);
     let face_file_bytes: usize = faces.iter().map(|f| f.len() + vendor::FACE_FILE_HEADER_BYTES).sum();
@@ -313,6 +315,59 @@ async fn restart_policy_aborts_and_sends_the_interrupted_file_from_the_start() {
     let abort_at = seen.iter().position(|s| *s == Seen::Abort).unwrap();
     assert_eq!(fragment_offsets(&seen[abort_at..]).first(), Some(&0));
     assert_eq!(peer.lock().unwrap().db.face_jpeg(DoorUserId(1)), Some(big.as_slice()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn ftstat_asking_for_smaller_messages_and_a_pause_is_obeyed() {
+    let knobs = Knobs {
+        update_msg_max: 300,
+        ft_delay_ms: 40,
+        ..Knobs::default()
+    };
+    let (door, peer) = start(knobs);
+    let f = jpeg(3, 5000);
+    door.upsert_users(&[rec(1, &f)]).await.unwrap();
+    door.put_face(DoorUserId(1), face_of(&f), Bytes::from(f.clone()))
+        .await
+        .unwrap();
+    let fragments: Vec<(usize, tokio::time::Instant)> = seen(&peer)
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Fragment {
+                ft_type: FT_TYPE_FACE,
+                len,
+                at,
+                ..
+            } => Some((*len, *at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        fragments[0].0, FRAGMENT,
+        "the first fragment is as large as the PD's buffer allows"
+    );
+    // 300-byte packets: header 5, code 1, CRC 2 and the 11-byte FILETRANSFER header around the data.
+    assert!(fragments[1..].iter().all(|(len, _)| *len <= 300 - 8 - 11));
+    assert_eq!(fragments[1].0, 300 - 8 - 11);
+    for pair in fragments.windows(2) {
+        assert!(pair[1].1 - pair[0].1 >= Duration::from_millis(40), "FtDelay honoured");
+    }
+    assert_eq!(peer.lock().unwrap().db.face_jpeg(DoorUserId(1)), Some(f.as_slice()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reply_timeout_of_a_line_covers_the_largest_packet_on_the_wire() {
+    let at_115200 = OsdpDoor::line_session_config(ADDR, &profile(), 115_200).reply_timeout;
+    let at_9600 = OsdpDoor::line_session_config(ADDR, &profile(), 9600).reply_timeout;
+    // 1024-byte packets, mark and an 80-byte reply: 1105 bytes of 10 bits.
+    assert_eq!(
+        at_115200,
+        Duration::from_millis(200) + Duration::from_micros(1105 * 10 * 1_000_000 / 115_200)
+    );
+    assert_eq!(
+        at_9600,
+        Duration::from_millis(200) + Duration::from_micros(1105 * 10 * 1_000_000 / 9600)
+    );
 }
 
 #[tokio::test(start_paused = true)]

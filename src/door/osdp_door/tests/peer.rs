@@ -16,8 +16,15 @@ use crate::serial::test_pd::basic_reply;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Seen {
-    Fragment { ft_type: u8, offset: u32, len: usize },
-    Mfg { op: u8 },
+    Fragment {
+        ft_type: u8,
+        offset: u32,
+        len: usize,
+        at: Instant,
+    },
+    Mfg {
+        op: u8,
+    },
     Abort,
 }
 
@@ -41,6 +48,9 @@ pub(super) struct Knobs {
     pub final_status: Option<i16>,
     /// Sent the fragment count after each fragment.
     pub on_fragment: Option<UnboundedSender<usize>>,
+    /// FtDelay and FtUpdateMsgMax of every FTSTAT.
+    pub ft_delay_ms: u16,
+    pub update_msg_max: u16,
 }
 
 impl Default for Knobs {
@@ -55,6 +65,8 @@ impl Default for Knobs {
             reboot_on_drop: false,
             final_status: None,
             on_fragment: None,
+            ft_delay_ms: 0,
+            update_msg_max: 0,
         }
     }
 }
@@ -134,6 +146,7 @@ impl Peer {
                     ft_type: ft.ft_type,
                     offset: ft.offset,
                     len: ft.data.len(),
+                    at: now,
                 });
                 if let Some(tx) = &self.knobs.on_fragment {
                     let _ = tx.send(self.fragments);
@@ -151,9 +164,9 @@ impl Peer {
                 };
                 Some(Reply::FtStat(FtStat {
                     action: 1,
-                    delay_ms: 0,
+                    delay_ms: self.knobs.ft_delay_ms,
                     status: FtStatus::from(status),
-                    update_msg_max: 0,
+                    update_msg_max: self.knobs.update_msg_max,
                 }))
             }
             Command::Mfg(m) => {
