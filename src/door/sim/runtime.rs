@@ -325,7 +325,8 @@ where
                 self.stream.write_all(&bytes).await.map_err(SimError::Io)?;
                 self.shared.lock().core.record_sent(bytes.len());
             }
-            self.stream.flush().await.map_err(SimError::Io)?;
+            // No `flush`: on a tokio-serial port it is tcdrain(), which blocks a runtime worker for
+            // the whole transmission; neither a tty nor a pty buffers writes in user space.
         }
     }
 }
