@@ -1,28 +1,53 @@
-//! `doorsync demo`: the embedded default — the fake cloud on 127.0.0.1, a real signed client, real
-//! face normalisation and a real sled store in a temp dir, then a summary of what happened.
+//! `doorsync demo`: the embedded default — the fake cloud on 127.0.0.1, a simulated door on a
+//! pseudo-terminal paced at the line rate, a sled store in a temp dir, and the real daemon
+//! (`agent::run`: pull loop, door worker over `OsdpDoor` on the pty slave, expiry timer, outbox,
+//! control socket) pushing faces, revoking one user and letting one expire; then the door is read back.
+//!
+//! Nothing here spawns: the daemon spawns its own tasks, and the simulated door's driver runs joined
+//! with the demo's script in this future.
 
+use std::collections::BTreeSet;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
 use jiff::Timestamp;
 use serde::Serialize;
+use tokio::sync::{broadcast, oneshot};
 
-use crate::cloud::sim::{SimCloud, SimConfig};
+use super::progress::ProgressView;
+use crate::agent::control::{self, Request};
+use crate::agent::{self, Daemon, DaemonConfig, DaemonDoor, DaemonEvent};
+use crate::clock::SystemClock;
+use crate::cloud::sim::{SimCloud, SimConfig, SimHandle};
 use crate::cloud::{CloudClient, CloudSettings};
 use crate::config::builtin_profile;
-use crate::domain::Secret;
+use crate::domain::{DoorUserId, Profile, Secret, UserKey};
+use crate::door::sim::{SimDoor, SimDoorConfig};
+use crate::door::{self, Door as _, OsdpDoor, OsdpDoorOptions};
+use crate::serial::pty::Pty;
 use crate::store::Store;
-use crate::sync::pull::{PullOptions, PullReport, pull};
+use crate::sync::engine::{Removal, RemovalCause, RevokeReport};
+use crate::sync::{apply, plan};
 
 const DEMO_APP_KEY: &str = "24681357";
+const DEMO_SECRET: &[u8] = b"demo-secret-0123456789abcdef";
+const DOOR: &str = "demo-door";
+const OSDP_ADDRESS: u8 = 1;
+/// Only guards against a hung demo; nothing is judged by how long it takes.
+const STEP_GUARD: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// How many users the fake cloud serves.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    /// How many users the fake cloud serves (at least 3: one is revoked, one expires).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(3..=10_000))]
     pub users: u32,
+    /// Line rate of the simulated door's serial line, paced as a real half-duplex line.
+    #[arg(long, default_value_t = 115_200, value_parser = clap::value_parser!(u32).range(1200..=4_000_000))]
+    pub baud: u32,
     /// Print one JSON object on standard output and nothing else.
     #[arg(long)]
     pub json: bool,
@@ -31,101 +56,533 @@ pub struct DemoArgs {
 /// `doorsync demo --json` prints this object.
 #[derive(Debug, Serialize)]
 pub struct DemoSummary {
+    /// The door's read-back (DIGEST over OSDP, and its database) equals desired state.
+    pub converged: bool,
+    pub users: u64,
+    pub baud: u32,
+    /// Users who may pass at the end (everyone but the revoked and the expired user).
     pub users_desired: u64,
-    pub users_stored: u64,
-    pub users_failed: u64,
-    pub images_downloaded: u64,
-    pub image_bytes_downloaded: u64,
-    pub faces_stored: u64,
-    pub refresh_images_downloaded: u64,
-    pub pull_ms: u64,
+    /// Users the door holds at the end, by its own database.
+    pub users_on_door: u64,
+    pub door_digest_matches: bool,
+    pub revoked_user: String,
+    pub revoked_present: bool,
+    pub expired_user: String,
+    pub expired_present: bool,
+    /// Face bytes the agent sent to the door (each face once).
+    pub image_bytes_sent: u64,
+    /// File-transfer payload bytes the door received (faces and record files).
+    pub payload_bytes: u64,
+    /// Bytes both ways on the serial line.
+    pub bytes_on_wire: u64,
+    /// The first pass: daemon start → the door holds every user.
+    pub pass_ms: u64,
+    /// Payload bytes per second during the first pass as a fraction of the line rate (baud / 10).
+    pub goodput: f64,
+    /// `revoke` → the door's ack of the delete (the daemon's measure).
+    pub revocation_latency_ms: Option<u64>,
+    /// `expire_at` → the door's ack of the delete (the daemon's measure).
+    pub expiry_latency_ms: Option<u64>,
+    /// The cloud-side face delete the revocation queued reached the fake cloud.
+    pub cloud_delete_sent: bool,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let say = |line: &str| {
-        if !args.json {
-            println!("{line}");
-        }
-    };
     let dir = tempfile::tempdir().context("creating the demo's temp dir")?;
-    let secret = Secret::new(b"demo-secret-0123456789abcdef".to_vec());
-    let sim_config = SimConfig::new(DEMO_APP_KEY, secret.clone(), args.users as usize);
-    let device_iot_id = sim_config.device_iot_id.clone();
-    let sim = SimCloud::start("127.0.0.1:0".parse()?, sim_config)
-        .await
-        .context("starting the fake cloud")?;
-    say(&format!(
-        "fake cloud: {} ({} users, APP-signed requests only)",
-        sim.base_url(),
-        args.users
-    ));
+    let cloud = SimCloud::start(
+        "127.0.0.1:0".parse()?,
+        SimConfig::new(DEMO_APP_KEY, Secret::new(DEMO_SECRET.to_vec()), args.users as usize),
+    )
+    .await
+    .context("starting the fake cloud")?;
+    let profile = demo_profile()?;
+    let pty = Pty::open().context("opening a pseudo-terminal for the simulated door")?;
+    let slave = pty.slave_path().to_path_buf();
+    let mut door_config = SimDoorConfig::new(OSDP_ADDRESS, profile.clone());
+    door_config.baud = Some(args.baud);
+    let (sim_door, sim_driver) = SimDoor::new(door_config, pty).context("starting the simulated door")?;
 
-    let mut settings = CloudSettings::new(sim.base_url(), DEMO_APP_KEY, secret, device_iot_id);
-    settings.allow_insecure_http = true;
-    settings.image_hosts = vec!["127.0.0.1".into()];
-    settings.max_concurrency = 8;
-    let cloud = CloudClient::new(settings)?;
-    let store_dir = dir.path().join("store");
-    let store = Store::open(&store_dir)?;
-    say(&format!("store: sled at {}", store_dir.display()));
-    let profile = builtin_profile("generic-face-v1").context("the built-in generic-face-v1 profile")?;
-    let profiles = [profile];
-    let options = PullOptions {
-        force_refresh: false,
-        max_concurrency: 8,
+    let script = Script {
+        args: &args,
+        dir: dir.path(),
+        cloud: &cloud,
+        sim_door: &sim_door,
+        slave: &slave,
+        profile,
     };
-
-    let started = Instant::now();
-    let first = pull(&cloud, &store, &profiles, Timestamp::now(), options).await?;
-    let pull_ms = millis(started.elapsed());
-    say(&format!(
-        "pull: {} users, {} images downloaded ({} KiB), {} failed, in {} ms",
-        first.users_total,
-        first.images_downloaded,
-        first.image_bytes_downloaded / 1024,
-        first.users_failed,
-        pull_ms
-    ));
-    let (users, _) = store.users()?;
-    if !args.json {
-        for u in users.iter().take(5) {
-            let face = u.faces.get(&profiles[0].name);
-            println!(
-                "  {:<16} {:<12} expires {:<20} face {} ({} bytes)",
-                u.key.to_string(),
-                u.display_name,
-                u.expire_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into()),
-                face.map(|f| f.sha256_hex()[..12].to_string())
-                    .unwrap_or_else(|| "-".into()),
-                face.map_or(0, |f| f.len_bytes)
-            );
+    let outcome = {
+        let script = script.run();
+        tokio::pin!(script);
+        let driver = sim_driver.run();
+        tokio::pin!(driver);
+        let mut driver_done = false;
+        loop {
+            tokio::select! {
+                out = &mut script => break out,
+                ended = &mut driver, if !driver_done => {
+                    driver_done = true;
+                    if let Err(e) = ended {
+                        tracing::error!(error = %e, "the simulated door stopped");
+                    }
+                }
+            }
         }
-        if users.len() > 5 {
-            println!("  … and {} more", users.len() - 5);
-        }
-    }
-    let again: PullReport = pull(&cloud, &store, &profiles, Timestamp::now(), options).await?;
-    say(&format!(
-        "second pull: {} images downloaded, {} unchanged (content-addressed faces are not fetched again)",
-        again.images_downloaded, again.images_skipped
-    ));
-    let summary = DemoSummary {
-        users_desired: first.users_total,
-        users_stored: users.len() as u64,
-        users_failed: first.users_failed,
-        images_downloaded: first.images_downloaded,
-        image_bytes_downloaded: first.image_bytes_downloaded,
-        faces_stored: store.face_count() as u64,
-        refresh_images_downloaded: again.images_downloaded,
-        pull_ms,
     };
-    sim.shutdown().await;
+    sim_door.shutdown();
+    cloud.shutdown().await;
+    let summary = outcome?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print!("{}", render(&summary));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(
+        if summary.converged && !summary.revoked_present && !summary.expired_present {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+/// The built-in generic profile with smaller faces (240×320, ≤ 8 KiB), so 20 users cross a paced
+/// 115 200 baud line in seconds rather than a minute; everything else is the real profile.
+fn demo_profile() -> anyhow::Result<Profile> {
+    let mut profile = builtin_profile("generic-face-v1").context("the built-in generic-face-v1 profile")?;
+    profile.image.max_width_px = 240;
+    profile.image.max_height_px = 320;
+    profile.image.max_bytes = 8 * 1024;
+    Ok(profile)
+}
+
+struct Script<'a> {
+    args: &'a DemoArgs,
+    dir: &'a std::path::Path,
+    cloud: &'a SimHandle,
+    sim_door: &'a SimDoor,
+    slave: &'a std::path::Path,
+    profile: Profile,
+}
+
+impl Script<'_> {
+    fn say(&self, line: &str) {
+        if !self.args.json {
+            println!("{line}");
+        }
+    }
+
+    async fn run(self) -> anyhow::Result<DemoSummary> {
+        let args = self.args;
+        let mut users = self.cloud.users();
+        users.sort_by(|a, b| a.key.cmp(&b.key));
+        // New users get door ids in key order and faces go out in id order: the first user's face is on
+        // the door early, so their expiry removes them from the door even if the pass runs long.
+        let expiring = users
+            .first()
+            .map(|u| u.key.clone())
+            .context("the fake cloud has no users")?;
+        let revoked = users
+            .get(1)
+            .map(|u| u.key.clone())
+            .context("the fake cloud has one user")?;
+        let expire_in = expected_pass(args.users, args.baud) + Duration::from_secs(3);
+        let expire_at = Timestamp::now()
+            .checked_add(jiff::SignedDuration::try_from(expire_in)?)
+            .context("computing expire_at")?;
+        self.cloud.set_expire(&expiring.user_id, Some(expire_at));
+        self.say(&format!(
+            "fake cloud: {} ({} users, APP-signed requests only); {} expires at {} (in {} s)",
+            self.cloud.base_url(),
+            args.users,
+            expiring,
+            expire_at,
+            expire_in.as_secs()
+        ));
+        self.say(&format!(
+            "simulated door: OSDP address {OSDP_ADDRESS} on {} at {} baud (paced half-duplex line)",
+            self.slave.display(),
+            args.baud
+        ));
+
+        let store_dir = self.dir.join("store");
+        let store = agent::open_store(&store_dir)?;
+        self.say(&format!("store: sled at {}", store_dir.display()));
+        let (osdp, link) = OsdpDoor::open(
+            self.slave,
+            args.baud,
+            OSDP_ADDRESS,
+            &self.profile,
+            OsdpDoorOptions::default(),
+        )
+        .with_context(|| format!("opening the door's line {}", self.slave.display()))?;
+        let osdp = Arc::new(osdp);
+        let socket = store_dir.join("doorsync.sock");
+        let mut settings = CloudSettings::new(
+            self.cloud.base_url(),
+            DEMO_APP_KEY,
+            Secret::new(DEMO_SECRET.to_vec()),
+            "sim-device-0001",
+        );
+        settings.allow_insecure_http = true;
+        settings.image_hosts = vec!["127.0.0.1".into()];
+        let (tx, events) = broadcast::channel(4096);
+        let daemon = Daemon {
+            config: DaemonConfig {
+                socket_path: socket.clone(),
+                // One pull at start-up: the rest of the story runs from the cache.
+                poll_interval: Duration::from_secs(3600),
+                verify_interval: Duration::from_secs(3600),
+                max_concurrency: 8,
+                force_refresh: false,
+                door_retry: (Duration::from_millis(100), Duration::from_secs(2)),
+                outbox_retry: (Duration::from_millis(200), Duration::from_secs(5)),
+                shutdown_grace: Duration::from_secs(10),
+            },
+            store: store.clone(),
+            cloud: Arc::new(CloudClient::new(settings)?),
+            clock: Arc::new(SystemClock),
+            doors: vec![DaemonDoor {
+                name: DOOR.into(),
+                profile: self.profile.clone(),
+                door: osdp.clone(),
+                driver: Some(Box::pin(async move {
+                    if let Err(e) = link.run().await {
+                        tracing::error!(error = %e, "door link stopped");
+                    }
+                })),
+            }],
+            events: Some(tx),
+        };
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let daemon_run = agent::run(daemon, async {
+            let _ = stop_rx.await;
+        });
+        tokio::pin!(daemon_run);
+        let story = Story {
+            script: &self,
+            store: &store,
+            osdp: osdp.as_ref(),
+            socket: &socket,
+            events: Watch {
+                rx: events,
+                image_bytes_sent: 0,
+                expired: Vec::new(),
+            },
+            expire_at,
+            expiring,
+            revoked,
+        };
+        let story = story.tell();
+        tokio::pin!(story);
+        let told = tokio::select! {
+            told = &mut story => told,
+            ended = &mut daemon_run => {
+                ended?;
+                anyhow::bail!("the daemon stopped before the demo finished");
+            }
+        };
+        let _ = stop_tx.send(());
+        daemon_run.await?;
+        told
+    }
+}
+
+/// What the first pass should take at `baud`, for placing the expiry after it: a demo face is
+/// at most 8 KiB and the line carries some 80 % payload.
+fn expected_pass(users: u32, baud: u32) -> Duration {
+    let bytes_per_user = 8_600.0;
+    let line_bytes_per_s = f64::from(baud) / 10.0 * 0.8;
+    Duration::from_secs_f64(f64::from(users) * bytes_per_user / line_bytes_per_s + 2.0)
+}
+
+/// The daemon's events, with the face bytes of every door sync seen so far.
+struct Watch {
+    rx: broadcast::Receiver<DaemonEvent>,
+    image_bytes_sent: u64,
+    /// Every expiry removal seen so far (one may land while the first pass still runs).
+    expired: Vec<Removal>,
+}
+
+impl Watch {
+    async fn next(&mut self, mut want: impl FnMut(&DaemonEvent) -> bool) -> anyhow::Result<DaemonEvent> {
+        tokio::time::timeout(STEP_GUARD, async {
+            loop {
+                match self.rx.recv().await {
+                    Ok(e) => {
+                        match &e {
+                            DaemonEvent::DoorSynced { report } => {
+                                self.image_bytes_sent += report.apply.image_bytes_sent
+                            }
+                            DaemonEvent::Removed {
+                                cause: RemovalCause::Expired,
+                                removal,
+                            } => self.expired.push(removal.clone()),
+                            _ => {}
+                        }
+                        if want(&e) {
+                            return Ok(e);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => anyhow::bail!("the daemon stopped reporting"),
+                }
+            }
+        })
+        .await
+        .context("the demo waited too long for the daemon")?
+    }
+}
+
+struct Story<'a> {
+    script: &'a Script<'a>,
+    store: &'a Store,
+    osdp: &'a OsdpDoor,
+    socket: &'a std::path::Path,
+    events: Watch,
+    expire_at: Timestamp,
+    expiring: UserKey,
+    revoked: UserKey,
+}
+
+impl Story<'_> {
+    async fn tell(mut self) -> anyhow::Result<DemoSummary> {
+        let args = self.script.args;
+        let sim_door = self.script.sim_door;
+        let started = Instant::now();
+        self.events.next(|e| matches!(e, DaemonEvent::Ready { .. })).await?;
+        self.script
+            .say("daemon: running (pull loop, door worker over OsdpDoor, expiry timer, outbox, control socket)");
+
+        // 1. The first pass: every user's face onto the door.
+        let progress = (std::io::stderr().is_terminal() && !args.json).then(ProgressView::new);
+        let mut shown_tenth = None;
+        let total = u64::from(args.users);
+        let mut ticker = tokio::time::interval(Duration::from_millis(200));
+        let pulled = self
+            .events
+            .next(|e| matches!(e, DaemonEvent::Pulled { .. } | DaemonEvent::PullFailed { .. }))
+            .await?;
+        if let DaemonEvent::PullFailed { error } = pulled {
+            anyhow::bail!("the daemon could not pull from the fake cloud: {error}");
+        }
+        let pass = loop {
+            let faces = sim_door.counters().faces_applied.min(total);
+            match &progress {
+                Some(bar) => bar.show("faces on the door", faces, total),
+                None => {
+                    let tenth = faces * 10 / total.max(1);
+                    if shown_tenth != Some(tenth) {
+                        self.script.say(&format!("  faces on the door: {faces}/{total}"));
+                        shown_tenth = Some(tenth);
+                    }
+                }
+            }
+            let (store, profile) = (self.store, &self.script.profile);
+            tokio::select! {
+                _ = ticker.tick() => {}
+                e = self.events.next(|e| matches!(e, DaemonEvent::DoorSynced { report } if report.converged
+                        && holds_desired(store, profile).unwrap_or(false))) => {
+                    e?;
+                    break started.elapsed();
+                }
+            }
+        };
+        if let Some(bar) = &progress {
+            bar.finish();
+        }
+        let counters = sim_door.counters();
+        let line_bytes_per_s = f64::from(args.baud) / 10.0;
+        let goodput = counters.file_payload_bytes as f64 / (line_bytes_per_s * pass.as_secs_f64().max(1e-3));
+        self.script.say(&format!(
+            "first pass: {} users on the door in {:.1} s; {} KiB of faces sent, goodput {:.0} % of the line",
+            self.store.applied(DOOR)?.len(),
+            pass.as_secs_f64(),
+            self.events.image_bytes_sent / 1024,
+            goodput * 100.0
+        ));
+
+        // 2. Local revocation, through the control socket as `doorsync revoke` does with a daemon.
+        let stream = control::connect(self.socket)
+            .await?
+            .context("the daemon's control socket is not listening")?;
+        let value = control::call(
+            stream,
+            &Request::Revoke {
+                key: self.revoked.clone(),
+            },
+            |_| {},
+        )
+        .await?;
+        let revoke: RevokeReport = serde_json::from_value(value).context("the daemon's revoke answer")?;
+        let revocation_latency_ms = revoke.doors.iter().find(|d| d.door == DOOR).and_then(|d| d.latency_ms);
+        for line in super::revoke::render(&revoke).lines() {
+            self.script.say(&format!("revoke: {line}"));
+        }
+
+        // 3. Expiry: the daemon's timer removes the user at expire_at, no cloud call involved.
+        self.script.say(&format!(
+            "waiting for {} to expire (the expiry timer needs no cloud)…",
+            self.expiring
+        ));
+        let expiring = self.expiring.clone();
+        let ours = |r: &Removal| r.door == DOOR && r.removed.contains(&expiring);
+        let mut removed = self.events.expired.iter().find(|r| ours(r)).cloned();
+        if removed.is_none() {
+            // A user whose face had not reached the door when they expired leaves no removal to wait for.
+            let left = self.expire_at.duration_since(Timestamp::now());
+            let wait = Duration::try_from(left).unwrap_or_default() + Duration::from_secs(5);
+            let event = self
+                .events
+                .next(|e| matches!(e, DaemonEvent::Removed { cause: RemovalCause::Expired, removal } if ours(removal)));
+            if let Ok(Ok(DaemonEvent::Removed { removal, .. })) = tokio::time::timeout(wait, event).await {
+                removed = Some(removal);
+            }
+        }
+        let expiry_latency_ms = removed.as_ref().and_then(|r| r.latency_ms);
+        self.script.say(&format!(
+            "expiry: {} removed from {DOOR}{}",
+            self.expiring,
+            expiry_latency_ms
+                .map(|ms| format!(" {ms} ms after expire_at"))
+                .unwrap_or_default()
+        ));
+
+        // 4. Read the door back once its worker has settled on the new desired state.
+        let synced = self
+            .events
+            .next(|e| matches!(e, DaemonEvent::DoorSynced { report } if report.converged));
+        let _ = tokio::time::timeout(Duration::from_secs(5), synced).await;
+        let check = self.read_back().await?;
+        let cloud_delete_sent = self.wait_cloud_delete().await;
+        let counters = sim_door.counters();
+        Ok(DemoSummary {
+            converged: check.converged,
+            users: total,
+            baud: args.baud,
+            users_desired: check.desired,
+            users_on_door: check.on_door,
+            door_digest_matches: check.digest_matches,
+            revoked_user: self.revoked.to_string(),
+            revoked_present: check.revoked_present,
+            expired_user: self.expiring.to_string(),
+            expired_present: check.expired_present,
+            image_bytes_sent: self.events.image_bytes_sent,
+            payload_bytes: counters.file_payload_bytes,
+            bytes_on_wire: counters.bytes_received + counters.bytes_sent,
+            pass_ms: u64::try_from(pass.as_millis()).unwrap_or(u64::MAX),
+            goodput,
+            revocation_latency_ms,
+            expiry_latency_ms,
+            cloud_delete_sent,
+        })
+    }
+
+    /// Compares the door with desired state two ways: its DIGEST over OSDP against the digest of what
+    /// the agent recorded, and its own database against the users who may pass now.
+    async fn read_back(&self) -> anyhow::Result<ReadBack> {
+        let ids = self.store.door_ids(DOOR)?;
+        let desired = desired_ids(self.store, &self.script.profile)?;
+        let applied = self.store.applied(DOOR)?;
+        let expected = door::expected_digest(&applied);
+        let reported = self.osdp.digest().await.context("reading the door's DIGEST")?;
+        let digest_matches = reported == expected;
+        let db = self.script.sim_door.snapshot();
+        let on_door: BTreeSet<DoorUserId> = db.user_ids().collect();
+        let with_faces = on_door.iter().all(|id| db.face_jpeg(*id).is_some());
+        let present = |key: &UserKey| ids.get(key).is_some_and(|id| on_door.contains(id));
+        let applied_ids: BTreeSet<DoorUserId> = applied.keys().copied().collect();
+        let converged = digest_matches && with_faces && on_door == desired && applied_ids == desired;
+        self.script.say(&format!(
+            "read-back: door DIGEST {} the agent's record ({} users); door holds {} of {} desired users{}",
+            if digest_matches { "matches" } else { "DIFFERS from" },
+            reported.user_count,
+            on_door.intersection(&desired).count(),
+            desired.len(),
+            if converged {
+                ", nobody else"
+            } else {
+                " — NOT converged"
+            }
+        ));
+        Ok(ReadBack {
+            converged,
+            digest_matches,
+            desired: desired.len() as u64,
+            on_door: on_door.len() as u64,
+            revoked_present: present(&self.revoked),
+            expired_present: present(&self.expiring),
+        })
+    }
+
+    /// The revocation's cloud-side face delete goes out through the daemon's outbox shortly after.
+    async fn wait_cloud_delete(&self) -> bool {
+        let sent = || self.script.cloud.deletes().contains(&self.revoked);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !sent() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        sent()
+    }
+}
+
+/// Door ids of the users who may pass now.
+fn desired_ids(store: &Store, profile: &Profile) -> anyhow::Result<BTreeSet<DoorUserId>> {
+    let now = Timestamp::now();
+    let ids = store.door_ids(DOOR)?;
+    Ok(apply::user_entries(store, &profile.name)?
+        .iter()
+        .filter(|u| plan::is_desired(now, u))
+        .filter_map(|u| ids.get(&u.key).copied())
+        .collect())
+}
+
+/// The agent's record of the door equals desired state, and there is someone to hold.
+fn holds_desired(store: &Store, profile: &Profile) -> anyhow::Result<bool> {
+    let desired = desired_ids(store, profile)?;
+    let applied: BTreeSet<DoorUserId> = store.applied(DOOR)?.keys().copied().collect();
+    Ok(!desired.is_empty() && applied == desired)
+}
+
+struct ReadBack {
+    converged: bool,
+    digest_matches: bool,
+    desired: u64,
+    on_door: u64,
+    revoked_present: bool,
+    expired_present: bool,
+}
+
+fn render(s: &DemoSummary) -> String {
+    let ms = |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v} ms"));
+    format!(
+        "\nsummary\n  users: {} in the cloud, {} may pass, {} on the door ({})\n  revoked {}: {}; expired {}: {}\n  \
+         bytes on the wire: {} ({} KiB of faces, {} KiB file payload)\n  first pass: {:.1} s at {} baud, goodput {:.0} % \
+         of the line rate\n  revocation latency: {} (revoke → door ack)\n  expiry latency: {} (expire_at → door ack)\n  \
+         cloud face delete for the revoked user: {}\n",
+        s.users,
+        s.users_desired,
+        s.users_on_door,
+        if s.converged { "converged" } else { "NOT converged" },
+        s.revoked_user,
+        if s.revoked_present {
+            "STILL ON THE DOOR"
+        } else {
+            "gone from the door"
+        },
+        s.expired_user,
+        if s.expired_present {
+            "STILL ON THE DOOR"
+        } else {
+            "gone from the door"
+        },
+        s.bytes_on_wire,
+        s.image_bytes_sent / 1024,
+        s.payload_bytes / 1024,
+        s.pass_ms as f64 / 1000.0,
+        s.baud,
+        s.goodput * 100.0,
+        ms(s.revocation_latency_ms),
+        ms(s.expiry_latency_ms),
+        if s.cloud_delete_sent { "sent" } else { "queued" },
+    )
 }

@@ -6,6 +6,7 @@ mod cli_status;
 mod cli_sync;
 mod cloud;
 mod config;
+mod crash;
 mod daemon;
 mod faces;
 mod harness;

@@ -1,0 +1,105 @@
+//! Pass time through the real engine: the fake cloud on 127.0.0.1 answering every API request
+//! (roster pages, face queries) after 50 ms, images served by URL from 127.0.0.1 (URL image mode), sled in a temp dir,
+//! one `MemoryDoor` (so the door is not the bottleneck), `Engine::pass` from an empty store, at cloud
+//! concurrency 8 and then 1. Each run starts from a fresh store and a fresh door.
+//!
+//! Run: `cargo bench --bench pass_time` (`PASS_BENCH_USERS=N`, default 1000; `PASS_BENCH_LATENCY_MS=L`,
+//! default 50; `PASS_BENCH_CONCURRENCY=8,1` for the list of concurrencies).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use doorsync::clock::SystemClock;
+use doorsync::cloud::sim::{SimCloud, SimConfig};
+use doorsync::cloud::{CloudClient, CloudSettings};
+use doorsync::config::builtin_profile;
+use doorsync::domain::Secret;
+use doorsync::door::db::DoorDbLimits;
+use doorsync::door::memory::MemoryDoor;
+use doorsync::store::Store;
+use doorsync::sync::engine::{Engine, EngineDoor, EngineSettings, PassOptions};
+
+const KEY: &str = "24681357";
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+async fn pass(users: usize, latency_ms: u64, concurrency: usize) {
+    let mut sim_config = SimConfig::new(KEY, Secret::new(SECRET.to_vec()), users);
+    sim_config.latency_ms = latency_ms;
+    let cloud = SimCloud::start("127.0.0.1:0".parse().unwrap(), sim_config)
+        .await
+        .unwrap();
+    let mut settings = CloudSettings::new(cloud.base_url(), KEY, Secret::new(SECRET.to_vec()), "sim-device-0001");
+    settings.allow_insecure_http = true;
+    settings.image_hosts = vec!["127.0.0.1".into()];
+    settings.max_concurrency = concurrency;
+    settings.request_timeout = Duration::from_secs(30);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let profile = builtin_profile("generic-face-v1").unwrap();
+    let door = Arc::new(MemoryDoor::new(DoorDbLimits {
+        capacity_users: profile.capacity_users,
+        max_record_file_bytes: 64 * 1024,
+        max_face_jpeg_bytes: profile.image.max_bytes,
+    }));
+    let engine = Engine::new(
+        store,
+        Arc::new(CloudClient::new(settings).unwrap()),
+        Arc::new(SystemClock),
+        vec![EngineDoor {
+            name: "lobby".into(),
+            profile,
+            door: door.clone(),
+        }],
+        EngineSettings {
+            max_concurrency: concurrency,
+            verify_interval: Duration::from_secs(3600),
+        },
+    );
+    let started = Instant::now();
+    let report = engine
+        .pass(
+            &PassOptions {
+                force_refresh: false,
+                verify: false,
+                door: None,
+            },
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(report.converged, "{report:?}");
+    let pull = report.pull.as_ref().unwrap();
+    println!(
+        "{users} users, {latency_ms} ms per request, concurrency {concurrency}: pass {:.1} s \
+         ({} image downloads, {} images normalised, {} users on the door)",
+        elapsed.as_secs_f64(),
+        cloud.request_count("/images"),
+        pull.images_downloaded,
+        door.user_ids().len(),
+    );
+    cloud.shutdown().await;
+}
+
+fn main() {
+    let users = env_or("PASS_BENCH_USERS", 1000) as usize;
+    let latency_ms = env_or("PASS_BENCH_LATENCY_MS", 50);
+    let concurrencies: Vec<usize> = std::env::var("PASS_BENCH_CONCURRENCY")
+        .unwrap_or_else(|_| "8,1".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for c in concurrencies {
+        rt.block_on(pass(users, latency_ms, c));
+    }
+}
