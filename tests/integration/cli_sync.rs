@@ -2,17 +2,16 @@
 //! `doorsync simulate door` on a pseudo-terminal (the real OSDP door driver talks to it), sled in a
 //! temp dir — once with a running `doorsync run`, once without any daemon.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use doorsync::cloud::sim::SimHandle;
 use doorsync::door::sim::DoorDump;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::harness::{HANG_GUARD, KEY, SECRET, name_of, sim};
+use crate::harness::{HANG_GUARD, name_of, sim};
+use crate::processes;
 
 struct Door {
     _child: Option<Child>,
@@ -21,66 +20,16 @@ struct Door {
 }
 
 async fn start_door(dir: &Path) -> Door {
-    let link = dir.join("door-tty");
-    let db = dir.join("door.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_doorsync"))
-        .args(["simulate", "door", "--no-pacing", "--pty-link"])
-        .arg(&link)
-        .arg("--db-file")
-        .arg(&db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    tokio::time::timeout(HANG_GUARD, lines.next_line())
-        .await
-        .expect("the simulated door never said it was ready")
-        .unwrap()
-        .expect("the simulated door exited before it was ready");
+    let door = processes::start_door(dir, &["--no-pacing"]).await;
     Door {
-        _child: Some(child),
-        link,
-        db,
+        _child: Some(door.child),
+        link: door.link,
+        db: door.db,
     }
 }
 
 fn write_config(dir: &Path, sim: &SimHandle, door: &Door) -> PathBuf {
-    let secret = dir.join("app_secret");
-    std::fs::write(&secret, SECRET).unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let path = dir.join("doorsync.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"[cloud]
-endpoint = "{endpoint}"
-allow_insecure_http = true
-image_hosts = ["127.0.0.1"]
-app_key = "{KEY}"
-app_secret_file = "{secret}"
-device_iot_id = "sim-device-0001"
-poll_interval = "1h"
-
-[store]
-path = "{dir}/store"
-
-[[door]]
-name = "lobby"
-port = "{port}"
-baud = 115200
-osdp_address = 1
-profile = "generic-face-v1"
-"#,
-            endpoint = sim.base_url(),
-            secret = secret.display(),
-            dir = dir.display(),
-            port = door.link.display(),
-        ),
-    )
-    .unwrap();
-    path
+    processes::write_config(dir, &sim.base_url(), &door.link, 115_200)
 }
 
 async fn doorsync(config: &Path, args: &[&str]) -> Output {

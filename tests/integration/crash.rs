@@ -5,7 +5,6 @@
 //! convergence is read from its db file, never inferred from timing.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,13 +14,14 @@ use doorsync::domain::Policy;
 use doorsync::door::sim::DoorDump;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::harness::{HANG_GUARD, KEY, SECRET, sim};
+use crate::harness::{HANG_GUARD, sim};
+use crate::processes::{start_door, write_config};
 
 const USERS: usize = 8;
 const BAUD: &str = "230400";
+const BAUD_NUM: u32 = 230_400;
 const KILLS: usize = 24;
 /// Every this many kills the daemon is left to converge (and checked) before the next kill.
 const SETTLE_EVERY: usize = 6;
@@ -30,66 +30,6 @@ struct Files {
     config: PathBuf,
     door_db: PathBuf,
     logs: PathBuf,
-}
-
-async fn start_door(dir: &Path) -> (Child, PathBuf, PathBuf) {
-    let link = dir.join("door-tty");
-    let db = dir.join("door.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_doorsync"))
-        // Paced at a fast rate, so a face takes a fraction of a second and kills land mid-transfer.
-        .args(["simulate", "door", "--baud", BAUD, "--pty-link"])
-        .arg(&link)
-        .arg("--db-file")
-        .arg(&db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    tokio::time::timeout(HANG_GUARD, lines.next_line())
-        .await
-        .expect("the simulated door never said it was ready")
-        .unwrap()
-        .expect("the simulated door exited before it was ready");
-    (child, link, db)
-}
-
-fn write_config(dir: &Path, sim: &SimHandle, port: &Path) -> PathBuf {
-    let secret = dir.join("app_secret");
-    std::fs::write(&secret, SECRET).unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let path = dir.join("doorsync.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"[cloud]
-endpoint = "{endpoint}"
-allow_insecure_http = true
-image_hosts = ["127.0.0.1"]
-app_key = "{KEY}"
-app_secret_file = "{secret}"
-device_iot_id = "sim-device-0001"
-poll_interval = "1h"
-
-[store]
-path = "{dir}/store"
-
-[[door]]
-name = "lobby"
-port = "{port}"
-baud = {BAUD}
-osdp_address = 1
-profile = "generic-face-v1"
-"#,
-            endpoint = sim.base_url(),
-            secret = secret.display(),
-            dir = dir.display(),
-            port = port.display(),
-        ),
-    )
-    .unwrap();
-    path
 }
 
 /// `doorsync run`, its stderr appended to the run log (shown when an assertion fails).
@@ -217,9 +157,11 @@ async fn sigkilled_daemon_restarts_on_its_store_and_converges_with_no_revoked_us
         sim.set_name(&u.key.user_id, &u.key.user_id);
     }
     let dir = tempfile::tempdir().unwrap();
-    let (_door, link, door_db) = start_door(dir.path()).await;
+    // Paced at a fast rate, so a face takes a fraction of a second and kills land mid-transfer.
+    let door = start_door(dir.path(), &["--baud", BAUD]).await;
+    let (link, door_db) = (door.link.clone(), door.db.clone());
     let files = Files {
-        config: write_config(dir.path(), &sim, &link),
+        config: write_config(dir.path(), &sim.base_url(), &link, BAUD_NUM),
         door_db,
         logs: dir.path().join("daemon.log"),
     };

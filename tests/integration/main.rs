@@ -13,5 +13,6 @@ mod harness;
 mod interop;
 mod osdp;
 mod osdp_door;
+mod processes;
 mod pull;
 mod sim_door;

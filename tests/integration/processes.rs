@@ -1,0 +1,81 @@
+//! Helpers for tests that run doorsync as real processes: a `doorsync simulate door` on a new
+//! pseudo-terminal, and an agent config pointing at the fake cloud and that door.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::harness::{HANG_GUARD, KEY, SECRET};
+
+/// A running `doorsync simulate door`: the child, the pty link to open as a port, and its db file.
+pub struct DoorProcess {
+    pub child: Child,
+    pub link: PathBuf,
+    pub db: PathBuf,
+}
+
+/// Starts `doorsync simulate door --pty-link DIR/door-tty --db-file DIR/door.json` plus `pacing`
+/// (e.g. `["--no-pacing"]` or `["--baud", "230400"]`) and waits for its ready line.
+pub async fn start_door(dir: &Path, pacing: &[&str]) -> DoorProcess {
+    let link = dir.join("door-tty");
+    let db = dir.join("door.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_doorsync"))
+        .args(["simulate", "door"])
+        .args(pacing)
+        .arg("--pty-link")
+        .arg(&link)
+        .arg("--db-file")
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::timeout(HANG_GUARD, lines.next_line())
+        .await
+        .expect("the simulated door never said it was ready")
+        .unwrap()
+        .expect("the simulated door exited before it was ready");
+    DoorProcess { child, link, db }
+}
+
+/// Writes an owner-only app secret and `DIR/doorsync.toml` for one door named "lobby" on `port`.
+pub fn write_config(dir: &Path, cloud_url: &str, port: &Path, baud: u32) -> PathBuf {
+    let secret = dir.join("app_secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let path = dir.join("doorsync.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[cloud]
+endpoint = "{cloud_url}"
+allow_insecure_http = true
+image_hosts = ["127.0.0.1"]
+app_key = "{KEY}"
+app_secret_file = "{secret}"
+device_iot_id = "sim-device-0001"
+poll_interval = "1h"
+
+[store]
+path = "{dir}/store"
+
+[[door]]
+name = "lobby"
+port = "{port}"
+baud = {baud}
+osdp_address = 1
+profile = "generic-face-v1"
+"#,
+            secret = secret.display(),
+            dir = dir.display(),
+            port = port.display(),
+        ),
+    )
+    .unwrap();
+    path
+}
