@@ -116,10 +116,18 @@ fn tx_err(e: TransactionError<StoreError>) -> StoreError {
 /// flush period (longer on a loaded machine). A lock held by another live process outlasts this.
 const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// sled's page cache. Its default (1 GiB) lets the cache grow with every face stored, which on a
+/// gateway with a few hundred MiB of RAM is most of the machine; faces are read once per door push,
+/// so a small cache costs little.
+const CACHE_CAPACITY_BYTES: u64 = 32 * 1024 * 1024;
+
 fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + LOCK_RELEASE_WAIT;
     loop {
-        match sled::Config::new().path(dir.join("db")).open() {
+        let config = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(CACHE_CAPACITY_BYTES);
+        match config.open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
                 if std::time::Instant::now() >= deadline {
