@@ -24,7 +24,7 @@ use crate::domain::{Policy, UserKey};
 pub const ROSTER_PAGE_SIZE: u32 = 20;
 /// A roster walk longer than this is treated as a misbehaving server, not a huge roster.
 pub const ROSTER_MAX_PAGES: u32 = 1_000;
-/// Wrong-API answers get this many attempts in total (cloud-api.md §3: retry ≤ 2 times).
+/// Wrong-API answers get this many attempts in total (docs/cloud-api.md §3: retry ≤ 2 times).
 const WRONG_API_MAX_ATTEMPTS: u32 = 3;
 /// Room for JSON framing around a BASE64 image in a response body.
 const JSON_OVERHEAD_BYTES: u64 = 256 * 1024;
@@ -38,7 +38,7 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The real client: APP-signed JSON POSTs over rustls, retried per cloud-api.md §3.
+/// The real client: APP-signed JSON POSTs over rustls, retried per docs/cloud-api.md §3.
 #[derive(Debug, Clone)]
 pub struct CloudClient {
     http: reqwest::Client,
@@ -218,7 +218,7 @@ impl CloudClient {
         Ok(env.data.filter(|v| !v.is_null()))
     }
 
-    /// The header set of cloud-api.md test vector A, signed over exactly `body`.
+    /// The header set of docs/cloud-api.md test vector A, signed over exactly `body`.
     fn signed_headers(&self, path: &str, body: &[u8]) -> Result<HeaderMap, CloudError> {
         let md5 = sign::content_md5(body);
         let date = Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();

@@ -1,4 +1,4 @@
-//! The daemon's invariants (design.md §3), in-process with real parts: the fake cloud on 127.0.0.1,
+//! The daemon's invariants (docs/ARCHITECTURE.md §3), in-process with real parts: the fake cloud on 127.0.0.1,
 //! sled in a temp dir, the control socket, in-memory doors.
 
 use std::time::Duration;
