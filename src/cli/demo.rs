@@ -590,3 +590,6 @@ fn render(s: &DemoSummary) -> String {
         if s.cloud_delete_sent { "sent" } else { "queued" },
     )
 }
+
+#[cfg(test)]
+mod tests;
