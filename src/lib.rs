@@ -2,21 +2,24 @@
 //!
 //! # Layout
 //!
-//! Data flows top to bottom; imports point the other way (`cli → agent → {cloud, store, serial, door}
-//! → {sync, osdp, faces, config, domain, clock}`):
+//! Data flows from the cloud down to the doors; imports point down this chain and never up (a module
+//! may skip tiers): `cli → agent → sync → {door, cloud} → {serial, store, config, faces} → {osdp,
+//! domain, clock}`. `docs/ARCHITECTURE.md` §4 lists what each module imports today and the known
+//! departures; §3 lists the invariants ("invariant N" in comments) and the tests that prove them.
 //!
+//! - [`cli`]: one file per verb.
+//! - [`agent`]: the daemon, the only place that spawns tasks.
+//! - [`sync`]: the planner (desired − applied → ordered ops, deletes first; pure) and the pass engine
+//!   (pull, apply, verify), which drives the store, the cloud client and the doors.
+//! - [`door`]: the `Door` trait, the vendor extension codec, OSDP-backed and simulated doors.
 //! - [`cloud`]: the signed Alibaba IoT client (the only user of reqwest) and the fake cloud server.
+//! - [`serial`]: the only user of tokio-serial: ports, pseudo-terminals, the link driver.
 //! - [`store`]: the sled database (the only user of sled): users, faces by content hash, per-door
 //!   applied state, cloud outbox, meta.
-//! - [`sync`]: the planner (desired − applied → ordered ops, deletes first) and the pass engine.
-//! - [`door`]: the `Door` trait, the vendor extension codec, OSDP-backed and simulated doors.
-//! - [`osdp`]: sans-IO OSDP: packets, CRC, streaming decoder, control-panel session state machine.
-//! - [`serial`]: the only user of tokio-serial.
-//! - [`faces`]: image normalisation to a hardware profile's limits.
 //! - [`config`]: the TOML contract, validated in two phases; firmware profiles.
+//! - [`faces`]: image normalisation to a hardware profile's limits.
+//! - [`osdp`]: sans-IO OSDP: packets, CRC, streaming decoder, control-panel session state machine.
 //! - [`domain`], [`clock`]: shared vocabulary and the time boundary.
-//! - [`agent`]: the daemon, the only place that spawns tasks.
-//! - [`cli`]: one file per verb.
 
 pub mod agent;
 pub mod cli;

@@ -24,7 +24,7 @@ use crate::domain::{Policy, UserKey};
 pub const ROSTER_PAGE_SIZE: u32 = 20;
 /// A roster walk longer than this is treated as a misbehaving server, not a huge roster.
 pub const ROSTER_MAX_PAGES: u32 = 1_000;
-/// Wrong-API answers get this many attempts in total (cloud-api.md §3: retry ≤ 2 times).
+/// Wrong-API answers get this many attempts in total (docs/cloud-api.md §3: retry ≤ 2 times).
 const WRONG_API_MAX_ATTEMPTS: u32 = 3;
 /// Room for JSON framing around a BASE64 image in a response body.
 const JSON_OVERHEAD_BYTES: u64 = 256 * 1024;
@@ -38,7 +38,7 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The real client: APP-signed JSON POSTs over rustls, retried per cloud-api.md §3.
+/// The real client: APP-signed JSON POSTs over rustls, retried per docs/cloud-api.md §3.
 #[derive(Debug, Clone)]
 pub struct CloudClient {
     http: reqwest::Client,
@@ -218,14 +218,19 @@ impl CloudClient {
         Ok(env.data.filter(|v| !v.is_null()))
     }
 
-    /// The header set of cloud-api.md test vector A, signed over exactly `body`.
+    /// The header set of docs/cloud-api.md test vector A, signed over exactly `body`, with a fresh nonce.
     fn signed_headers(&self, path: &str, body: &[u8]) -> Result<HeaderMap, CloudError> {
-        let md5 = sign::content_md5(body);
         let date = Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
         let nonce = uuid::Uuid::new_v4().to_string();
+        self.signed_headers_at(path, body, &date, &nonce)
+    }
+
+    /// [`Self::signed_headers`] with the date and nonce given (the test vectors pin them).
+    fn signed_headers_at(&self, path: &str, body: &[u8], date: &str, nonce: &str) -> Result<HeaderMap, CloudError> {
+        let md5 = sign::content_md5(body);
         let custom = [
             ("x-ca-key", self.settings.app_key.as_str()),
-            ("x-ca-nonce", nonce.as_str()),
+            ("x-ca-nonce", nonce),
             ("x-ca-signaturemethod", "HmacSHA256"),
         ];
         let (sts, signed_list) = sign::string_to_sign(&SignInput {
@@ -233,7 +238,7 @@ impl CloudClient {
             accept: ACCEPT,
             content_md5: &md5,
             content_type: CONTENT_TYPE,
-            date: &date,
+            date,
             signed_headers: &custom,
             url: path,
         });
@@ -243,7 +248,7 @@ impl CloudClient {
             ("accept", ACCEPT),
             ("content-type", CONTENT_TYPE),
             ("content-md5", md5.as_str()),
-            ("date", date.as_str()),
+            ("date", date),
             ("x-ca-signature-headers", signed_list.as_str()),
             ("x-ca-signature", signature.as_str()),
         ];
@@ -492,34 +497,64 @@ impl FaceCloud for CloudClient {
 mod tests {
     use super::*;
 
-    #[test]
-    fn signed_headers_match_vector_a_layout_and_verify() {
+    fn vector_a_client() -> CloudClient {
         let settings = CloudSettings::new(
             "https://api.link.aliyun.com",
             "24681357",
             crate::domain::Secret::new(b"0123456789abcdef0123456789abcdef".to_vec()),
             "dev",
         );
-        let client = CloudClient::new(settings).unwrap();
+        CloudClient::new(settings).unwrap()
+    }
+
+    /// docs/cloud-api.md §4 test vector A, produced by Alibaba's own SDK: the exact header set the real
+    /// client sends, signature included, for the vector's body, date and nonce.
+    #[test]
+    fn the_client_signs_vector_a_exactly() {
+        let body = br#"{"id":"42","version":"1.0","params":{"userType":"OPEN","userId":"u-1001","imageFormat":"URL"},"request":{"apiVer":"1.2.0"}}"#;
+        let h = vector_a_client()
+            .signed_headers_at(
+                "/face/paas/image/get",
+                body,
+                "Thu, 01 Jan 2026 00:00:00 GMT",
+                "c9f1a3b2e4d5f60718293a4b5c6d7e8f",
+            )
+            .unwrap();
+        let want = [
+            ("accept", "application/json"),
+            ("content-type", "application/octet-stream"),
+            ("content-md5", "BdgiVMV1wqPekqaPCEughw=="),
+            ("date", "Thu, 01 Jan 2026 00:00:00 GMT"),
+            ("x-ca-key", "24681357"),
+            ("x-ca-nonce", "c9f1a3b2e4d5f60718293a4b5c6d7e8f"),
+            ("x-ca-signaturemethod", "HmacSHA256"),
+            ("x-ca-signature-headers", "x-ca-key,x-ca-nonce,x-ca-signaturemethod"),
+            ("x-ca-signature", "hB4JAjHOoAwfeB8nqNJzT5VW0N+/HnZEBCHUSJH5bCU="),
+        ];
+        for (name, value) in want {
+            assert_eq!(h.get(name).and_then(|v| v.to_str().ok()), Some(value), "{name}");
+        }
+        assert_eq!(
+            h.len(),
+            want.len(),
+            "no other headers are sent signed or unsigned: {h:?}"
+        );
+    }
+
+    #[test]
+    fn every_request_gets_a_fresh_nonce_and_an_rfc_1123_date() {
+        let client = vector_a_client();
         let body = br#"{"id":"42"}"#;
         let h = client.signed_headers("/face/paas/image/get", body).unwrap();
-        assert_eq!(h["accept"], "application/json");
-        assert_eq!(h["content-type"], "application/octet-stream");
-        assert_eq!(h["x-ca-signature-headers"], "x-ca-key,x-ca-nonce,x-ca-signaturemethod");
-        let look = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
-        sign::verify(
-            "POST",
-            "/face/paas/image/get",
-            body,
-            look,
-            "24681357",
-            b"0123456789abcdef0123456789abcdef",
-        )
-        .unwrap();
         let again = client.signed_headers("/face/paas/image/get", body).unwrap();
         assert_ne!(
             h["x-ca-nonce"], again["x-ca-nonce"],
             "every attempt needs a fresh nonce"
+        );
+        let date = h["date"].to_str().unwrap();
+        assert!(
+            jiff::fmt::rfc2822::parse(date).is_ok() && date.ends_with(" GMT"),
+            "RFC 1123 date: {date}"
         );
     }
 }

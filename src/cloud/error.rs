@@ -1,4 +1,4 @@
-//! Cloud error classes (cloud-api.md §3): what went wrong on a call and what the agent should do about it.
+//! Cloud error classes (docs/cloud-api.md §3): what went wrong on a call and what the agent should do about it.
 
 /// What the caller should do with a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

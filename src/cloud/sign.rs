@@ -1,6 +1,6 @@
 //! The API gateway's APP signature (X-Ca-Signature, HmacSHA256), as pure functions.
 //!
-//! cloud-api.md §4: string-to-sign = `METHOD\nAccept\nContent-MD5\nContent-Type\nDate\n` + one
+//! docs/cloud-api.md §4: string-to-sign = `METHOD\nAccept\nContent-MD5\nContent-Type\nDate\n` + one
 //! `name:value\n` per signed `X-Ca-*` header (names sorted by byte order, spelled as listed in
 //! `X-Ca-Signature-Headers`) + the path. The JSON body is covered only through Content-MD5.
 

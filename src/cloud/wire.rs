@@ -2,7 +2,7 @@
 //! params and data. Shared by the client and the fake cloud so both speak exactly the same dialect.
 //!
 //! Response data types are lenient (every field optional, unknown fields ignored, aliases for the
-//! roster's unverified names: cloud-api.md §2.2) because the real service's shapes are partly unverified.
+//! roster's unverified names: docs/cloud-api.md §2.2) because the real service's shapes are partly unverified.
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
@@ -158,7 +158,7 @@ pub struct RosterItem {
     pub sync_time: Option<String>,
 }
 
-/// Statuses that mean a delete was requested for the device (cloud-api.md §2.2: our inference).
+/// Statuses that mean a delete was requested for the device (docs/cloud-api.md §2.2: our inference).
 pub fn roster_status_is_revoked(status: Option<&str>) -> bool {
     matches!(status, Some(s) if s.eq_ignore_ascii_case("transferDeleted") || s.eq_ignore_ascii_case("deleteTimeout"))
 }

@@ -435,7 +435,7 @@ mod tests {
 
     #[test]
     fn test_secure_channel_packet_is_unsupported_not_misparsed() {
-        // CP POLL inside a secure session (osdp.md §7 vector).
+        // CP POLL inside a secure session (docs/osdp.md §7 vector).
         let bytes = hex("53 01 0E 00 0E 02 15 60 86 DA 77 7E 90 4F");
         assert!(matches!(
             Packet::new_checked(&bytes[..]),

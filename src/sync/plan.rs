@@ -1,7 +1,7 @@
 //! The pure planner: owns the decision of which users a door should hold and the ordered ops to get there.
 //!
 //! No I/O and no clock reads: `now` is a parameter, so every decision is reproducible in tests. The
-//! planner is level-triggered (design §2): it compares desired state with what the door acknowledged and
+//! planner is level-triggered (docs/ARCHITECTURE.md §2): it compares desired state with what the door acknowledged and
 //! emits every Delete before any Upsert or PutFace (invariant 1), never re-sends a face the door already
 //! holds (invariant 5), and never plans more users than the door's capacity.
 

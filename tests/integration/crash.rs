@@ -1,4 +1,4 @@
-//! Crash safety (design §3, invariant 3): `doorsync run` as a real process, SIGKILLed at seeded random
+//! Crash safety (docs/ARCHITECTURE.md §3, invariant 3): `doorsync run` as a real process, SIGKILLed at seeded random
 //! points of its passes while the fake cloud changes underneath (revocations, roster removals, new
 //! faces), restarted each time; it must always come back on its store and converge with no revoked
 //! user on the door. The door is `doorsync simulate door` (its own process, file-backed, paced at 230 400 baud), and

@@ -1,4 +1,4 @@
-//! The daemon's invariants (design.md §3), in-process with real parts: the fake cloud on 127.0.0.1,
+//! The daemon's invariants (docs/ARCHITECTURE.md §3), in-process with real parts: the fake cloud on 127.0.0.1,
 //! sled in a temp dir, the control socket, in-memory doors.
 
 use std::time::Duration;
@@ -58,12 +58,18 @@ async fn after_a_pass_no_door_holds_anyone_the_cloud_no_longer_grants() {
     d.stop().await;
 }
 
+/// How far after the test's start the user expires: more than the hang guards of the start-up.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(600);
+
 #[tokio::test]
 async fn an_expired_user_leaves_the_door_within_a_second_with_the_cloud_stopped() {
     let sim = sim(3).await;
     let clock = std::sync::Arc::new(TokioClock::new(Timestamp::now()));
-    // Whole seconds: the cloud's "yyyy-MM-dd HH:mm:ss" carries no fraction.
-    let expire_at = Timestamp::from_second(Timestamp::now().as_second() + 20).unwrap();
+    // The start-up below runs in real time (HTTP to the fake cloud), bounded by HANG_GUARD per step;
+    // the expiry lies well beyond all of them, so however slow the machine, it comes after the door
+    // was filled, and paused time then reaches it at no cost. Whole seconds: the cloud's
+    // "yyyy-MM-dd HH:mm:ss" carries no fraction.
+    let expire_at = Timestamp::from_second(clock.now().as_second() + EXPIRY_MARGIN.as_secs() as i64).unwrap();
     sim.set_expire("u-0002", Some(expire_at));
     let leaving = name_of(&sim, "u-0002");
     let dir = tempfile::tempdir().unwrap();
@@ -78,7 +84,8 @@ async fn an_expired_user_leaves_the_door_within_a_second_with_the_cloud_stopped(
     sim.shutdown().await;
     // From here on tokio time only moves when every task sleeps: the daemon's timers decide.
     tokio::time::pause();
-    let removed = wait_for(&mut d.events, |e| {
+    assert!(clock.now() < expire_at, "start-up took longer than its hang guards");
+    let removed = harness::wait_for_within(EXPIRY_MARGIN + HANG_GUARD, &mut d.events, |e| {
         matches!(
             e,
             DaemonEvent::Removed {

@@ -3,8 +3,11 @@
 //! simulator's own database, sha256 of every face included.
 
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,7 +19,7 @@ use doorsync::door::vendor;
 use doorsync::door::{Door, DoorError, OsdpDoor, OsdpDoorOptions};
 use doorsync::serial::pty::Pty;
 use jiff::Timestamp;
-use tokio::io::AsyncBufReadExt as _;
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, ReadBuf};
 
 /// Only guards against a hang; no assertion depends on how long anything takes.
 const HANG_GUARD: Duration = Duration::from_secs(120);
@@ -32,11 +35,19 @@ struct Rig {
 
 /// A simulated door on a pty master, and an `OsdpDoor` that opens the slave path like a real port.
 async fn rig(configure: impl FnOnce(&mut SimDoorConfig)) -> Rig {
+    rig_on_line(configure, |pty| pty).await
+}
+
+/// [`rig`] with the simulated door reading and writing through `line(pty master)`.
+async fn rig_on_line<S>(configure: impl FnOnce(&mut SimDoorConfig), line: impl FnOnce(Pty) -> S) -> Rig
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let pty = Pty::open().unwrap();
     let path = pty.slave_path().to_path_buf();
     let mut cfg = SimDoorConfig::new(1, profile());
     configure(&mut cfg);
-    let (sim, sim_driver) = SimDoor::new(cfg, pty).unwrap();
+    let (sim, sim_driver) = SimDoor::new(cfg, line(pty)).unwrap();
     tokio::spawn(sim_driver.run());
     let (door, driver) = OsdpDoor::open(&path, 115_200, 1, &profile(), OsdpDoorOptions::default()).unwrap();
     tokio::spawn(driver.run());
@@ -44,6 +55,90 @@ async fn rig(configure: impl FnOnce(&mut SimDoorConfig)) -> Rig {
     Rig {
         sim,
         door: Arc::new(door),
+    }
+}
+
+/// Where the test cuts the line to the door: once `cut_at` bytes have reached the door, every further
+/// byte is lost (the door hears nothing, so it answers nothing) until [`LineCut::reconnect`]. The cut
+/// lands at an exact byte, so what the door has when it goes silent does not depend on timing.
+struct LineCut {
+    cut_at: AtomicU64,
+    delivered: AtomicU64,
+    lost: AtomicU64,
+    reconnected: AtomicBool,
+}
+
+impl LineCut {
+    /// A line that is not cut (yet).
+    fn whole() -> Arc<Self> {
+        Arc::new(Self {
+            cut_at: AtomicU64::new(u64::MAX),
+            delivered: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            reconnected: AtomicBool::new(false),
+        })
+    }
+
+    /// Cuts the line `bytes` after what has reached the door so far.
+    fn cut_after(&self, bytes: u64) {
+        self.cut_at
+            .store(self.delivered.load(Ordering::SeqCst) + bytes, Ordering::SeqCst);
+    }
+
+    fn reconnect(&self) {
+        self.reconnected.store(true, Ordering::SeqCst);
+    }
+
+    /// Of `got` bytes just read from the line, how many reach the door.
+    fn admit(&self, got: usize) -> usize {
+        let delivered = self.delivered.load(Ordering::SeqCst);
+        let keep = if self.reconnected.load(Ordering::SeqCst) {
+            got
+        } else {
+            got.min(usize::try_from(self.cut_at.load(Ordering::SeqCst).saturating_sub(delivered)).unwrap_or(usize::MAX))
+        };
+        self.delivered.fetch_add(keep as u64, Ordering::SeqCst);
+        self.lost.fetch_add((got - keep) as u64, Ordering::SeqCst);
+        keep
+    }
+}
+
+/// The door's end of the line, passing bytes through a [`LineCut`]; the door's replies pass untouched.
+struct CutLine<S> {
+    inner: S,
+    cut: Arc<LineCut>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for CutLine<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        loop {
+            let start = buf.filled().len();
+            std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+            let got = buf.filled().len() - start;
+            if got == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            let keep = self.cut.admit(got);
+            buf.set_filled(start + keep);
+            // Every byte read was lost: read on rather than report an end of stream.
+            if keep > 0 {
+                return Poll::Ready(Ok(()));
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for CutLine<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -180,31 +275,46 @@ async fn revocation_issued_mid_transfer_reaches_the_door_before_the_face_file_co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn face_transfer_resumes_where_it_stopped_after_the_door_goes_silent() {
-    // Paced, so the file is still on the line when the door goes quiet.
-    let rig = rig(|cfg| cfg.baud = Some(115_200)).await;
+    let cut = LineCut::whole();
+    let line = {
+        let cut = cut.clone();
+        move |pty| CutLine { inner: pty, cut }
+    };
+    let rig = rig_on_line(|cfg| cfg.baud = Some(115_200), line).await;
     let p = person(1);
+    let file_len = (p.jpeg.len() + vendor::FACE_FILE_HEADER_BYTES) as u64;
+    const CUT_AFTER_BYTES: u64 = 5000;
+    assert!(file_len > 2 * CUT_AFTER_BYTES, "the cut falls inside the face file");
     rig.door.upsert_users(std::slice::from_ref(&p.record)).await.unwrap();
+    // The door goes silent once 5000 more bytes reached it: fewer than the face file, whatever the
+    // timing, so the file is unfinished when it does.
+    cut.cut_after(CUT_AFTER_BYTES);
     let door = rig.door.clone();
     let (id, face, jpeg) = (p.record.id, p.record.face, p.jpeg.clone());
+    let retries_before = rig.door.stats().retries;
     let push = tokio::spawn(async move { door.put_face(id, face, jpeg).await });
+    // Explicit synchronisation: the agent noticed the silence and resent into it.
     tokio::time::timeout(HANG_GUARD, async {
-        while rig.sim.counters().file_payload_bytes < 5000 {
+        while rig.door.stats().retries == retries_before {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await
     .unwrap();
-    rig.sim.silence_for(Duration::from_secs(2));
-    assert!(!push.is_finished(), "the door went quiet mid-file");
+    assert!(cut.lost.load(Ordering::SeqCst) > 0, "the door missed bytes");
+    assert!(
+        rig.sim.counters().file_payload_bytes < file_len,
+        "the face file is unfinished"
+    );
+    assert!(!push.is_finished(), "the transfer waits for the silent door");
+    cut.reconnect();
     tokio::time::timeout(HANG_GUARD, push).await.unwrap().unwrap().unwrap();
-    let file_len = (p.jpeg.len() + vendor::FACE_FILE_HEADER_BYTES) as u64;
     let sent = rig.sim.counters().file_payload_bytes;
     assert!(sent >= file_len, "{sent} of {file_len}");
     assert!(
         sent < file_len + 3 * 1004,
         "resumed, not restarted: {sent} payload bytes for a {file_len}-byte file"
     );
-    assert!(rig.door.stats().retries > 0, "the silence cost resends");
     assert_holds(&rig.sim.dump(), &[&p]);
 }
 

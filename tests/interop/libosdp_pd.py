@@ -384,7 +384,7 @@ def open_tty_channel(path, on_hangup):
     import osdp
 
     class TtyChannel(osdp.Channel):
-        """The PD end of the serial line: a tty opened non-blocking and raw (osdp.md §10).
+        """The PD end of the serial line: a tty opened non-blocking and raw (docs/osdp.md §10).
 
         `lose_replies` is a fault for the tests: that many of the next replies are dropped as a noisy
         line would, so the CP resends a command LibOSDP has already executed.

@@ -148,7 +148,7 @@ fn mfg_reply(reply: &Reply) -> MfgReply {
 #[test]
 fn test_pdid_and_pdcap_come_from_the_profile() {
     let mut b = Bench::new(&config("generic-face-v1"));
-    // osdp.md §2 worked example: ID, addr 1, SQN 0.
+    // docs/osdp.md §2 worked example: ID, addr 1, SQN 0.
     let replies = b.feed(&hex("53 01 09 00 04 61 00 60 23"));
     let Reply::PdId(id) = &replies[0].2 else {
         panic!("{replies:?}")

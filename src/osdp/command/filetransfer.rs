@@ -62,7 +62,7 @@ mod tests {
 
     #[test]
     fn test_first_fragment_of_worked_example() {
-        // osdp.md §2: first 128-byte fragment of a 20480-byte file, FtType 1.
+        // docs/osdp.md §2: first 128-byte fragment of a 20480-byte file, FtType 1.
         let mut want = hex::decode("01 00500000 00000000 8000".replace(' ', "")).unwrap();
         want.extend(0u8..0x80);
         let ft = FileTransfer {

@@ -32,7 +32,7 @@ mod tests {
 
     #[test]
     fn test_mfg_worked_example_data() {
-        // osdp.md §2: MFG addr 1, vendor 12 34 56, data 01 02 03 04.
+        // docs/osdp.md §2: MFG addr 1, vendor 12 34 56, data 01 02 03 04.
         let mfg = Mfg {
             vendor_code: [0x12, 0x34, 0x56],
             data: vec![1, 2, 3, 4],

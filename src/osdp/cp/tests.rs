@@ -456,7 +456,7 @@ fn secure_channel_reply_is_ignored_not_misparsed() {
     b.advance(150 * MS);
     let tx = b.tx().unwrap();
     assert_eq!(parse(&tx).1, 0x60);
-    // A PD ACK inside a secure session (osdp.md §7): SCB present, so it must not count as the reply.
+    // A PD ACK inside a secure session (docs/osdp.md §7): SCB present, so it must not count as the reply.
     b.s.handle_bytes(
         b.t,
         &hex::decode("53810E000E02164 0F5E7DF51691F".replace(' ', "")).unwrap(),

@@ -8,7 +8,7 @@ use thiserror::Error;
 use crate::osdp::MessageError;
 use crate::osdp::reply::{Nak, PdCap, PdId, Reply};
 
-/// Tunables of one PD session. Defaults follow osdp.md §1/§3.
+/// Tunables of one PD session. Defaults follow docs/osdp.md §1/§3.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
     /// PD address 0x00–0x7E (0x7F = broadcast/config).

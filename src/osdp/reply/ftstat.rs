@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn test_ftstat_worked_example() {
-        // osdp.md §2: FTSTAT data 01 00 00 00 00 00 00.
+        // docs/osdp.md §2: FTSTAT data 01 00 00 00 00 00 00.
         let st = FtStat::decode(&[1, 0, 0, 0, 0, 0, 0]).unwrap();
         assert_eq!(
             st,

@@ -6,7 +6,7 @@ use crate::osdp::MessageError;
 
 pub const CODE: u8 = 0x41;
 
-/// NAK error code (osdp.md §3).
+/// NAK error code (docs/osdp.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NakCode {
     NoError,

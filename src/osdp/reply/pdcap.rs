@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn test_libosdp_default_capabilities() {
-        // osdp.md §4: what LibOSDP's PD always reports.
+        // docs/osdp.md §4: what LibOSDP's PD always reports.
         let data = hex::decode("080100090100 0A0001 100200".replace(' ', "")).unwrap();
         let cap = PdCap::decode(&data).unwrap();
         assert_eq!(cap.records.len(), 4);

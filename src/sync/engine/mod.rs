@@ -97,7 +97,7 @@ pub struct PassReport {
     pub pull: Option<PullReport>,
     /// Why the pull failed; the doors were then corrected from the cached desired state.
     pub pull_error: Option<String>,
-    /// The pull was refused because most users came back "gone": nobody was purged (cloud-api.md §3).
+    /// The pull was refused because most users came back "gone": nobody was purged (docs/cloud-api.md §3).
     pub mass_user_gone: bool,
     /// Users removed from doors right after the pull, before any upload.
     pub removed_at_once: u64,
