@@ -255,12 +255,20 @@ async fn revoke_after_a_kill_between_door_ack_and_record_names_the_offline_door_
     let pass = json(&out);
     assert_eq!(pass["converged"], true, "{pass}");
     assert!(pass["doors"][0]["verify"].is_object(), "read back first: {pass}");
-    assert_eq!(pass["doors"][0]["verify"]["recovered"], 1, "{pass}");
+    // The newcomer leaves by the urgent delete right after the pull (the only thing that may reach a
+    // door before its read-back) or, if the read-back comes first, as a recovered crash leftover.
+    let urgent = pass["removed_at_once"] == 1;
+    let recovered = pass["doors"][0]["verify"]["recovered"] == 1;
+    assert!(urgent || recovered, "{pass}");
+    assert_eq!(
+        pass["doors"][0]["verify"]["unknown_deleted"], 0,
+        "not a stranger: {pass}"
+    );
     assert!(!on_door("Newcomer"));
     assert_eq!(DoorDump::read(&door.db).unwrap().users.len(), 2);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !stderr.contains("WARN"),
+        !stderr.contains("narrowing down"),
         "recovery is expected, logged at info: {stderr}"
     );
 }
