@@ -301,6 +301,7 @@ async fn run_plan(
         }
         match target.door.put_face(id, face, Bytes::from(jpeg)).await {
             Ok(()) => {
+                super::crash_hook::point(super::crash_hook::AFTER_DOOR_ACK);
                 record(applied, &DoorOp::PutFace { id, face });
                 if let Some(entry) = applied.get(&id) {
                     store.record_applied(target.name, id, entry)?;

@@ -24,10 +24,15 @@ const NEWCOMER: &str = "x-0001";
 
 /// A user the cloud grants now, with a face, whom the agent has not pulled yet.
 fn grant_newcomer(sim: &SimHandle) -> UserKey {
-    let key = UserKey::new("IDENTITY", NEWCOMER);
+    grant(sim, NEWCOMER, "Newcomer")
+}
+
+/// Grants `user_id` (named `name`) with a face in the fake cloud.
+fn grant(sim: &SimHandle, user_id: &str, name: &str) -> UserKey {
+    let key = UserKey::new("IDENTITY", user_id);
     sim.upsert_user(SimUser {
         key: key.clone(),
-        name: "Newcomer".into(),
+        name: name.into(),
         status: None,
         expire_at: None,
         policy: Policy::Permission,
@@ -198,10 +203,11 @@ async fn a_revoke_of_a_user_not_yet_pulled_holds_with_the_daemon_stopped() {
     assert!(exit.success(), "{exit}");
 }
 
-/// Kill exactly between the door's acknowledgement of a record file and the agent's record (the
-/// `DOORSYNC_TEST_ABORT_AT=after-door-ack` hook aborts the process there), then take the door offline
-/// (SIGSTOP: its line stays, it just stops answering) and revoke: exit 2, the door named. The door
-/// comes back (SIGCONT): the next sync reads it back first and the user is gone.
+/// Kill exactly between the door's acknowledgement of a file and the agent's record of it (the
+/// `DOORSYNC_TEST_ABORT_AT=after-door-ack:N` hook aborts the process at the Nth acknowledgement: 1 =
+/// the newcomer's record file, 2 = their face file), then take the door offline (SIGSTOP: its line
+/// stays, it just stops answering) and revoke: exit 2, the door named, within the stated bound. The
+/// door comes back (SIGCONT): the next sync reads it back first and the user is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_after_a_kill_between_door_ack_and_record_names_the_offline_door_and_the_door_is_cleaned_when_back() {
     let sim = sim(2).await;
@@ -209,21 +215,6 @@ async fn revoke_after_a_kill_between_door_ack_and_record_names_the_offline_door_
     let door = start_door(dir.path(), &["--no-pacing"]).await;
     let config = write_config(dir.path(), &sim.base_url(), &door.link, 115_200);
     assert!(doorsync(&config, &["sync"]).await.status.success());
-    let key = grant_newcomer(&sim);
-
-    let aborted = tokio::time::timeout(
-        HANG_GUARD,
-        Command::new(env!("CARGO_BIN_EXE_doorsync"))
-            .args(["sync", "--config"])
-            .arg(&config)
-            .env("DOORSYNC_TEST_ABORT_AT", "after-door-ack")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(aborted.status.code().is_none(), "killed by the hook: {aborted:?}");
     let on_door = |name: &str| {
         DoorDump::read(&door.db)
             .unwrap()
@@ -231,44 +222,65 @@ async fn revoke_after_a_kill_between_door_ack_and_record_names_the_offline_door_
             .iter()
             .any(|u| u.display_name == name)
     };
-    assert!(on_door("Newcomer"), "the door applied the record before the kill");
-
     let door_pid = Pid::from_raw(i32::try_from(door.child.id().unwrap()).unwrap());
-    kill(door_pid, Signal::SIGSTOP).unwrap();
-    let started = Instant::now();
-    let out = doorsync(
-        &config,
-        &["revoke", "--user-type", "IDENTITY", "--user-id", &key.user_id, "--json"],
-    )
-    .await;
-    let took = started.elapsed();
-    let revoked = json(&out);
-    kill(door_pid, Signal::SIGCONT).unwrap();
-    eprintln!("revoke with one door offline took {} ms", took.as_millis());
-    assert_eq!(out.status.code(), Some(2), "{revoked}");
-    assert_eq!(revoked["all_doors_reached"], false, "{revoked}");
-    assert_eq!(revoked["doors"][0]["door"], "lobby", "{revoked}");
-    assert!(revoked["doors"][0]["error"].is_string(), "{revoked}");
-    assert!(on_door("Newcomer"), "still there: the door was away");
+    for kill_at in [1, 2] {
+        let name = format!("Newcomer {kill_at}");
+        let key = grant(&sim, &format!("x-{kill_at:04}"), &name);
+        let aborted = tokio::time::timeout(
+            HANG_GUARD,
+            Command::new(env!("CARGO_BIN_EXE_doorsync"))
+                .args(["sync", "--config"])
+                .arg(&config)
+                .env("DOORSYNC_TEST_ABORT_AT", format!("after-door-ack:{kill_at}"))
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(aborted.status.code().is_none(), "killed by the hook: {aborted:?}");
+        assert!(on_door(&name), "the door applied the file before the kill");
 
-    let out = doorsync(&config, &["sync", "--json"]).await;
-    let pass = json(&out);
-    assert_eq!(pass["converged"], true, "{pass}");
-    assert!(pass["doors"][0]["verify"].is_object(), "read back first: {pass}");
-    // The newcomer leaves by the urgent delete right after the pull (the only thing that may reach a
-    // door before its read-back) or, if the read-back comes first, as a recovered crash leftover.
-    let urgent = pass["removed_at_once"] == 1;
-    let recovered = pass["doors"][0]["verify"]["recovered"] == 1;
-    assert!(urgent || recovered, "{pass}");
-    assert_eq!(
-        pass["doors"][0]["verify"]["unknown_deleted"], 0,
-        "not a stranger: {pass}"
-    );
-    assert!(!on_door("Newcomer"));
-    assert_eq!(DoorDump::read(&door.db).unwrap().users.len(), 2);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("narrowing down"),
-        "recovery is expected, logged at info: {stderr}"
-    );
+        kill(door_pid, Signal::SIGSTOP).unwrap();
+        let started = Instant::now();
+        let out = doorsync(
+            &config,
+            &["revoke", "--user-type", "IDENTITY", "--user-id", &key.user_id, "--json"],
+        )
+        .await;
+        let took = started.elapsed();
+        let revoked = json(&out);
+        kill(door_pid, Signal::SIGCONT).unwrap();
+        // Shown, not asserted (it depends on the machine): the bound is 3 x 200 ms + 2 s per door.
+        eprintln!(
+            "kill point {kill_at}: revoke with one door offline took {} ms",
+            took.as_millis()
+        );
+        assert_eq!(out.status.code(), Some(2), "{revoked}");
+        assert_eq!(revoked["all_doors_reached"], false, "{revoked}");
+        assert_eq!(revoked["doors"][0]["door"], "lobby", "{revoked}");
+        assert!(revoked["doors"][0]["error"].is_string(), "{revoked}");
+        assert!(on_door(&name), "still there: the door was away");
+
+        let out = doorsync(&config, &["sync", "--json"]).await;
+        let pass = json(&out);
+        assert_eq!(pass["converged"], true, "{pass}");
+        assert!(pass["doors"][0]["verify"].is_object(), "read back first: {pass}");
+        // The newcomer leaves by the urgent delete right after the pull (the only thing that may
+        // reach a door before its read-back) or, if the read-back comes first, as a crash leftover.
+        let urgent = pass["removed_at_once"] == 1;
+        let recovered = pass["doors"][0]["verify"]["recovered"] == 1;
+        assert!(urgent || recovered, "{pass}");
+        assert_eq!(
+            pass["doors"][0]["verify"]["unknown_deleted"], 0,
+            "not a stranger: {pass}"
+        );
+        assert!(!on_door(&name));
+        assert_eq!(DoorDump::read(&door.db).unwrap().users.len(), 2);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("narrowing down"),
+            "recovery is expected, logged at info: {stderr}"
+        );
+    }
 }
