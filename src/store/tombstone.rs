@@ -55,8 +55,10 @@ impl Store {
         key: &UserKey,
         mut decide: impl FnMut(&mut Tombstone) -> TombstoneChange,
     ) -> Result<TombstoneChange, StoreError> {
+        // Each retry means another writer changed this tombstone meanwhile; a handful is plenty.
+        const MAX_ATTEMPTS: usize = 64;
         let k = user_key_bytes(key);
-        loop {
+        for _ in 0..MAX_ATTEMPTS {
             let Some(old) = self.tombstones.get(&k)? else {
                 return Ok(TombstoneChange::Keep);
             };
@@ -72,6 +74,11 @@ impl Store {
                 return Ok(change);
             }
         }
+        Err(StoreError::Corrupt {
+            tree: "tombstones".into(),
+            key: key.to_string(),
+            reason: format!("changed by another writer {MAX_ATTEMPTS} times in a row; not updated"),
+        })
     }
 }
 
