@@ -284,3 +284,45 @@ async fn revoke_after_a_kill_between_door_ack_and_record_names_the_offline_door_
         );
     }
 }
+
+/// The daemon's rule for a door coming back: it is read back before anything else is sent to it, so
+/// a stranger enrolled by hand during the outage leaves before any upload of the pending work.
+#[tokio::test]
+async fn a_door_back_from_an_outage_is_read_back_by_the_daemon_before_any_upload() {
+    use doorsync::door::memory::DoorCall;
+    use doorsync::door::vendor;
+    let sim = sim(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let door = memory_door();
+    let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
+    d.settle().await;
+    door.set_offline(true);
+    grant_newcomer(&sim);
+    let pass = d.sync(false).await;
+    assert!(!pass.converged, "the door is away: {pass:?}");
+    let stranger = doorsync::domain::DoorRecord {
+        id: doorsync::domain::DoorUserId(900),
+        policy: Policy::Permission,
+        expire_at: None,
+        face: doorsync::domain::FaceRef {
+            sha256: vendor::sha256(b"stranger"),
+            len_bytes: 8,
+        },
+        display_name: "Stranger".into(),
+    };
+    let file = vendor::encode_record_file(&[stranger]).unwrap();
+    door.tamper(|db| db.apply_file(vendor::FT_TYPE_RECORDS, &file));
+    let before = door.calls().len();
+    door.set_offline(false);
+    // The worker's retry or this request, whichever comes first, brings it back.
+    d.sync(false).await;
+    until(|| names_on(&door).contains(&"Newcomer".to_string())).await;
+    let replay = door.calls()[before..].to_vec();
+    assert_eq!(
+        replay.first(),
+        Some(&DoorCall::Delete(vec![doorsync::domain::DoorUserId(900)])),
+        "the stranger goes first: {replay:?}"
+    );
+    assert!(!names_on(&door).contains(&"Stranger".to_string()));
+    d.stop().await;
+}
