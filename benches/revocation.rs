@@ -80,6 +80,7 @@ async fn run(users: usize, baud: u32) {
             door_retry: (Duration::from_millis(100), Duration::from_secs(2)),
             outbox_retry: (Duration::from_secs(1), Duration::from_secs(10)),
             shutdown_grace: Duration::from_secs(10),
+            urgent_delete_wait: doorsync::sync::engine::DEFAULT_URGENT_DELETE_WAIT,
         },
         store,
         cloud: Arc::new(CloudClient::new(settings).unwrap()),

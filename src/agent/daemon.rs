@@ -40,6 +40,21 @@ pub struct DaemonConfig {
     pub outbox_retry: (Duration, Duration),
     /// How long tasks get to finish their current op after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// How long an urgent delete (a revoke) waits for one door: [`urgent_delete_wait`].
+    pub urgent_delete_wait: Duration,
+}
+
+/// How long an urgent delete waits for a door before reporting it unreached: the DELETE's reply
+/// timeout plus one discovery attempt (osdp_ID and osdp_CAP, one reply timeout each) at the slowest
+/// configured door, plus 2 s for the link's poll schedule and a loaded machine. The delete stays first in the door's plan,
+/// so returning after this loses nothing.
+pub fn urgent_delete_wait(doors: &[crate::config::DoorConfig]) -> Duration {
+    let slowest = doors
+        .iter()
+        .map(|d| d.reply_timeout)
+        .max()
+        .unwrap_or(Duration::from_millis(200));
+    slowest.saturating_mul(3).saturating_add(Duration::from_secs(2))
 }
 
 impl DaemonConfig {
@@ -53,6 +68,7 @@ impl DaemonConfig {
             door_retry: (Duration::from_millis(500), Duration::from_secs(10)),
             outbox_retry: (Duration::from_secs(1), Duration::from_secs(300)),
             shutdown_grace: Duration::from_secs(10),
+            urgent_delete_wait: urgent_delete_wait(&config.doors),
         }
     }
 }
@@ -124,6 +140,7 @@ pub async fn run(daemon: Daemon, shutdown: impl Future<Output = ()> + Send) -> R
     let settings = EngineSettings {
         max_concurrency: config.max_concurrency.max(1),
         verify_interval: config.verify_interval,
+        urgent_delete_wait: config.urgent_delete_wait,
     };
     let engine = Arc::new(Engine::new(store.clone(), cloud, clock, engine_doors, settings));
     let outbox_wake = Arc::new(Notify::new());

@@ -20,7 +20,7 @@ pub mod shutdown;
 mod standalone;
 
 pub use backoff::Backoff;
-pub use daemon::{AgentError, Daemon, DaemonConfig, open_store, run};
+pub use daemon::{AgentError, Daemon, DaemonConfig, open_store, run, urgent_delete_wait};
 pub use doors::{DaemonDoor, DoorFactory, DoorOpenError, UnopenedDoor};
 pub use events::DaemonEvent;
 pub use standalone::Standalone;

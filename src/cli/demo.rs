@@ -237,6 +237,7 @@ impl Script<'_> {
                 door_retry: (Duration::from_millis(100), Duration::from_secs(2)),
                 outbox_retry: (Duration::from_millis(200), Duration::from_secs(5)),
                 shutdown_grace: Duration::from_secs(10),
+                urgent_delete_wait: crate::sync::engine::DEFAULT_URGENT_DELETE_WAIT,
             },
             store: store.clone(),
             cloud: Arc::new(CloudClient::new(settings)?),

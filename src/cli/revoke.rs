@@ -70,7 +70,8 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
 
 pub fn render(r: &RevokeReport) -> String {
     let mut out = format!(
-        "revoked {}{}; a tombstone keeps them off every door until the cloud shows a newer grant\n",
+        "revoked {}{}; a tombstone keeps them off every door until the cloud acknowledged the face delete \
+         and a later pull shows a new face\n",
         r.user,
         if r.known { "" } else { " (not in the local store)" }
     );

@@ -10,6 +10,8 @@
 mod records;
 #[cfg(test)]
 mod tests;
+mod tombstone;
+mod writeahead;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -21,6 +23,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Db, Transactional, Tree};
 
 pub use records::{DoorStatus, OutboxItem, PassSummary, StoredUser, Tombstone};
+pub use tombstone::TombstoneChange;
 
 use crate::domain::{AppliedEntry, DoorUserId, FaceRef, UserKey};
 

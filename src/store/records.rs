@@ -1,6 +1,6 @@
 //! The records the store keeps, as plain serde data (JSON on disk, so a technician can read them).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -34,9 +34,18 @@ pub struct Tombstone {
     pub key: UserKey,
     pub revoked_at: Timestamp,
     pub reason: String,
-    /// The cloud's face fingerprint when revoked: only a different one (a newer grant) lifts the tombstone.
+    /// The cloud's face fingerprint when revoked (kept for older readers; `seen_faces` decides).
     #[serde(default)]
     pub fingerprint: Option<String>,
+    /// Faces (cloud faceIds and stored image hashes, see `sync::tombstone`) the agent saw for this
+    /// user at the revocation or in any pull that did not start after the cloud acknowledged the
+    /// face delete. None of them can lift the tombstone.
+    #[serde(default)]
+    pub seen_faces: BTreeSet<String>,
+    /// The store mark (`Store::mark`) taken when the cloud acknowledged the queued face delete;
+    /// `None` while it has not. Only a pull whose own mark is greater started after that.
+    #[serde(default)]
+    pub delete_acked_mark: Option<u64>,
 }
 
 /// A cloud call to make when the cloud is reachable, kept in order.

@@ -56,6 +56,8 @@ fn everything_written_is_there_after_reopening() {
                 revoked_at: t(5),
                 reason: "r".into(),
                 fingerprint: None,
+                seen_faces: Default::default(),
+                delete_acked_mark: None,
             })
             .unwrap();
         store

@@ -1,5 +1,9 @@
 //! Applying one door's plan: deletes first, and each op recorded in the store only after the door
 //! acknowledged it (invariant 3), so a crash at any point leaves a state the next pass converges from.
+//!
+//! Write-ahead: before a record or face file that may create an id on the door goes out, that id is
+//! recorded (durable) as possibly held (`Store::write_ahead`); plans start from `Store::may_hold`, so
+//! an id the door may have taken just before a crash is deleted when its user must not pass.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +85,19 @@ fn user_entry(u: &StoredUser, profile_name: &str, tombstoned: bool) -> UserEntry
     }
 }
 
+/// How many ops `target`'s plan holds at `now`, without sending or recording anything (for a door
+/// that is not sent anything yet).
+pub fn pending_ops(store: &Store, target: &DoorTarget<'_>, now: Timestamp) -> Result<u64, StoreError> {
+    let entries = user_entries(store, &target.profile.name)?;
+    let applied = store.may_hold(target.name)?;
+    let ids = store.door_ids(target.name)?;
+    let mut alloc = MonotonicIds {
+        next: store.next_id(target.name)?,
+    };
+    let plan = plan::plan(now, &entries, &applied, &ids, target.profile.capacity_users, &mut alloc);
+    Ok(plan.ops.len() as u64)
+}
+
 /// Plans `target` against the store at `now` and applies the plan. `generation` counts changes to
 /// desired state (revocations, roster changes): if it moves while this runs, the apply stops before
 /// its next non-delete op so a stale plan never re-adds someone just revoked.
@@ -106,7 +123,7 @@ pub async fn apply_door_with_progress(
 ) -> Result<ApplyReport, ApplyError> {
     let started_generation = generation.load(Ordering::SeqCst);
     let entries = user_entries(store, &target.profile.name)?;
-    let mut applied = store.applied(target.name)?;
+    let mut applied = store.may_hold(target.name)?;
     let ids = store.door_ids(target.name)?;
     let mut alloc = MonotonicIds {
         next: store.next_id(target.name)?,
@@ -209,6 +226,7 @@ async fn run_plan(
             record(applied, &DoorOp::Delete(*id));
             store.record_deleted(target.name, *id)?;
         }
+        store.settle_write_ahead(target.name, chunk)?;
         report.deleted += chunk.len() as u64;
         *done += chunk.len() as u64;
     }
@@ -218,14 +236,24 @@ async fn run_plan(
         if generation.load(Ordering::SeqCst) != started_generation {
             return Err(Stop::Replan);
         }
+        // Ids the door does not already count as held: this file may create them.
+        let creates: Vec<(DoorUserId, crate::domain::UserKey)> = chunk
+            .iter()
+            .filter(|r| !applied.contains_key(&r.id))
+            .filter_map(|r| plan.key_of(r.id).map(|k| (r.id, k.clone())))
+            .collect();
+        store.write_ahead(target.name, &creates)?;
         match target.door.upsert_users(chunk).await {
             Ok(()) => {
+                super::crash_hook::point(super::crash_hook::AFTER_DOOR_ACK);
                 for r in chunk {
                     record(applied, &DoorOp::Upsert(r.clone()));
                     if let Some(entry) = applied.get(&r.id) {
                         store.record_applied(target.name, r.id, entry)?;
                     }
                 }
+                let settled: Vec<DoorUserId> = chunk.iter().map(|r| r.id).collect();
+                store.settle_write_ahead(target.name, &settled)?;
                 report.upserted += chunk.len() as u64;
             }
             Err(e) if e.is_transient() => return Err(Stop::Door(e)),
@@ -266,11 +294,18 @@ async fn run_plan(
             }
         };
         let len = jpeg.len() as u64;
+        if !applied.contains_key(&id)
+            && let Some(key) = plan.key_of(id)
+        {
+            store.write_ahead(target.name, &[(id, key.clone())])?;
+        }
         match target.door.put_face(id, face, Bytes::from(jpeg)).await {
             Ok(()) => {
+                super::crash_hook::point(super::crash_hook::AFTER_DOOR_ACK);
                 record(applied, &DoorOp::PutFace { id, face });
                 if let Some(entry) = applied.get(&id) {
                     store.record_applied(target.name, id, entry)?;
+                    store.settle_write_ahead(target.name, &[id])?;
                 }
                 report.faces_sent += 1;
                 report.image_bytes_sent += len;

@@ -4,15 +4,18 @@
 //!   (deletes, then upserts, then faces) that take its applied state there.
 //! - [`apply`]: runs one door's plan through the `Door` trait, recording each acknowledged op.
 //! - [`pull`]: the roster and faces from the cloud into the store.
+//! - [`tombstone`]: when a local revocation is lifted (only by evidence that postdates it).
 //! - [`verify`]: reading a door back and correcting the record of what it holds.
 //! - [`engine`]: one pass (pull → apply → verify), urgent deletes, revocation and the cloud outbox.
 //! - [`status`]: the report `doorsync status` prints.
 
 pub mod apply;
+pub mod crash_hook;
 pub mod engine;
 pub mod plan;
 pub mod pull;
 pub mod status;
+pub mod tombstone;
 pub mod verify;
 
 #[cfg(test)]

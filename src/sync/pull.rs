@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::cloud::{CloudError, CloudFace, ErrorClass, FaceCloud, RosterEntry};
 use crate::domain::{Profile, UserKey};
 use crate::faces;
-use crate::store::{OutboxItem, PassSummary, Store, StoreError, StoredUser};
+use crate::store::{PassSummary, Store, StoreError, StoredUser};
 
 /// What one pull did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +74,8 @@ pub async fn pull(
     options: PullOptions,
 ) -> Result<PullReport, PullError> {
     let started_at = now;
+    // Taken before the roster is read: only a pull that starts after a face delete's ack may lift.
+    let tombstone_mark = store.mark()?;
     let roster = match cloud.roster().await {
         Ok(r) => r,
         Err(e) => {
@@ -135,7 +137,7 @@ pub async fn pull(
         tracing::info!(user = %key, "the cloud says this user no longer exists; removing them");
     }
 
-    report.tombstones_lifted = lift_tombstones(store, &users)?;
+    report.tombstones_lifted = super::tombstone::review(store, &users, tombstone_mark)?;
     users.sort_by(|a, b| a.key.cmp(&b.key));
     let before: BTreeMap<UserKey, StoredUser> = store.users()?.0.into_iter().map(|u| (u.key.clone(), u)).collect();
     report.changed = report.tombstones_lifted > 0
@@ -328,33 +330,4 @@ async fn normalise_all(
         out.insert(name, face);
     }
     Ok(out)
-}
-
-/// Lifts tombstones the cloud has overtaken: the cloud-side delete went out, and the cloud now shows
-/// a different face for the user (a newer grant). Returns how many were lifted.
-fn lift_tombstones(store: &Store, users: &[StoredUser]) -> Result<u64, StoreError> {
-    // The outbox is small (an offline-time backlog); reading it whole is fine.
-    let pending_deletes: BTreeSet<UserKey> = store
-        .outbox_items()?
-        .into_iter()
-        .filter_map(|(_, item)| match item {
-            OutboxItem::DeleteFace { key } => Some(key),
-            OutboxItem::ModifyUser { .. } => None,
-        })
-        .collect();
-    let mut lifted = 0;
-    for t in store.tombstones()? {
-        if pending_deletes.contains(&t.key) {
-            continue;
-        }
-        let Some(user) = users.iter().find(|u| u.key == t.key) else {
-            continue;
-        };
-        if user.image_fingerprint.is_some() && user.image_fingerprint != t.fingerprint {
-            tracing::info!(user = %t.key, "newer cloud grant after a local revocation; lifting the tombstone");
-            store.remove_tombstone(&t.key)?;
-            lifted += 1;
-        }
-    }
-    Ok(lifted)
 }

@@ -5,6 +5,11 @@
 //! without reading the whole door. Users the door lacks or holds differently are forgotten from the
 //! applied state (keeping their ids), so the next plan re-sends just those; ids the door holds that
 //! the agent never recorded are deleted at once — an unknown person on a door is stale access.
+//!
+//! Ids written ahead (a file about to go out when the agent stopped) are not strangers: a door that
+//! lists one applied that file before the agent could record it. Such an id stays "may hold", so the
+//! next plan deletes it (user must not pass) or re-sends it; an expected recovery, logged at info.
+//! A read-back that proves the door does not hold a written-ahead id settles it.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +17,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::apply::DoorTarget;
-use crate::domain::{AppliedEntry, DoorUserId};
+use crate::domain::{AppliedEntry, DoorUserId, UserKey};
 use crate::door::{self, DoorError, vendor};
 use crate::store::{Store, StoreError};
 
@@ -28,6 +33,9 @@ pub struct VerifyReport {
     pub missing: u64,
     /// Recorded users the door holds with another record or face: forgotten likewise.
     pub mismatched: u64,
+    /// Ids written ahead that the door holds (an interrupted transfer applied them): re-planned.
+    #[serde(default)]
+    pub recovered: u64,
 }
 
 impl VerifyReport {
@@ -48,27 +56,57 @@ pub enum VerifyError {
 /// Reads back `target` and corrects the store's record of it. Run `apply_door` afterwards to repair.
 pub async fn verify_door(store: &Store, target: &DoorTarget<'_>, now: Timestamp) -> Result<VerifyReport, VerifyError> {
     let applied = store.applied(target.name)?;
+    let ahead: BTreeMap<DoorUserId, UserKey> = store
+        .written_ahead(target.name)?
+        .into_iter()
+        .filter(|(id, _)| !applied.contains_key(id))
+        .collect();
     let expected = door::expected_digest(&applied);
     let reported = target.door.digest().await?;
     let mut report = VerifyReport::default();
     if reported.user_count == expected.user_count && reported.digest == expected.digest {
         report.matched = true;
+        // The door holds exactly the applied state: no written-ahead id reached it.
+        let absent: Vec<DoorUserId> = ahead.keys().copied().collect();
+        store.settle_write_ahead(target.name, &absent)?;
         let mut status = store.door_status(target.name)?;
         status.last_verified_at = Some(now);
         store.put_door_status(target.name, &status)?;
         return Ok(report);
     }
-    tracing::warn!(
-        door = target.name,
-        expected = expected.user_count,
-        reported = reported.user_count,
-        "door differs from the record; narrowing down"
-    );
+    if ahead.is_empty() {
+        tracing::warn!(
+            door = target.name,
+            expected = expected.user_count,
+            reported = reported.user_count,
+            "door differs from the record; narrowing down"
+        );
+    } else {
+        tracing::info!(
+            door = target.name,
+            expected = expected.user_count,
+            reported = reported.user_count,
+            written_ahead = ahead.len(),
+            "recovering from an interrupted transfer: reading back the ids it may have created"
+        );
+    }
     let reported_buckets = target.door.bucket_digests().await?;
     let differing = door::diff_buckets(&door::expected_bucket_digests(&applied), &reported_buckets);
     report.buckets_differing = differing.len() as u64;
+    // Written-ahead ids in a bucket that matches the record are proven absent.
+    let differing_set: std::collections::BTreeSet<u8> = differing.iter().copied().collect();
+    let mut absent: Vec<DoorUserId> = ahead
+        .keys()
+        .filter(|id| !differing_set.contains(&vendor::bucket_of(**id)))
+        .copied()
+        .collect();
     let mut unknown = Vec::new();
     for bucket in differing {
+        let mut ahead_here: std::collections::BTreeSet<DoorUserId> = ahead
+            .keys()
+            .filter(|id| vendor::bucket_of(**id) == bucket)
+            .copied()
+            .collect();
         let listed = target.door.list(bucket).await?;
         let mut expected_here: BTreeMap<DoorUserId, (&AppliedEntry, vendor::DigestEntry)> = applied
             .iter()
@@ -77,6 +115,15 @@ pub async fn verify_door(store: &Store, target: &DoorTarget<'_>, now: Timestamp)
             .collect();
         for entry in listed {
             match expected_here.remove(&entry.id) {
+                None if ahead_here.remove(&entry.id) => {
+                    report.recovered += 1;
+                    tracing::info!(
+                        door = target.name,
+                        id = entry.id.0,
+                        user = %ahead[&entry.id],
+                        "the door applied a file the agent had not recorded; re-planning that id"
+                    );
+                }
                 None => unknown.push(entry.id),
                 Some((applied_entry, want)) => {
                     let record_ok = vendor::prefix(&want.record_hash) == entry.record_hash_prefix;
@@ -100,7 +147,9 @@ pub async fn verify_door(store: &Store, target: &DoorTarget<'_>, now: Timestamp)
             report.missing += 1;
             store.forget_applied(target.name, id)?;
         }
+        absent.extend(ahead_here);
     }
+    store.settle_write_ahead(target.name, &absent)?;
     // Entries recorded without an acknowledged record are not expected on the door either; a door
     // that still lists such an id holds something the agent cannot vouch for.
     let batch = vendor::delete_batch_size(target.profile.osdp.max_mfg_data_bytes).max(1);

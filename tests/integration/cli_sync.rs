@@ -3,7 +3,7 @@
 //! temp dir — once with a running `doorsync run`, once without any daemon.
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use doorsync::cloud::sim::SimHandle;
@@ -11,7 +11,7 @@ use doorsync::door::sim::DoorDump;
 use tokio::process::{Child, Command};
 
 use crate::harness::{HANG_GUARD, name_of, sim};
-use crate::processes;
+use crate::processes::{self, doorsync, json};
 
 struct Door {
     _child: Option<Child>,
@@ -30,36 +30,6 @@ async fn start_door(dir: &Path) -> Door {
 
 fn write_config(dir: &Path, sim: &SimHandle, door: &Door) -> PathBuf {
     processes::write_config(dir, &sim.base_url(), &door.link, 115_200)
-}
-
-async fn doorsync(config: &Path, args: &[&str]) -> Output {
-    let out = tokio::time::timeout(
-        HANG_GUARD,
-        Command::new(env!("CARGO_BIN_EXE_doorsync"))
-            .args(args)
-            .arg("--config")
-            .arg(config)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("doorsync hung")
-    .unwrap();
-    eprintln!(
-        "doorsync {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON object ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
 }
 
 fn names_on(door: &Door) -> Vec<String> {

@@ -17,7 +17,7 @@ use rand::{Rng as _, SeedableRng as _};
 use tokio::process::{Child, Command};
 
 use crate::harness::{HANG_GUARD, sim};
-use crate::processes::{start_door, write_config};
+use crate::processes::{DoorProcess, doorsync, json, start_door, write_config};
 
 const USERS: usize = 8;
 const BAUD: &str = "230400";
@@ -126,7 +126,11 @@ async fn ready(files: &Files, daemon: &mut Child) {
 
 /// Waits until the door holds exactly who may pass, each with their announced face.
 async fn converged(sim: &SimHandle, files: &Files, daemon: &mut Child, when: &str) {
-    let want = allowed(sim);
+    converged_to(allowed(sim), files, daemon, when).await;
+}
+
+/// Waits until the door holds exactly `want`, each with their announced face.
+async fn converged_to(want: BTreeSet<String>, files: &Files, daemon: &mut Child, when: &str) {
     let reached = tokio::time::timeout(HANG_GUARD, async {
         loop {
             let (held, faces) = on_door(&files.door_db);
@@ -149,22 +153,27 @@ async fn converged(sim: &SimHandle, files: &Files, daemon: &mut Child, when: &st
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkilled_daemon_restarts_on_its_store_and_converges_with_no_revoked_user_on_the_door() {
+/// The fake cloud (user names = user ids, as the door's db file is read by name), a paced door process
+/// and the agent's files.
+async fn setup(dir: &Path) -> (SimHandle, DoorProcess, Files) {
     let sim = sim(USERS).await;
     for u in sim.users() {
-        // Unique display names: the door's db file is read by name.
         sim.set_name(&u.key.user_id, &u.key.user_id);
     }
-    let dir = tempfile::tempdir().unwrap();
     // Paced at a fast rate, so a face takes a fraction of a second and kills land mid-transfer.
-    let door = start_door(dir.path(), &["--baud", BAUD]).await;
-    let (link, door_db) = (door.link.clone(), door.db.clone());
+    let door = start_door(dir, &["--baud", BAUD]).await;
     let files = Files {
-        config: write_config(dir.path(), &sim.base_url(), &link, BAUD_NUM),
-        door_db,
-        logs: dir.path().join("daemon.log"),
+        config: write_config(dir, &sim.base_url(), &door.link, BAUD_NUM),
+        door_db: door.db.clone(),
+        logs: dir.join("daemon.log"),
     };
+    (sim, door, files)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_daemon_restarts_on_its_store_and_converges_with_no_revoked_user_on_the_door() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, _door, files) = setup(dir.path()).await;
     let mut rng = StdRng::seed_from_u64(0x00D0_0125);
 
     let mut daemon = start_daemon(&files, 0);
@@ -255,4 +264,121 @@ async fn sigkilled_daemon_restarts_on_its_store_and_converges_with_no_revoked_us
     assert_eq!(status["doors"][0]["users_applied"], held.len(), "{status}");
     assert_eq!(status["doors"][0]["pending"], 0, "{status}");
     assert_eq!(status["doors"][0]["failed"], serde_json::json!({}), "{status}");
+}
+
+/// Rounds of the revocation crash loop.
+const REVOKE_ROUNDS: usize = 6;
+
+fn signal(child: &Child, sig: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
+    nix::sys::signal::kill(pid, sig).unwrap();
+}
+
+/// Local revocations under SIGKILL: each round the cloud grants a newcomer the agent has not pulled,
+/// a technician revokes them (daemon running or stopped, seeded), sometimes while the door is away
+/// (SIGSTOP: the line stays, the door does not answer) and then also revokes someone the door holds.
+/// The cloud's delete is acknowledged but not yet in effect, so every later roster still grants
+/// them. `revoke` must never exit 0 while the door holds the user, and after the kills the door must
+/// hold exactly the cloud's grants minus every local revocation, read from the door's db file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_revocations_of_unpulled_users_and_during_door_outages_survive_sigkills() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, door, files) = setup(dir.path()).await;
+    let mut rng = StdRng::seed_from_u64(0x00D0_0126);
+    let mut revoked: BTreeSet<String> = BTreeSet::new();
+    let want = |sim: &SimHandle, revoked: &BTreeSet<String>| -> BTreeSet<String> {
+        allowed(sim).difference(revoked).cloned().collect()
+    };
+    let mut daemon = start_daemon(&files, 0);
+    converged(&sim, &files, &mut daemon, "on the first start").await;
+    let mut history = Vec::new();
+    for round in 1..=REVOKE_ROUNDS {
+        let newcomer = format!("n-{round:04}");
+        sim.upsert_user(SimUser {
+            key: doorsync::domain::UserKey::new("IDENTITY", newcomer.clone()),
+            name: newcomer.clone(),
+            status: None,
+            expire_at: None,
+            policy: Policy::Permission,
+            face_version: 1,
+            has_face: true,
+            in_roster: true,
+            image_override: None,
+        });
+        let daemon_running = rng.random_bool(0.5);
+        let outage = rng.random_bool(0.5);
+        history.push(format!(
+            "round {round}: daemon {}, door {}",
+            if daemon_running { "running" } else { "stopped" },
+            if outage { "away" } else { "there" }
+        ));
+        if daemon_running {
+            ready(&files, &mut daemon).await;
+        } else {
+            daemon.kill().await.unwrap();
+            daemon.wait().await.unwrap();
+        }
+        if outage {
+            signal(&door.child, nix::sys::signal::Signal::SIGSTOP);
+        }
+        let mut targets = vec![newcomer.clone()];
+        if outage && let Some(held) = on_door(&files.door_db).0.into_iter().find(|n| !revoked.contains(n)) {
+            targets.push(held);
+        }
+        for user in &targets {
+            let held_before = on_door(&files.door_db).0.contains(user);
+            let out = doorsync(
+                &files.config,
+                &["revoke", "--user-type", "IDENTITY", "--user-id", user, "--json"],
+            )
+            .await;
+            let report = json(&out);
+            revoked.insert(user.clone());
+            let reached = report["all_doors_reached"] == true;
+            assert_eq!(out.status.code(), Some(if reached { 0 } else { 2 }), "{report}");
+            if outage && held_before {
+                assert!(
+                    !reached,
+                    "a door that did not answer held {user}: {report}\n{history:?}"
+                );
+                assert_eq!(report["doors"][0]["door"], "lobby");
+            }
+            if reached {
+                assert!(
+                    !on_door(&files.door_db).0.contains(user),
+                    "revoke exited 0 but the door holds {user}: {report}\n{history:?}"
+                );
+            }
+        }
+        if outage {
+            signal(&door.child, nix::sys::signal::Signal::SIGCONT);
+        }
+        // The cloud acknowledged the delete but its roster still grants the newcomer as before.
+        if let Some(mut u) = sim.users().into_iter().find(|u| u.key.user_id == newcomer) {
+            u.has_face = true;
+            sim.upsert_user(u);
+        }
+        if !daemon_running {
+            daemon = start_daemon(&files, round);
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..1500))).await;
+        daemon.kill().await.unwrap();
+        daemon.wait().await.unwrap();
+        daemon = start_daemon(&files, round);
+    }
+    ready(&files, &mut daemon).await;
+    let out = doorsync(&files.config, &["sync", "--json"]).await;
+    assert_eq!(json(&out)["pull"]["tombstones_lifted"], 0, "{history:?}");
+    converged_to(
+        want(&sim, &revoked),
+        &files,
+        &mut daemon,
+        &format!("after {REVOKE_ROUNDS} rounds: {history:?}"),
+    )
+    .await;
+    let (held, _) = on_door(&files.door_db);
+    assert!(held.is_disjoint(&revoked), "revoked but on the door: {held:?}");
+    signal(&daemon, nix::sys::signal::Signal::SIGTERM);
+    let exit = tokio::time::timeout(HANG_GUARD, daemon.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "SIGTERM is a clean stop: {exit}\n{}", logs(&files));
 }

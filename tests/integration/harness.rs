@@ -86,6 +86,7 @@ pub async fn start(store_dir: &Path, cloud_url: &str, door: Arc<MemoryDoor>, opt
             door_retry: (Duration::from_millis(20), Duration::from_millis(200)),
             outbox_retry: (Duration::from_millis(20), Duration::from_millis(200)),
             shutdown_grace: Duration::from_secs(10),
+            urgent_delete_wait: doorsync::sync::engine::DEFAULT_URGENT_DELETE_WAIT,
         },
         store,
         cloud: Arc::new(CloudClient::new(cloud_settings(cloud_url)).unwrap()),

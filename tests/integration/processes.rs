@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
@@ -78,4 +78,47 @@ profile = "generic-face-v1"
     )
     .unwrap();
     path
+}
+
+/// Runs `doorsync ARGS --config CONFIG` to completion (hang-guarded), echoing its stderr.
+pub async fn doorsync(config: &Path, args: &[&str]) -> Output {
+    let out = tokio::time::timeout(
+        HANG_GUARD,
+        Command::new(env!("CARGO_BIN_EXE_doorsync"))
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("doorsync hung")
+    .unwrap();
+    eprintln!(
+        "doorsync {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The one JSON object a `--json` verb printed.
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Waits until a daemon listens on `socket`.
+pub async fn wait_listening(socket: &Path) {
+    tokio::time::timeout(HANG_GUARD, async {
+        while doorsync::agent::control::connect(socket).await.ok().flatten().is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the daemon never listened");
 }

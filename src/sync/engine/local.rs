@@ -7,6 +7,7 @@ use super::{Engine, EngineError, Removal, RemovalCause};
 use crate::cloud::ErrorClass;
 use crate::domain::UserKey;
 use crate::store::{OutboxItem, StoreError, Tombstone};
+use crate::sync::tombstone;
 
 /// Refused outbox calls kept in the store for `status` and post-mortems (newest last).
 const DROPPED_KEPT: usize = 100;
@@ -69,11 +70,16 @@ impl Engine {
     pub async fn revoke(&self, key: &UserKey, reason: &str) -> Result<RevokeReport, EngineError> {
         let since = self.now();
         let user = self.store.get_user(key)?;
+        // A repeated revoke keeps what the earlier one saw: those faces can never lift it either.
+        let mut seen_faces = self.store.get_tombstone(key)?.map(|t| t.seen_faces).unwrap_or_default();
+        seen_faces.extend(user.iter().flat_map(tombstone::face_tokens));
         let tombstone = Tombstone {
             key: key.clone(),
             revoked_at: since,
             reason: reason.to_string(),
             fingerprint: user.as_ref().and_then(|u| u.image_fingerprint.clone()),
+            seen_faces,
+            delete_acked_mark: None,
         };
         self.store
             .put_tombstone_and_queue(&tombstone, &OutboxItem::DeleteFace { key: key.clone() })?;
@@ -147,22 +153,31 @@ impl Engine {
                         .await
                 }
             };
-            match result {
-                Ok(()) => {
+            let delete_of = match &item {
+                OutboxItem::DeleteFace { key } => Some(key),
+                OutboxItem::ModifyUser { .. } => None,
+            };
+            match (result, delete_of) {
+                // The cloud acknowledged a face delete (or no longer has the face): the tombstone
+                // learns it in the same step, so a later pull may judge a re-grant.
+                (Ok(()), Some(key)) => {
+                    self.store.outbox_ack_face_delete(seq, key)?;
+                    report.sent += 1;
+                }
+                (Err(e), Some(key)) if e.class() == ErrorClass::UserGone => {
+                    self.store.outbox_ack_face_delete(seq, key)?;
+                    report.sent += 1;
+                }
+                (Ok(()), None) => {
                     self.store.outbox_ack(seq)?;
                     report.sent += 1;
                 }
-                // Deleting a face the cloud no longer has is done.
-                Err(e) if e.class() == ErrorClass::UserGone && matches!(item, OutboxItem::DeleteFace { .. }) => {
-                    self.store.outbox_ack(seq)?;
-                    report.sent += 1;
-                }
-                Err(e) if matches!(e.class(), ErrorClass::BadRequest | ErrorClass::UserGone) => {
+                (Err(e), _) if matches!(e.class(), ErrorClass::BadRequest | ErrorClass::UserGone) => {
                     tracing::error!(seq, call = %describe(&item), error = %e, "the cloud refused a queued call; dropping it");
                     self.store.outbox_ack(seq)?;
                     self.note_dropped(&mut report, seq, describe(&item), e.to_string())?;
                 }
-                Err(e) => {
+                (Err(e), _) => {
                     tracing::warn!(seq, call = %describe(&item), error = %e, "cloud call stays queued");
                     report.error = Some(e.to_string());
                     break;

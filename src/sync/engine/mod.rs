@@ -38,6 +38,10 @@ use crate::store::{Store, StoreError};
 /// than that is left to the next sync.
 const MAX_REPLANS: usize = 8;
 
+/// [`EngineSettings::urgent_delete_wait`] for the default 200 ms reply timeout: the DELETE's reply
+/// timeout, one discovery attempt (osdp_ID and osdp_CAP), and 2 s for the poll schedule.
+pub const DEFAULT_URGENT_DELETE_WAIT: Duration = Duration::from_millis(3 * 200 + 2000);
+
 /// One door as the engine holds it.
 pub struct EngineDoor {
     pub name: String,
@@ -52,6 +56,10 @@ pub struct EngineSettings {
     pub max_concurrency: usize,
     /// A door not verified for this long is verified on its next sync (`sync.verify_interval`).
     pub verify_interval: Duration,
+    /// How long an urgent delete (revoke, expiry, roster removal) waits for one door before
+    /// reporting it unreached: one reply timeout plus one discovery attempt (see
+    /// `agent::urgent_delete_wait`).
+    pub urgent_delete_wait: Duration,
 }
 
 impl Default for EngineSettings {
@@ -59,6 +67,7 @@ impl Default for EngineSettings {
         Self {
             max_concurrency: 8,
             verify_interval: Duration::from_secs(3600),
+            urgent_delete_wait: DEFAULT_URGENT_DELETE_WAIT,
         }
     }
 }
@@ -136,9 +145,16 @@ struct DoorSlot {
     door: Arc<dyn Door>,
     /// Held while a plan is applied or the door verified; urgent deletes do not take it.
     apply_lock: Mutex<()>,
+    /// The door failed to answer since it was last verified: it is read back before anything else is
+    /// sent to it (see `sync_door`), so strangers and crash leftovers go first.
+    unverified_since_outage: AtomicBool,
 }
 
 impl DoorSlot {
+    fn note_unreachable(&self) {
+        self.unverified_since_outage.store(true, Ordering::SeqCst);
+    }
+
     fn target(&self) -> DoorTarget<'_> {
         DoorTarget {
             name: &self.name,
@@ -184,6 +200,7 @@ impl Engine {
                 profile: d.profile,
                 door: d.door,
                 apply_lock: Mutex::new(()),
+                unverified_since_outage: AtomicBool::new(false),
             })
             .collect();
         Self {
@@ -267,9 +284,15 @@ impl Engine {
         Ok((report, removals))
     }
 
-    /// Whether `door` is due for verification (never verified, or longer ago than `verify_interval`).
+    /// Whether `door` is due for verification: never verified, longer ago than `verify_interval`, or
+    /// its last operation failed (a door coming back is read back before anything is sent to it, also
+    /// by the next process on this store).
     pub fn verify_due(&self, door: &str) -> Result<bool, StoreError> {
-        let last = self.store.door_status(door)?.last_verified_at;
+        let status = self.store.door_status(door)?;
+        if status.last_error.is_some() {
+            return Ok(true);
+        }
+        let last = status.last_verified_at;
         let interval =
             jiff::SignedDuration::try_from(self.settings.verify_interval).unwrap_or(jiff::SignedDuration::MAX);
         Ok(last.is_none_or(|t| t.saturating_add(interval).unwrap_or(Timestamp::MAX) <= self.now()))
@@ -286,6 +309,8 @@ impl Engine {
         let slot = self.slot(name)?;
         let _applying = slot.apply_lock.lock().await;
         let target = slot.target();
+        // A door coming back from an outage is read back before anything is sent to it.
+        let verify = verify || slot.unverified_since_outage.load(Ordering::SeqCst);
         let mut report = DoorSyncReport {
             name: name.to_string(),
             ..Default::default()
@@ -297,8 +322,25 @@ impl Engine {
                 total: 0,
             });
             match verify::verify_door(&self.store, &target, self.now()).await {
-                Ok(v) => report.verify = Some(v),
+                Ok(v) => {
+                    slot.unverified_since_outage.store(false, Ordering::SeqCst);
+                    report.verify = Some(v);
+                }
                 Err(VerifyError::Store(e)) => return Err(e.into()),
+                // Nothing but the read-back (and urgent deletes) goes to a door that went away and
+                // has not been verified since.
+                Err(VerifyError::Door(e)) if e.is_transient() => {
+                    slot.note_unreachable();
+                    report.apply.pending = apply::pending_ops(&self.store, &target, self.now())?;
+                    report.apply.error = Some(e.to_string());
+                    report.verify_error = Some(e.to_string());
+                    let pending = report.apply.pending;
+                    self.store.update_door_status(name, |s| {
+                        s.last_error = Some(e.to_string());
+                        s.pending = pending;
+                    })?;
+                    return Ok(report);
+                }
                 Err(VerifyError::Door(e)) => report.verify_error = Some(e.to_string()),
             }
         }
@@ -312,6 +354,9 @@ impl Engine {
         };
         for _ in 0..MAX_REPLANS {
             let r = apply::apply_door_with_progress(&self.store, &target, self.now(), &self.generation, &on_op).await?;
+            if r.error.is_some() {
+                slot.note_unreachable();
+            }
             merge(&mut report.apply, r);
             if !report.apply.interrupted || self.is_stopping() {
                 break;

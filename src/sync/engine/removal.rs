@@ -39,9 +39,11 @@ pub struct Removal {
 }
 
 impl Engine {
-    /// Deletes, on every door concurrently, everyone the door holds who must not pass now (gone,
-    /// denied, expired, revoked). Does not wait for a door's transfer in progress. A door that does not
-    /// answer keeps these deletes at the head of its next plan.
+    /// Deletes, on every door concurrently, everyone the door may hold (acknowledged or written
+    /// ahead) who must not pass now (gone, denied, expired, revoked). Does not wait for a door's
+    /// transfer in progress. Each door gets at most `urgent_delete_wait` (one reply timeout plus one
+    /// discovery attempt); a door that does not answer within it is reported with its error and keeps
+    /// these deletes at the head of its next plan, so nothing is lost by returning.
     pub async fn remove_undesired(&self, cause: RemovalCause, since: Timestamp) -> Result<Vec<Removal>, StoreError> {
         let mut entries: BTreeMap<&str, Vec<UserEntry>> = BTreeMap::new();
         for p in &self.profiles {
@@ -52,7 +54,32 @@ impl Engine {
                 .get(slot.profile.name.as_str())
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            self.remove_from_door(slot, users, cause, since)
+            let bound = self.settings.urgent_delete_wait;
+            async move {
+                match tokio::time::timeout(bound, self.remove_from_door(slot, users, cause, since)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        slot.note_unreachable();
+                        let error = format!(
+                            "the door did not acknowledge the delete within {} ms (offline or not answering)",
+                            bound.as_millis()
+                        );
+                        self.store
+                            .update_door_status(&slot.name, |s| s.last_error = Some(error.clone()))?;
+                        tracing::warn!(
+                            door = slot.name,
+                            ?bound,
+                            "door did not answer the urgent delete in time; it stays queued first"
+                        );
+                        Ok(Removal {
+                            door: slot.name.clone(),
+                            removed: Vec::new(),
+                            latency_ms: None,
+                            error: Some(error),
+                        })
+                    }
+                }
+            }
         });
         let mut out = Vec::with_capacity(self.doors.len());
         for r in futures::future::join_all(work).await {
@@ -68,7 +95,8 @@ impl Engine {
         cause: RemovalCause,
         since: Timestamp,
     ) -> Result<Removal, StoreError> {
-        let applied = self.store.applied(&slot.name)?;
+        // Ids written ahead count as held: the door may have applied a file just before a crash.
+        let applied = self.store.may_hold(&slot.name)?;
         let ids = plan::undesired_ids(self.now(), users, &applied);
         let mut removal = Removal {
             door: slot.name.clone(),
@@ -89,8 +117,12 @@ impl Engine {
                             removal.removed.push(e.key.clone());
                         }
                     }
+                    self.store.settle_write_ahead(&slot.name, chunk)?;
                 }
                 Err(e) => {
+                    slot.note_unreachable();
+                    self.store
+                        .update_door_status(&slot.name, |s| s.last_error = Some(e.to_string()))?;
                     tracing::warn!(door = slot.name, error = %e, "door unreachable; its deletes stay queued first");
                     removal.error = Some(e.to_string());
                     break;

@@ -302,3 +302,5 @@ async fn an_unknown_door_name_is_an_error_naming_it() {
     let err = r.engine.pass(&options, &quiet).await.unwrap_err();
     assert!(err.to_string().contains("garage"));
 }
+
+mod revocation;

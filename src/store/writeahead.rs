@@ -1,0 +1,102 @@
+//! The write-ahead of door-local ids: which ids a record or face file about to go out may create or
+//! change on a door, recorded (durable, flushed) before it is sent and settled once the door's
+//! acknowledgement is recorded. An id written ahead counts as held by the door for every delete, so
+//! a crash between "the door applied a file" and "the agent recorded it" hides nobody.
+
+use std::collections::BTreeMap;
+
+use super::{Store, StoreError, decode, encode, id_bytes};
+use crate::domain::{AppliedEntry, DoorUserId, UserKey};
+
+impl Store {
+    fn writeahead_tree(&self, door: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(format!("writeahead/{door}"))?)
+    }
+
+    /// Records that files about to go to `door` may create or change these ids. Durable on return,
+    /// before any byte of those files leaves.
+    pub fn write_ahead(&self, door: &str, ids: &[(DoorUserId, UserKey)]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let tree = self.writeahead_tree(door)?;
+        let mut batch = sled::Batch::default();
+        for (id, key) in ids {
+            batch.insert(&id_bytes(*id), encode(key)?);
+        }
+        tree.apply_batch(batch)?;
+        self.flush()
+    }
+
+    /// Ids written ahead and not yet settled: the door may hold them whatever the applied state says.
+    pub fn written_ahead(&self, door: &str) -> Result<BTreeMap<DoorUserId, UserKey>, StoreError> {
+        let tree = self.writeahead_tree(door)?;
+        let mut out = BTreeMap::new();
+        for item in tree.iter() {
+            let (k, v) = item?;
+            let id = <[u8; 4]>::try_from(k.as_ref())
+                .map(u32::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    tree: format!("writeahead/{door}"),
+                    key: hex::encode(&k),
+                    reason: "key is not a 4-byte id".into(),
+                })?;
+            out.insert(DoorUserId(id), decode(&tree, &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Settles ids whose outcome is recorded (applied or deleted) or proven absent by a read-back.
+    /// Not flushed on its own: an entry that survives a crash only costs one harmless delete.
+    pub fn settle_write_ahead(&self, door: &str, ids: &[DoorUserId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let tree = self.writeahead_tree(door)?;
+        let mut batch = sled::Batch::default();
+        for id in ids {
+            batch.remove(&id_bytes(*id));
+        }
+        tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Everything the door may hold: the applied state, plus an entry with neither record nor face
+    /// for each id written ahead but not acknowledged. Plans and urgent deletes start from this, so
+    /// such an id is deleted when its user must not pass and re-sent when they may.
+    pub fn may_hold(&self, door: &str) -> Result<BTreeMap<DoorUserId, AppliedEntry>, StoreError> {
+        let mut out = self.applied(door)?;
+        for (id, key) in self.written_ahead(door)? {
+            out.entry(id).or_insert(AppliedEntry {
+                key,
+                record: None,
+                face: None,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_written_ahead_survive_a_reopen_and_count_as_held_until_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = UserKey::new("IDENTITY", "a");
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.write_ahead("lobby", &[(DoorUserId(7), key.clone())]).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let held = store.may_hold("lobby").unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[&DoorUserId(7)].key, key);
+        assert!(held[&DoorUserId(7)].record.is_none());
+        assert!(store.applied("lobby").unwrap().is_empty(), "nothing acknowledged");
+        assert!(store.may_hold("hall").unwrap().is_empty(), "per door");
+        store.settle_write_ahead("lobby", &[DoorUserId(7)]).unwrap();
+        assert!(store.may_hold("lobby").unwrap().is_empty());
+    }
+}
