@@ -58,6 +58,7 @@ async fn pass(users: usize, latency_ms: u64, concurrency: usize) {
         EngineSettings {
             max_concurrency: concurrency,
             verify_interval: Duration::from_secs(3600),
+            ..Default::default()
         },
     );
     let started = Instant::now();
@@ -67,6 +68,7 @@ async fn pass(users: usize, latency_ms: u64, concurrency: usize) {
                 force_refresh: false,
                 verify: false,
                 door: None,
+                confirm_removals: false,
             },
             &|_| {},
         )

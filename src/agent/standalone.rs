@@ -41,6 +41,7 @@ impl Standalone {
         let settings = EngineSettings {
             max_concurrency: config.cloud.max_concurrency as usize,
             verify_interval: config.sync.verify_interval,
+            guard: crate::sync::guard::GuardSettings::from_config(&config.sync),
         };
         let engine = Engine::new(store, Arc::new(cloud), Arc::new(SystemClock), doors, settings);
         Ok(Self { engine, drivers })

@@ -4,12 +4,14 @@
 //!   (deletes, then upserts, then faces) that take its applied state there.
 //! - [`apply`]: runs one door's plan through the `Door` trait, recording each acknowledged op.
 //! - [`pull`]: the roster and faces from the cloud into the store.
+//! - [`guard`]: the mass-removal guard that holds implicit removals of many users at once.
 //! - [`verify`]: reading a door back and correcting the record of what it holds.
 //! - [`engine`]: one pass (pull → apply → verify), urgent deletes, revocation and the cloud outbox.
 //! - [`status`]: the report `doorsync status` prints.
 
 pub mod apply;
 pub mod engine;
+pub mod guard;
 pub mod plan;
 pub mod pull;
 pub mod status;
