@@ -32,7 +32,8 @@ fn write_config(dir: &Path, sim: &SimHandle, door: &Door) -> PathBuf {
     processes::write_config(dir, &sim.base_url(), &door.link, 115_200)
 }
 
-async fn doorsync(config: &Path, args: &[&str]) -> Output {
+/// Runs `doorsync ARGS --config CONFIG` to completion (also used by `roster`).
+pub(crate) async fn doorsync(config: &Path, args: &[&str]) -> Output {
     let out = tokio::time::timeout(
         HANG_GUARD,
         Command::new(env!("CARGO_BIN_EXE_doorsync"))
@@ -53,7 +54,7 @@ async fn doorsync(config: &Path, args: &[&str]) -> Output {
     out
 }
 
-fn json(out: &Output) -> serde_json::Value {
+pub(crate) fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not one JSON object ({e}): {}",

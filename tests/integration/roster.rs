@@ -19,7 +19,9 @@ use doorsync::sync::status;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
+use crate::cli_sync::{doorsync, json};
 use crate::harness::{cloud_settings, memory_door, names_on, sim};
+use crate::processes;
 
 const USERS: usize = 30;
 
@@ -459,4 +461,47 @@ async fn a_roster_response_over_the_cap_has_its_own_message() {
             .unwrap_or_default()
             .contains("image_download_max_bytes")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_exits_3_on_a_broken_roster_and_confirm_removals_applies_a_held_mass_removal() {
+    let sim = sim(12).await;
+    let dir = tempfile::tempdir().unwrap();
+    let door = processes::start_door(dir.path(), &["--no-pacing"]).await;
+    let config = processes::write_config(dir.path(), &sim.base_url(), &door.link, 115_200);
+    let on_door = || doorsync::door::sim::DoorDump::read(&door.db).unwrap().users.len();
+    assert!(doorsync(&config, &["sync", "--json"]).await.status.success());
+    assert_eq!(on_door(), 12);
+
+    sim.set_roster_fault(Some(RosterFault::OnlyFirst { users: 2 }));
+    let out = doorsync(&config, &["sync", "--json"]).await;
+    assert_eq!(out.status.code(), Some(3), "an incomplete pull exits 3");
+    let pass = json(&out);
+    assert!(
+        pass["pull_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("roster incomplete"),
+        "{pass}"
+    );
+    assert_eq!(on_door(), 12);
+
+    sim.set_roster_fault(None);
+    for n in 1..=12 {
+        sim.remove_from_roster(&format!("u-{n:04}"));
+    }
+    let out = doorsync(&config, &["sync", "--json"]).await;
+    assert!(out.status.success(), "exit {}", out.status);
+    assert_eq!(json(&out)["removals_held"]["count"], 12);
+    assert_eq!(on_door(), 12, "held, not applied");
+    let status = json(&doorsync(&config, &["status", "--json"]).await);
+    assert_eq!(status["removals_held"]["count"], 12, "{status}");
+    assert_eq!(status["roster"], "complete");
+    let text = String::from_utf8_lossy(&doorsync(&config, &["status"]).await.stdout).to_string();
+    assert!(text.contains("removals HELD: 12"), "{text}");
+
+    let out = doorsync(&config, &["sync", "--confirm-removals", "--json"]).await;
+    assert!(out.status.success(), "exit {}", out.status);
+    assert!(json(&out)["removals_held"].is_null());
+    assert_eq!(on_door(), 0, "confirmed removals are applied at once");
 }
