@@ -289,12 +289,14 @@ impl CloudClient {
                     tracing::debug!(pages = page_no, users = walk.entries().len(), "roster walk complete");
                     return Ok(Ok(walk.into_entries()));
                 }
-                Step::Inconsistent(reason) => return Ok(Err((reason, walk.into_entries()))),
+                Step::Inconsistent(reason) => return Ok(Err((reason, walk.into_entries(), false))),
+                Step::Runaway(reason) => return Ok(Err((reason, walk.into_entries(), true))),
             }
         }
         Ok(Err((
             format!("the walk passed {ROSTER_MAX_PAGES} pages without reaching its end"),
             walk.into_entries(),
+            true,
         )))
     }
 
@@ -398,8 +400,9 @@ impl CloudClient {
     }
 }
 
-/// One roster walk: the entries when it adds up, else the inconsistency and what was listed.
-type Walk = Result<Vec<RosterEntry>, (String, Vec<RosterEntry>)>;
+/// One roster walk: the entries when it adds up, else the inconsistency, what was listed, and whether
+/// walking again is pointless (the walk ran past its page bound).
+type Walk = Result<Vec<RosterEntry>, (String, Vec<RosterEntry>, bool)>;
 
 /// What one image GET gave.
 enum Fetched {
@@ -459,11 +462,11 @@ impl FaceCloud for CloudClient {
             walks += 1;
             match self.walk_roster().await? {
                 Ok(entries) => return Ok(entries),
-                Err((reason, listed)) if walks >= ROSTER_MAX_WALKS => {
+                Err((reason, listed, runaway)) if runaway || walks >= ROSTER_MAX_WALKS => {
                     tracing::warn!(walks, %reason, "roster walk inconsistent; removing nobody because of it");
                     return Err(CloudError::RosterIncomplete { reason, walks, listed });
                 }
-                Err((reason, _)) => {
+                Err((reason, _, _)) => {
                     tracing::info!(walks, %reason, "roster walk inconsistent; walking again");
                     tokio::time::sleep(ROSTER_REWALK_PAUSE).await;
                 }

@@ -21,6 +21,8 @@ pub enum Step {
     Complete,
     /// The walk broke; the reason names the inconsistency.
     Inconsistent(String),
+    /// The walk passed its page bound without an end: walking again would only repeat that.
+    Runaway(String),
 }
 
 /// One walk of the roster, fed page by page.
@@ -130,7 +132,7 @@ impl RosterWalk {
                 "page {page_no} is short ({count} users) but only {listed} of the {t} users reported were listed"
             )),
             None if count < self.page_size as usize => Step::Complete,
-            _ if self.pages >= self.max_pages => Step::Inconsistent(format!(
+            _ if self.pages >= self.max_pages => Step::Runaway(format!(
                 "the walk passed {} pages without reaching its end",
                 self.max_pages
             )),
@@ -248,6 +250,6 @@ mod tests {
         let mut w = RosterWalk::new(1, 3, "IDENTITY");
         assert_eq!(w.page(page(None, &["a"])), Step::Next);
         assert_eq!(w.page(page(None, &["b"])), Step::Next);
-        assert!(matches!(w.page(page(None, &["c"])), Step::Inconsistent(r) if r.contains("3 pages")));
+        assert!(matches!(w.page(page(None, &["c"])), Step::Runaway(r) if r.contains("3 pages")));
     }
 }

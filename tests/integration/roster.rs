@@ -180,6 +180,10 @@ async fn endless_pages_end_as_an_incomplete_pull() {
     rig.sim.set_roster_fault(Some(RosterFault::Endless));
     let report = rig.pass().await;
     assert_incomplete_kept_everyone(&rig, &report, "pages without reaching its end");
+    assert!(
+        report.pull_error.unwrap_or_default().contains("after 1 walks"),
+        "a runaway walk is not repeated"
+    );
 }
 
 #[tokio::test]
