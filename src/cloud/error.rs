@@ -72,7 +72,10 @@ pub enum CloudError {
     ResponseTooLarge { path: String, max_bytes: u64 },
     /// The roster walk did not add up (README, "Roster integrity"): nobody is removed because of it.
     /// `listed` holds what the last walk saw, so explicit per-user revocations still apply.
-    #[error("roster incomplete after {walks} walks: {reason}; nobody is removed because of it")]
+    #[error(
+        "roster incomplete after {walks} walk{}: {reason}; nobody is removed because of it",
+        if *walks == 1 { "" } else { "s" }
+    )]
     RosterIncomplete {
         reason: String,
         walks: u32,

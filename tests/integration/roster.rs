@@ -181,7 +181,7 @@ async fn endless_pages_end_as_an_incomplete_pull() {
     let report = rig.pass().await;
     assert_incomplete_kept_everyone(&rig, &report, "pages without reaching its end");
     assert!(
-        report.pull_error.unwrap_or_default().contains("after 1 walks"),
+        report.pull_error.unwrap_or_default().contains("after 1 walk:"),
         "a runaway walk is not repeated"
     );
 }
