@@ -68,6 +68,7 @@ async fn pass(users: usize, latency_ms: u64, concurrency: usize) {
                 force_refresh: false,
                 verify: false,
                 door: None,
+                confirm_removals: false,
             },
             &|_| {},
         )

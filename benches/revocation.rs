@@ -76,6 +76,7 @@ async fn run(users: usize, baud: u32) {
             poll_interval: Duration::from_secs(3600),
             verify_interval: Duration::from_secs(3600),
             max_concurrency: 8,
+            guard: Default::default(),
             force_refresh: false,
             door_retry: (Duration::from_millis(100), Duration::from_secs(2)),
             outbox_retry: (Duration::from_secs(1), Duration::from_secs(10)),
@@ -159,6 +160,7 @@ async fn run(users: usize, baud: u32) {
         &Request::Sync {
             force_refresh: false,
             door: None,
+            confirm_removals: false,
         },
         |_| {},
     )

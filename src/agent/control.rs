@@ -28,6 +28,9 @@ pub enum Request {
     Sync {
         force_refresh: bool,
         door: Option<String>,
+        /// `sync --confirm-removals`: apply the removals the mass-removal guard holds.
+        #[serde(default)]
+        confirm_removals: bool,
     },
     Revoke {
         key: UserKey,
@@ -255,6 +258,7 @@ mod tests {
             &Request::Sync {
                 force_refresh: true,
                 door: None,
+                confirm_removals: false,
             },
             |_| {},
         )

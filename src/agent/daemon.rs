@@ -20,6 +20,7 @@ use crate::cloud::FaceCloud;
 use crate::config::Config;
 use crate::store::{Store, StoreError};
 use crate::sync::engine::{Engine, EngineDoor, EngineSettings, RemovalCause};
+use crate::sync::guard::GuardSettings;
 
 /// The daemon's timing and places.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct DaemonConfig {
     pub verify_interval: Duration,
     /// `cloud.max_concurrency`.
     pub max_concurrency: usize,
+    /// `sync.max_implicit_removals` and `sync.removal_hold`.
+    pub guard: GuardSettings,
     /// `doorsync run --force-refresh`: the first pull re-fetches every user and image.
     pub force_refresh: bool,
     /// Door reconnect backoff (first delay, cap).
@@ -64,6 +67,7 @@ impl DaemonConfig {
             poll_interval: config.cloud.poll_interval,
             verify_interval: config.sync.verify_interval,
             max_concurrency: config.cloud.max_concurrency as usize,
+            guard: GuardSettings::from_config(&config.sync),
             force_refresh,
             door_retry: (Duration::from_millis(500), Duration::from_secs(10)),
             outbox_retry: (Duration::from_secs(1), Duration::from_secs(300)),
@@ -141,6 +145,7 @@ pub async fn run(daemon: Daemon, shutdown: impl Future<Output = ()> + Send) -> R
         max_concurrency: config.max_concurrency.max(1),
         verify_interval: config.verify_interval,
         urgent_delete_wait: config.urgent_delete_wait,
+        guard: config.guard,
     };
     let engine = Arc::new(Engine::new(store.clone(), cloud, clock, engine_doors, settings));
     let outbox_wake = Arc::new(Notify::new());

@@ -32,11 +32,16 @@ impl ControlHandler for Handler {
                 let report = status::collect(engine.store(), &engine.door_names(), true).map_err(|e| e.to_string())?;
                 to_json(&report)
             }
-            Request::Sync { force_refresh, door } => {
+            Request::Sync {
+                force_refresh,
+                door,
+                confirm_removals,
+            } => {
                 let options = PassOptions {
                     force_refresh,
                     verify: force_refresh,
                     door,
+                    confirm_removals,
                 };
                 let forward = |p: Progress| {
                     // A slow CLI must not stall the pass: progress lines are dropped, never waited for.

@@ -42,6 +42,7 @@ impl Standalone {
             max_concurrency: config.cloud.max_concurrency as usize,
             verify_interval: config.sync.verify_interval,
             urgent_delete_wait: super::daemon::urgent_delete_wait(&config.doors),
+            guard: crate::sync::guard::GuardSettings::from_config(&config.sync),
         };
         let engine = Engine::new(store, Arc::new(cloud), Arc::new(SystemClock), doors, settings);
         Ok(Self { engine, drivers })

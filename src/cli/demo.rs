@@ -233,6 +233,7 @@ impl Script<'_> {
                 poll_interval: Duration::from_secs(3600),
                 verify_interval: Duration::from_secs(3600),
                 max_concurrency: 8,
+                guard: Default::default(),
                 force_refresh: false,
                 door_retry: (Duration::from_millis(100), Duration::from_secs(2)),
                 outbox_retry: (Duration::from_millis(200), Duration::from_secs(5)),

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use crate::cloud::read_secret_file;
 use crate::cloud::sim::{SimCloud, SimConfig};
+use crate::config::read_secret_file;
 
 pub mod door;
 

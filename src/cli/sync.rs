@@ -31,6 +31,10 @@ pub struct SyncArgs {
     /// Print one JSON object on standard output instead of text (progress still goes to standard error).
     #[arg(long)]
     pub json: bool,
+    /// Apply the removals the mass-removal guard holds (many users gone from the roster at once), if
+    /// this pull still finds them gone.
+    #[arg(long)]
+    pub confirm_removals: bool,
 }
 
 pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
@@ -51,6 +55,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             let request = Request::Sync {
                 force_refresh: args.force_refresh,
                 door: args.door.clone(),
+                confirm_removals: args.confirm_removals,
             };
             let value = control::call(stream, &request, |p| view.show(&p.message, p.done, p.total)).await?;
             serde_json::from_value::<PassReport>(value).context("the daemon's sync answer")?
@@ -62,6 +67,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
                 force_refresh: args.force_refresh,
                 verify: args.force_refresh,
                 door: args.door.clone(),
+                confirm_removals: args.confirm_removals,
             };
             let show = |p: Progress| view.show(&p.message, p.done, p.total);
             let engine = &local.engine;
@@ -116,6 +122,16 @@ pub fn render(r: &PassReport) -> String {
             "cloud: FAILED: {e}\n  the doors were corrected from the cached desired state\n"
         )),
         (None, None) => {}
+    }
+    if let Some(h) = &r.removals_held {
+        out.push_str(&format!(
+            "removals HELD: {} users gone from the roster at once are kept on the doors (first seen {}, \
+             applied at {} if pulls keep agreeing; `doorsync sync --confirm-removals` applies them now)\n",
+            h.count, h.first_seen_at, h.until
+        ));
+    }
+    for (who, why) in &r.failed {
+        out.push_str(&format!("user failed {who}: {why}\n"));
     }
     if r.removed_at_once > 0 {
         out.push_str(&format!("removed at once from doors: {} users\n", r.removed_at_once));

@@ -1,7 +1,7 @@
 //! The signed HTTPS client (the project's only reqwest user) and the `FaceCloud` boundary trait.
 
-use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::error::{CloudError, ErrorClass, classify_business, classify_http};
 use super::face::{CloudFace, FaceCloud, ImageSource, RosterEntry};
+use super::roster::{RosterWalk, Step};
 use super::settings::CloudSettings;
 use super::sign::{self, SignInput};
 use super::wire::{self, ImageDeleteParams, ImageGetData, ImageGetParams, RosterPage, RosterParams, UserModifyParams};
@@ -24,8 +25,14 @@ use crate::domain::{Policy, UserKey};
 pub const ROSTER_PAGE_SIZE: u32 = 20;
 /// A roster walk longer than this is treated as a misbehaving server, not a huge roster.
 pub const ROSTER_MAX_PAGES: u32 = 1_000;
+/// An inconsistent roster walk is tried this many times in all before the pull is reported incomplete.
+pub const ROSTER_MAX_WALKS: u32 = 3;
+/// The pause before walking an inconsistent roster again (the list was probably changing).
+const ROSTER_REWALK_PAUSE: Duration = Duration::from_millis(500);
 /// Wrong-API answers get this many attempts in total (docs/cloud-api.md §3: retry ≤ 2 times).
 const WRONG_API_MAX_ATTEMPTS: u32 = 3;
+/// Redirects an image download follows at most.
+pub const IMAGE_MAX_REDIRECTS: usize = 3;
 /// Room for JSON framing around a BASE64 image in a response body.
 const JSON_OVERHEAD_BYTES: u64 = 256 * 1024;
 
@@ -87,6 +94,8 @@ impl CloudClient {
             .tls_backend_preconfigured(tls)
             .timeout(settings.request_timeout)
             .https_only(!settings.allow_insecure_http)
+            // Redirects are followed by hand for images (each hop re-checked) and never for the API.
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()
             .map_err(|e| CloudError::Config(format!("HTTP client setup failed: {e}")))?;
@@ -171,7 +180,11 @@ impl CloudClient {
         let error_message = header_string(resp.headers(), "x-ca-error-message");
         let gateway_request_id = header_string(resp.headers(), "x-ca-request-id");
         let max_bytes = self.settings.image_download_max_bytes.saturating_mul(2) + JSON_OVERHEAD_BYTES;
-        let bytes = read_capped(resp, path, max_bytes).await?;
+        let bytes = read_capped(resp, path, max_bytes, || CloudError::ResponseTooLarge {
+            path: path.into(),
+            max_bytes,
+        })
+        .await?;
         if status != 200 {
             let class = classify_http(status, error_message.as_deref());
             if class == ErrorClass::Auth {
@@ -260,28 +273,64 @@ impl CloudClient {
         Ok(map)
     }
 
-    async fn download(&self, url: &str) -> Result<Vec<u8>, CloudError> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| CloudError::BadResponse {
-            path: "image".into(),
-            detail: format!("image URL is not a URL: {e}"),
-        })?;
-        let host = parsed.host_str().unwrap_or("").to_string();
-        match parsed.scheme() {
+    /// One walk of the roster: `Ok(Ok(entries))` when it adds up, `Ok(Err((reason, listed)))` when it
+    /// does not, `Err` when a page could not be had at all.
+    async fn walk_roster(&self) -> Result<Walk, CloudError> {
+        let path = wire::PATH_ROSTER;
+        let mut walk = RosterWalk::new(ROSTER_PAGE_SIZE, ROSTER_MAX_PAGES, self.settings.user_type.clone());
+        for page_no in 1..=ROSTER_MAX_PAGES {
+            let params = RosterParams {
+                iot_id: self.settings.device_iot_id.clone(),
+                page_no,
+                page_size: ROSTER_PAGE_SIZE,
+            };
+            let page: RosterPage = self
+                .call(path, wire::API_VER_ROSTER, &params, false)
+                .await?
+                .ok_or_else(|| bad(path, format!("page {page_no} has no data")))?;
+            match walk.page(page) {
+                Step::Next => {}
+                Step::Complete => {
+                    tracing::debug!(pages = page_no, users = walk.entries().len(), "roster walk complete");
+                    return Ok(Ok(walk.into_entries()));
+                }
+                Step::Inconsistent(reason) => return Ok(Err((reason, walk.into_entries(), false))),
+                Step::Runaway(reason) => return Ok(Err((reason, walk.into_entries(), true))),
+            }
+        }
+        Ok(Err((
+            format!("the walk passed {ROSTER_MAX_PAGES} pages without reaching its end"),
+            walk.into_entries(),
+            true,
+        )))
+    }
+
+    /// Checks one image URL (the first or a redirect target) against the scheme rule and `image_hosts`.
+    fn check_image_url(&self, url: &reqwest::Url) -> Result<String, CloudError> {
+        match url.scheme() {
             "https" => {}
             "http" if self.settings.allow_insecure_http => {}
             s => {
-                return Err(CloudError::Config(format!(
-                    "image URL scheme {s:?} on host {host:?} not allowed"
+                return Err(CloudError::ImageRejected(format!(
+                    "image URL scheme `{s}` is not allowed (https only)"
                 )));
             }
         }
+        let host = url.host_str().unwrap_or("").to_string();
         if !self.settings.image_host_allowed(&host) {
             return Err(CloudError::ImageHostNotAllowed { host });
         }
+        Ok(host)
+    }
+
+    async fn download(&self, url: &str) -> Result<Vec<u8>, CloudError> {
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| CloudError::ImageRejected(format!("image URL is not a URL: {e}")))?;
+        let host = self.check_image_url(&parsed)?;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let result = self.download_once(parsed.clone(), &host).await;
+            let result = self.download_following(parsed.clone()).await;
             match result {
                 Ok(bytes) => return Ok(bytes),
                 Err(err) => {
@@ -295,7 +344,35 @@ impl CloudClient {
         }
     }
 
-    async fn download_once(&self, url: reqwest::Url, host: &str) -> Result<Vec<u8>, CloudError> {
+    /// Downloads, following at most [`IMAGE_MAX_REDIRECTS`] redirects, each target re-checked: an
+    /// allowed host must not be able to send the agent anywhere.
+    async fn download_following(&self, mut url: reqwest::Url) -> Result<Vec<u8>, CloudError> {
+        let mut hops = 0usize;
+        loop {
+            let host = self.check_image_url(&url)?;
+            match self.download_once(url.clone(), &host).await? {
+                Fetched::Body(bytes) => return Ok(bytes),
+                Fetched::Redirect(location) => {
+                    hops += 1;
+                    if hops > IMAGE_MAX_REDIRECTS {
+                        return Err(CloudError::ImageRejected(format!(
+                            "image URL redirects more than {IMAGE_MAX_REDIRECTS} times"
+                        )));
+                    }
+                    let Some(location) = location else {
+                        return Err(CloudError::ImageRejected(format!(
+                            "image host `{host}` answered a redirect without a Location"
+                        )));
+                    };
+                    url = url
+                        .join(&location)
+                        .map_err(|e| CloudError::ImageRejected(format!("image redirect target is not a URL: {e}")))?;
+                }
+            }
+        }
+    }
+
+    async fn download_once(&self, url: reqwest::Url, host: &str) -> Result<Fetched, CloudError> {
         let label = format!("image from {host}");
         let _permit = self.permits.acquire().await.map_err(|_| CloudError::Network {
             path: label.clone(),
@@ -303,6 +380,9 @@ impl CloudClient {
         })?;
         let resp = self.http.get(url).send().await.map_err(|e| network(&label, &e))?;
         let status = resp.status().as_u16();
+        if resp.status().is_redirection() {
+            return Ok(Fetched::Redirect(header_string(resp.headers(), "location")));
+        }
         if status != 200 {
             let class = match status {
                 403 | 404 | 410 => ErrorClass::BadResponse,
@@ -317,11 +397,22 @@ impl CloudClient {
             });
         }
         let max_bytes = self.settings.image_download_max_bytes;
+        let too_large = || CloudError::ImageTooLarge { max_bytes };
         if resp.content_length().is_some_and(|n| n > max_bytes) {
-            return Err(CloudError::ImageTooLarge { max_bytes });
+            return Err(too_large());
         }
-        read_capped(resp, &label, max_bytes).await
+        read_capped(resp, &label, max_bytes, too_large).await.map(Fetched::Body)
     }
+}
+
+/// One roster walk: the entries when it adds up, else the inconsistency, what was listed, and whether
+/// walking again is pointless (the walk ran past its page bound).
+type Walk = Result<Vec<RosterEntry>, (String, Vec<RosterEntry>, bool)>;
+
+/// What one image GET gave.
+enum Fetched {
+    Body(Vec<u8>),
+    Redirect(Option<String>),
 }
 
 fn network(path: &str, e: &reqwest::Error) -> CloudError {
@@ -342,14 +433,19 @@ fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-/// Reads a body, aborting as soon as it passes `max_bytes`.
-async fn read_capped(resp: reqwest::Response, path: &str, max_bytes: u64) -> Result<Vec<u8>, CloudError> {
+/// Reads a body, aborting with `too_large()` as soon as it passes `max_bytes`.
+async fn read_capped(
+    resp: reqwest::Response,
+    path: &str,
+    max_bytes: u64,
+    too_large: impl Fn() -> CloudError,
+) -> Result<Vec<u8>, CloudError> {
     let mut out = Vec::new();
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| network(path, &e))?;
         if out.len() as u64 + chunk.len() as u64 > max_bytes {
-            return Err(CloudError::ImageTooLarge { max_bytes });
+            return Err(too_large());
         }
         out.extend_from_slice(&chunk);
     }
@@ -366,55 +462,21 @@ fn bad(path: &str, detail: String) -> CloudError {
 #[async_trait]
 impl FaceCloud for CloudClient {
     async fn roster(&self) -> Result<Vec<RosterEntry>, CloudError> {
-        let path = wire::PATH_ROSTER;
-        let mut entries = Vec::new();
-        let mut seen_keys = HashSet::new();
-        let mut seen_pages = HashSet::new();
-        for page_no in 1..=ROSTER_MAX_PAGES {
-            let params = RosterParams {
-                iot_id: self.settings.device_iot_id.clone(),
-                page_no,
-                page_size: ROSTER_PAGE_SIZE,
-            };
-            let page: RosterPage = self
-                .call(path, wire::API_VER_ROSTER, &params, false)
-                .await?
-                .ok_or_else(|| bad(path, format!("page {page_no} has no data")))?;
-            let count = page.user_list.len();
-            let mut ids = Vec::with_capacity(count);
-            for item in page.user_list {
-                let user_id = item
-                    .user_id
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| bad(path, format!("page {page_no} lists a user without userId")))?;
-                let user_type = item
-                    .user_type
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| self.settings.user_type.clone());
-                let key = UserKey::new(user_type, user_id);
-                ids.push(key.to_string());
-                if seen_keys.insert(key.clone()) {
-                    entries.push(RosterEntry {
-                        revoked: wire::roster_status_is_revoked(item.status.as_deref()),
-                        key,
-                        name: item.user_name,
-                        status: item.status,
-                    });
+        let mut walks = 0u32;
+        loop {
+            walks += 1;
+            match self.walk_roster().await? {
+                Ok(entries) => return Ok(entries),
+                Err((reason, listed, runaway)) if runaway || walks >= ROSTER_MAX_WALKS => {
+                    tracing::warn!(walks, %reason, "roster walk inconsistent; removing nobody because of it");
+                    return Err(CloudError::RosterIncomplete { reason, walks, listed });
+                }
+                Err((reason, _, _)) => {
+                    tracing::info!(walks, %reason, "roster walk inconsistent; walking again");
+                    tokio::time::sleep(ROSTER_REWALK_PAUSE).await;
                 }
             }
-            if count > 0 && !seen_pages.insert(ids.join("\n")) {
-                return Err(bad(
-                    path,
-                    format!("page {page_no} repeats an earlier page; the walk would not end"),
-                ));
-            }
-            let reached_total = page.user_list_total.is_some_and(|t| (entries.len() as u64) >= t);
-            if count < ROSTER_PAGE_SIZE as usize || reached_total {
-                tracing::debug!(pages = page_no, users = entries.len(), "roster walk complete");
-                return Ok(entries);
-            }
         }
-        Err(bad(path, format!("roster walk exceeded {ROSTER_MAX_PAGES} pages")))
     }
 
     async fn get_face(&self, key: &UserKey) -> Result<CloudFace, CloudError> {
@@ -444,12 +506,26 @@ impl FaceCloud for CloudClient {
                 .map_err(|e| bad(path, format!("expireTime of user {key}: {e}")))?,
             None => None,
         };
+        // An unknown policy is a bad record, never read as a grant.
+        let policy = match data.policy.as_deref().map(str::trim) {
+            None | Some("") => Policy::Permission,
+            Some(p) if p.eq_ignore_ascii_case("PERMISSION") || p.eq_ignore_ascii_case("DENY") => {
+                Policy::from_cloud(Some(p))
+            }
+            Some(p) => {
+                let shown: String = p.chars().filter(|c| !c.is_control()).take(32).collect();
+                return Err(bad(
+                    path,
+                    format!("policy `{shown}` of user {key} is neither PERMISSION nor DENY"),
+                ));
+            }
+        };
         Ok(CloudFace {
             key: key.clone(),
             face_id: data.face_id.filter(|s| !s.is_empty()),
             name: data.user_name,
             expire_at,
-            policy: Policy::from_cloud(data.policy.as_deref()),
+            policy,
             image,
         })
     }

@@ -58,10 +58,29 @@ pub enum CloudError {
     },
     #[error("{path}: bad response from the cloud: {detail}")]
     BadResponse { path: String, detail: String },
-    #[error("image host {host:?} is not in the configured image_hosts allow-list")]
+    #[error("image URL host `{host}` is not in cloud.image_hosts")]
     ImageHostNotAllowed { host: String },
     #[error("image download exceeds the {max_bytes}-byte cap (image_download_max_bytes)")]
     ImageTooLarge { max_bytes: u64 },
+    /// Something about one user's image URL (scheme, redirect) the agent will not follow.
+    #[error("{0}")]
+    ImageRejected(String),
+    #[error(
+        "{path}: the response exceeds {max_bytes} bytes, more than any page of this API should hold; the \
+         endpoint or a proxy in front of it is misbehaving"
+    )]
+    ResponseTooLarge { path: String, max_bytes: u64 },
+    /// The roster walk did not add up (README, "Roster integrity"): nobody is removed because of it.
+    /// `listed` holds what the last walk saw, so explicit per-user revocations still apply.
+    #[error(
+        "roster incomplete after {walks} walk{}: {reason}; nobody is removed because of it",
+        if *walks == 1 { "" } else { "s" }
+    )]
+    RosterIncomplete {
+        reason: String,
+        walks: u32,
+        listed: Vec<super::face::RosterEntry>,
+    },
     #[error("cloud settings: {0}")]
     Config(String),
 }
@@ -83,8 +102,13 @@ impl CloudError {
             CloudError::Network { .. } => ErrorClass::Retryable,
             CloudError::Gateway { class, .. } | CloudError::Business { class, .. } => *class,
             CloudError::Auth { .. } => ErrorClass::Auth,
-            CloudError::BadResponse { .. } | CloudError::ImageTooLarge { .. } => ErrorClass::BadResponse,
-            CloudError::ImageHostNotAllowed { .. } | CloudError::Config(_) => ErrorClass::Config,
+            CloudError::BadResponse { .. }
+            | CloudError::ImageTooLarge { .. }
+            | CloudError::ImageHostNotAllowed { .. }
+            | CloudError::ImageRejected(_)
+            | CloudError::ResponseTooLarge { .. }
+            | CloudError::RosterIncomplete { .. } => ErrorClass::BadResponse,
+            CloudError::Config(_) => ErrorClass::Config,
         }
     }
 }
@@ -93,6 +117,8 @@ impl CloudError {
 pub fn classify_http(status: u16, error_message: Option<&str>) -> ErrorClass {
     match status {
         401 => ErrorClass::Auth,
+        // The gateway refuses a bad signature with 400 as well as 401 ("Invalid Signature").
+        400 if error_message.is_some_and(|m| m.to_ascii_lowercase().contains("signature")) => ErrorClass::Auth,
         // 403 is "Request Limited" (throttled); other 403 texts are authorisation refusals.
         403 => match error_message {
             Some(m) if !m.to_ascii_lowercase().contains("limit") => ErrorClass::Auth,
@@ -137,6 +163,7 @@ mod tests {
         assert_eq!(classify_http(403, Some("Unauthorized AppKey")), ErrorClass::Auth);
         assert_eq!(classify_http(401, Some("Empty Signature")), ErrorClass::Auth);
         assert_eq!(classify_http(400, Some("Request Format Error")), ErrorClass::BadRequest);
+        assert_eq!(classify_http(400, Some("Invalid Signature")), ErrorClass::Auth);
         assert_eq!(classify_http(404, None), ErrorClass::WrongApi);
     }
 

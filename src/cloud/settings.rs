@@ -5,7 +5,7 @@ use std::time::Duration;
 use jiff::tz::Offset;
 use rand::Rng as _;
 
-use super::wire::ImageFormat;
+use crate::config::ImageFormat;
 use crate::domain::Secret;
 
 /// Everything the cloud client needs. `Debug` is safe: the secret prints as redacted.
@@ -67,16 +67,14 @@ impl CloudSettings {
     }
 }
 
-/// `*.suffix` matches any subdomain of `suffix` (not `suffix` itself); other patterns match exactly.
+/// Whether `host` matches one of `patterns`, by the configuration's own matcher
+/// ([`crate::config::HostPattern`]: IPv6 literals, IP comparison); a pattern that does not parse
+/// matches nothing.
 pub fn host_matches(patterns: &[String], host: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    patterns.iter().any(|p| {
-        let p = p.trim().to_ascii_lowercase();
-        match p.strip_prefix("*.") {
-            Some(suffix) => host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}")),
-            None => host == p,
-        }
-    })
+    patterns
+        .iter()
+        .filter_map(|p| crate::config::HostPattern::parse(p).ok())
+        .any(|p| p.matches(host))
 }
 
 /// Exponential backoff with full jitter, capped.
@@ -126,10 +124,7 @@ impl CloudSettings {
             app_secret,
             device_iot_id: c.device_iot_id.clone(),
             user_type: c.user_type.as_str().to_string(),
-            image_format: match c.image_format {
-                crate::config::ImageFormat::Url => ImageFormat::Url,
-                crate::config::ImageFormat::Base64 => ImageFormat::Base64,
-            },
+            image_format: c.image_format,
             timezone: c.timezone,
             request_timeout: c.request_timeout,
             max_concurrency: c.max_concurrency as usize,
@@ -161,6 +156,9 @@ mod tests {
         assert!(!host_matches(&pats, "aliyuncs.com.evil.net"));
         assert!(!host_matches(&pats, "x.cdn.example.com"));
         assert!(!host_matches(&pats, "127.0.0.2"));
+        let v6 = vec!["::1".to_string()];
+        assert!(host_matches(&v6, "[::1]"));
+        assert!(host_matches(&v6, "[0:0:0:0:0:0:0:1]"));
     }
 
     #[test]

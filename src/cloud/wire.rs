@@ -65,12 +65,8 @@ pub struct ResponseEnvelope<D = serde_json::Value> {
     pub data: Option<D>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum ImageFormat {
-    Url,
-    Base64,
-}
+/// The one `ImageFormat`: the configuration's, which is also the wire spelling.
+pub use crate::config::ImageFormat;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -133,8 +129,12 @@ pub struct RosterParams {
 pub struct RosterPage {
     #[serde(default)]
     pub iot_id: Option<String>,
-    #[serde(default, alias = "total", alias = "userTotal")]
-    pub user_list_total: Option<u64>,
+    /// Signed, so a negative total is reported as such rather than as an unreadable page.
+    #[serde(default, alias = "userTotal")]
+    pub user_list_total: Option<i64>,
+    /// The other name of the total; both may be present (they must agree).
+    #[serde(default)]
+    pub total: Option<i64>,
     #[serde(default, alias = "pageNo")]
     pub user_list_page_no: Option<u32>,
     #[serde(default, alias = "pageSize")]
@@ -202,7 +202,9 @@ mod tests {
     fn roster_page_accepts_alias_field_names() {
         let page: RosterPage =
             serde_json::from_str(r#"{"total":3,"pageNo":1,"list":[{"userId":"a","userType":"IDENTITY"}]}"#).unwrap();
-        assert_eq!(page.user_list_total, Some(3));
+        assert_eq!(page.total, Some(3));
+        let both: RosterPage = serde_json::from_str(r#"{"total":3,"userListTotal":3,"userList":[]}"#).unwrap();
+        assert_eq!((both.total, both.user_list_total), (Some(3), Some(3)));
         assert_eq!(page.user_list.len(), 1);
         assert!(roster_status_is_revoked(Some("transferDeleted")));
         assert!(!roster_status_is_revoked(Some("transferred")));

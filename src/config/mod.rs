@@ -115,8 +115,9 @@ impl UserType {
     }
 }
 
-/// How the cloud returns face images.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How the cloud returns face images (also the wire value of `imageFormat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum ImageFormat {
     Url,
     Base64,
@@ -144,6 +145,11 @@ pub struct StoreConfig {
 pub struct SyncConfig {
     /// How often doors are read back and compared with the store. Default 1 h; 1 min..=7 days.
     pub verify_interval: Duration,
+    /// More implicit removals than this in one pull are held; unset: the larger of 10 and 25% of the
+    /// roster (README, "Roster integrity"). 0..=1 000 000.
+    pub max_implicit_removals: Option<u64>,
+    /// How long pulls must agree before held removals apply. Default 10 min; 0 s..=7 days.
+    pub removal_hold: Duration,
 }
 
 /// One `[[door]]`: an OSDP PD on a serial line.

@@ -56,6 +56,8 @@ pub struct RawStore {
 #[serde(deny_unknown_fields)]
 pub struct RawSync {
     pub verify_interval: Option<String>,
+    pub max_implicit_removals: Option<i64>,
+    pub removal_hold: Option<String>,
 }
 
 /// One `[[door]]` as written.

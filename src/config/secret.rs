@@ -7,8 +7,6 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use base64::Engine;
-
 use crate::domain::Secret;
 
 use super::error::{ConfigError, Problem};
@@ -41,6 +39,22 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, ConfigError> {
                 path: path.to_path_buf(),
             },
         ));
+    }
+    let bad = |reason: &str| {
+        ConfigError::new(
+            "",
+            Problem::BadFile {
+                path: path.to_path_buf(),
+                reason: format!("{reason} (a secret file holds one line of text)"),
+            },
+        )
+    };
+    if content.contains(&0) {
+        return Err(bad("holds a NUL byte"));
+    }
+    let text = std::str::from_utf8(content).map_err(|_| bad("is not valid UTF-8"))?;
+    if text.lines().filter(|l| !l.trim().is_empty()).count() > 1 {
+        return Err(bad("holds more than one non-empty line"));
     }
     Ok(Secret::new(content))
 }
@@ -82,22 +96,12 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
             },
         )
     };
-    let text = std::str::from_utf8(&bytes).map_err(|_| bad("not a PEM file (not text)"))?;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
     let mut found = 0;
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
-        let body_start = start + "-----BEGIN CERTIFICATE-----".len();
-        let after = rest.get(body_start..).unwrap_or_default();
-        let Some(end) = after.find("-----END CERTIFICATE-----") else {
-            return Err(bad("a certificate has no -----END CERTIFICATE----- line"));
-        };
-        let body: String = after.get(..end).unwrap_or_default().split_whitespace().collect();
-        base64::engine::general_purpose::STANDARD
-            .decode(body.as_bytes())
-            .map_err(|_| bad("a certificate body is not valid base64"))?;
+    for cert in CertificateDer::pem_slice_iter(&bytes) {
+        cert.map_err(|e| bad(&format!("not a valid PEM certificate: {e}")))?;
         found += 1;
-        rest = after.get(end..).unwrap_or_default();
-        rest = rest.get("-----END CERTIFICATE-----".len()..).unwrap_or_default();
     }
     if found == 0 {
         return Err(bad("no -----BEGIN CERTIFICATE----- block (expected a PEM certificate)"));
@@ -221,6 +225,26 @@ mod tests {
             read_secret_file(&p).unwrap_err().problem,
             Problem::EmptySecret { .. }
         ));
+    }
+
+    #[test]
+    fn secret_with_nul_bad_utf8_or_two_lines_is_refused_without_echoing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content, needle) in [
+            ("nul", b"abc\0def".to_vec(), "NUL"),
+            ("latin1", b"caf\xe9-secret".to_vec(), "UTF-8"),
+            ("two", b"first-secret\nsecond-secret\n".to_vec(), "more than one"),
+        ] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, &content).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let e = read_secret_file(&p).unwrap_err().to_string();
+            assert!(e.contains(needle) && e.contains(name), "{e}");
+            assert!(
+                !e.contains("secret\n") && !e.contains("def") && !e.contains("first"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

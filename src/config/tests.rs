@@ -468,3 +468,47 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn an_empty_store_path_is_refused_by_the_check_that_run_and_sync_share() {
+    let f = Fixture::new();
+    let errors = f.errors(&MINIMAL.replace("path = \"db\"", "path = \"\""));
+    assert!(has(&errors, "store.path: must not be empty"), "{errors:?}");
+}
+
+#[test]
+fn the_mass_removal_guard_keys_have_defaults_and_ranges() {
+    let f = Fixture::new();
+    let (c, _) = f.load(MINIMAL, FileChecks::Required).unwrap();
+    assert_eq!(c.sync.max_implicit_removals, None);
+    assert_eq!(c.sync.removal_hold, Duration::from_secs(600));
+    let set = MINIMAL.replace(
+        "[store]",
+        "[sync]\nmax_implicit_removals = 5\nremoval_hold = \"30m\"\n\n[store]",
+    );
+    let (c, _) = f.load(&set, FileChecks::Required).unwrap();
+    assert_eq!(c.sync.max_implicit_removals, Some(5));
+    assert_eq!(c.sync.removal_hold, Duration::from_secs(1800));
+    let bad = MINIMAL.replace(
+        "[store]",
+        "[sync]\nmax_implicit_removals = -1\nremoval_hold = \"8d\"\n\n[store]",
+    );
+    let errors = f.errors(&bad);
+    assert!(has(&errors, "sync.max_implicit_removals"), "{errors:?}");
+    assert!(has(&errors, "sync.removal_hold"), "{errors:?}");
+}
+
+#[test]
+fn a_secret_file_with_two_lines_is_refused_naming_the_file_only() {
+    let f = Fixture::new();
+    f.write("app_secret", &format!("{SECRET}\nsecond-line\n"), 0o600);
+    let errors = f.errors(MINIMAL);
+    assert!(
+        has(&errors, "app_secret") && has(&errors, "more than one"),
+        "{errors:?}"
+    );
+    assert!(
+        !errors.iter().any(|e| e.contains(SECRET) || e.contains("second-line")),
+        "{errors:?}"
+    );
+}

@@ -321,9 +321,26 @@ impl Validator<'_> {
     }
 
     fn sync(&mut self, s: RawSync) -> Option<SyncConfig> {
-        let verify_interval =
-            self.duration(s.verify_interval.as_deref(), "sync.verify_interval", "1h", MIN, 7 * DAY)?;
-        Some(SyncConfig { verify_interval })
+        let verify_interval = self.duration(s.verify_interval.as_deref(), "sync.verify_interval", "1h", MIN, 7 * DAY);
+        // Every key is checked before giving up, so all problems are reported at once.
+        let max_implicit_removals = s
+            .max_implicit_removals
+            .map(|v| self.int_in(v, "sync.max_implicit_removals", 0, 1_000_000));
+        let removal_hold = self.duration(
+            s.removal_hold.as_deref(),
+            "sync.removal_hold",
+            "10m",
+            Duration::ZERO,
+            7 * DAY,
+        );
+        Some(SyncConfig {
+            verify_interval: verify_interval?,
+            max_implicit_removals: match max_implicit_removals {
+                Some(v) => Some(v?.unsigned_abs()),
+                None => None,
+            },
+            removal_hold: removal_hold?,
+        })
     }
 
     fn doors(&mut self, raw: Vec<RawDoor>) -> Option<Vec<DoorConfig>> {

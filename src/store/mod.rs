@@ -8,6 +8,7 @@
 //! on-disk layout so a migration or a swap of sled stays inside this module.
 
 mod records;
+mod roster_state;
 #[cfg(test)]
 mod tests;
 mod tombstone;
@@ -24,6 +25,7 @@ use sled::{Db, Transactional, Tree};
 
 pub use records::{DoorStatus, OutboxItem, PassSummary, StoredUser, Tombstone};
 pub use tombstone::TombstoneChange;
+pub use roster_state::{HeldRemovals, HeldUser};
 
 use crate::domain::{AppliedEntry, DoorUserId, FaceRef, UserKey};
 

@@ -5,6 +5,7 @@
 //! - [`apply`]: runs one door's plan through the `Door` trait, recording each acknowledged op.
 //! - [`pull`]: the roster and faces from the cloud into the store.
 //! - [`tombstone`]: when a local revocation is lifted (only by evidence that postdates it).
+//! - [`guard`]: the mass-removal guard that holds implicit removals of many users at once.
 //! - [`verify`]: reading a door back and correcting the record of what it holds.
 //! - [`engine`]: one pass (pull → apply → verify), urgent deletes, revocation and the cloud outbox.
 //! - [`status`]: the report `doorsync status` prints.
@@ -12,6 +13,7 @@
 pub mod apply;
 pub mod crash_hook;
 pub mod engine;
+pub mod guard;
 pub mod plan;
 pub mod pull;
 pub mod status;

@@ -4,7 +4,9 @@
 //! A cloud failure leaves the cached state in force: nothing is written until the walk is complete,
 //! so doors keep working from the cache. A per-user failure marks that user failed and keeps their
 //! previous face. A pass in which most users come back "gone" is refused as a likely cloud-side
-//! configuration problem, rather than wiping every door.
+//! configuration problem, rather than wiping every door. A roster walk that does not add up updates
+//! the users it listed (so their explicit revocations apply) and removes nobody else; users who
+//! simply vanish from a consistent roster go through the mass-removal guard (`guard`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,6 +18,7 @@ use crate::cloud::{CloudError, CloudFace, ErrorClass, FaceCloud, RosterEntry};
 use crate::domain::{Profile, UserKey};
 use crate::faces;
 use crate::store::{PassSummary, Store, StoreError, StoredUser};
+use crate::sync::guard::{self, GuardSettings};
 
 /// What one pull did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +34,15 @@ pub struct PullReport {
     pub tombstones_lifted: u64,
     /// Whether desired state differs from before the pull.
     pub changed: bool,
+    /// Users no longer listed by the (consistent) roster whose removal went ahead in this pull.
+    #[serde(default)]
+    pub removed_implicitly: u64,
+    /// Implicit removals the mass-removal guard holds after this pull.
+    #[serde(default)]
+    pub removals_held: u64,
+    /// Users that failed in this pull (bad image, bad record), by key, with the reason.
+    #[serde(default)]
+    pub failed: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,17 +55,25 @@ pub enum PullError {
          configuration problem is more likely: check app key, tenant and device_iot_id)"
     )]
     MassUserGone { gone: u64, total: u64 },
+    /// The roster walk did not add up: the listed users were updated (explicit revocations applied),
+    /// nobody else was removed. `changed`: desired state changed all the same.
+    #[error("{reason}")]
+    Incomplete { reason: String, changed: bool },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// How the pull treats faces.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct PullOptions {
     /// Re-fetch and re-normalise every image, ignoring fingerprints.
     pub force_refresh: bool,
     /// Users fetched at once (`cloud.max_concurrency`).
     pub max_concurrency: usize,
+    /// The mass-removal guard's settings.
+    pub guard: GuardSettings,
+    /// Apply the removals the guard holds (`sync --confirm-removals`), if this pull agrees.
+    pub confirm_removals: bool,
 }
 
 enum UserOutcome {
@@ -76,15 +96,30 @@ pub async fn pull(
     let started_at = now;
     // Taken before the roster is read: only a pull that starts after a face delete's ack may lift.
     let tombstone_mark = store.mark()?;
-    let roster = match cloud.roster().await {
-        Ok(r) => r,
+    let (roster, incomplete) = match cloud.roster().await {
+        Ok(r) => (r, None),
+        Err(CloudError::RosterIncomplete { reason, walks, listed }) => {
+            let message = CloudError::RosterIncomplete {
+                reason,
+                walks,
+                listed: Vec::new(),
+            }
+            .to_string();
+            (listed, Some(message))
+        }
         Err(e) => {
             record_failed_pass(store, started_at, &e.to_string());
             return Err(e.into());
         }
     };
+    let before: BTreeMap<UserKey, StoredUser> = store.users()?.0.into_iter().map(|u| (u.key.clone(), u)).collect();
     let mut seen = BTreeSet::new();
-    let roster: Vec<RosterEntry> = roster.into_iter().filter(|e| seen.insert(e.key.clone())).collect();
+    let roster: Vec<RosterEntry> = roster
+        .into_iter()
+        .filter(|e| seen.insert(e.key.clone()))
+        // A broken walk is trusted for nothing but explicit news about users already known.
+        .filter(|e| incomplete.is_none() || before.contains_key(&e.key))
+        .collect();
     let total = roster.len() as u64;
 
     let outcomes: Vec<Result<UserOutcome, PullError>> = futures::stream::iter(roster)
@@ -98,7 +133,7 @@ pub async fn pull(
         ..Default::default()
     };
     let mut users = Vec::with_capacity(outcomes.len());
-    let mut gone = Vec::new();
+    let mut gone = BTreeSet::new();
     for outcome in outcomes {
         match outcome {
             Ok(UserOutcome::Keep {
@@ -115,9 +150,14 @@ pub async fn pull(
                     None => {}
                 }
                 report.users_failed += u64::from(failed);
+                if let Some(why) = &user.failure {
+                    report.failed.insert(user.key.to_string(), why.clone());
+                }
                 users.push(user);
             }
-            Ok(UserOutcome::Gone(key)) => gone.push(key),
+            Ok(UserOutcome::Gone(key)) => {
+                gone.insert(key);
+            }
             Err(e) => {
                 record_failed_pass(store, started_at, &e.to_string());
                 return Err(e);
@@ -137,15 +177,58 @@ pub async fn pull(
         tracing::info!(user = %key, "the cloud says this user no longer exists; removing them");
     }
 
+    let listed: BTreeSet<UserKey> = users.iter().map(|u| u.key.clone()).collect();
+    // Stored users neither listed nor explicitly gone: kept as they were (incomplete pull, or held by
+    // the guard), or removed implicitly.
+    let unlisted: BTreeSet<UserKey> = before
+        .keys()
+        .filter(|k| !listed.contains(*k) && !gone.contains(*k))
+        .cloned()
+        .collect();
+    let keep: BTreeSet<UserKey> = match &incomplete {
+        Some(_) => unlisted,
+        None => {
+            let decision = guard::decide(
+                &options.guard,
+                before.len() as u64,
+                &unlisted,
+                &store.held_removals()?,
+                now,
+                options.confirm_removals,
+            );
+            if decision.started {
+                tracing::warn!(
+                    held = decision.held.users.len(),
+                    roster_before = before.len(),
+                    hold = ?options.guard.removal_hold,
+                    "the roster dropped many users at once; holding their removal (confirm with `doorsync sync \
+                     --confirm-removals`)"
+                );
+            }
+            report.removed_implicitly = decision.remove.len() as u64;
+            report.removals_held = decision.held.users.len() as u64;
+            store.put_held_removals(&decision.held)?;
+            decision.held.users.into_values().map(|h| h.key).collect()
+        }
+    };
+    users.extend(keep.iter().filter_map(|k| before.get(k).cloned()));
+
     report.tombstones_lifted = super::tombstone::review(store, &users, tombstone_mark)?;
     users.sort_by(|a, b| a.key.cmp(&b.key));
-    let before: BTreeMap<UserKey, StoredUser> = store.users()?.0.into_iter().map(|u| (u.key.clone(), u)).collect();
     report.changed = report.tombstones_lifted > 0
         || before.len() != users.len()
         || users
             .iter()
             .any(|u| before.get(&u.key).is_none_or(|b| desired_fields_differ(b, u)));
     store.replace_roster(&users)?;
+    if let Some(reason) = incomplete {
+        record_failed_pass(store, started_at, &reason);
+        return Err(PullError::Incomplete {
+            reason,
+            changed: report.changed,
+        });
+    }
+    store.mark_roster_complete()?;
     store.put_last_pass(&PassSummary {
         started_at,
         finished_at: Timestamp::now(),
@@ -199,7 +282,11 @@ async fn pull_user(
         Err(e) if matches!(e.class(), ErrorClass::Auth | ErrorClass::Config | ErrorClass::WrongApi) => {
             return Err(e.into());
         }
-        Err(e) => return Ok(failed_user(existing, &entry, now, format!("cloud: {e}"))),
+        Err(e) => {
+            let reason = format!("user {}: cloud record: {e}", entry.key);
+            tracing::warn!(%reason, "user failed; keeping what was known of them");
+            return Ok(failed_user(existing, &entry, now, reason));
+        }
     };
     let fingerprint = face.fingerprint();
     let mut user = StoredUser {
@@ -228,11 +315,11 @@ async fn pull_user(
     }
     let bytes = match cloud.fetch_image(&face.image).await {
         Ok(b) => b,
-        Err(e) if matches!(e.class(), ErrorClass::Auth | ErrorClass::Config) && !is_image_limit(&e) => {
-            return Err(e.into());
-        }
+        // Everything about one user's image fails that user only (README, "Roster integrity").
         Err(e) => {
-            user.failure = Some(format!("image download: {e}"));
+            let reason = format!("user {}: {e}", entry.key);
+            tracing::warn!(%reason, "face image not fetched; keeping the previous face");
+            user.failure = Some(reason);
             return Ok(UserOutcome::Keep {
                 user,
                 downloaded_bytes: None,
@@ -252,7 +339,8 @@ async fn pull_user(
             })
         }
         Err(reason) => {
-            tracing::warn!(user = %entry.key, %reason, "face image rejected; keeping the previous face");
+            let reason = format!("user {}: {reason}", entry.key);
+            tracing::warn!(%reason, "face image rejected; keeping the previous face");
             user.failure = Some(reason);
             Ok(UserOutcome::Keep {
                 user,
@@ -263,19 +351,25 @@ async fn pull_user(
     }
 }
 
-fn is_image_limit(e: &CloudError) -> bool {
-    matches!(
-        e,
-        CloudError::ImageHostNotAllowed { .. } | CloudError::ImageTooLarge { .. }
-    )
-}
+/// Longest display name kept (characters); doors keep fewer, terminals need no more.
+const DISPLAY_NAME_MAX_CHARS: usize = 64;
 
 fn display_name(face: &CloudFace, entry: &RosterEntry) -> String {
-    face.name
-        .clone()
-        .or_else(|| entry.name.clone())
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| entry.key.user_id.clone())
+    [face.name.as_deref(), entry.name.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(clean_name)
+        .find(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| clean_name(&entry.key.user_id))
+}
+
+/// A name as the cloud sent it, without control characters (NUL included), which must reach neither
+/// a door nor a terminal, and cut to [`DISPLAY_NAME_MAX_CHARS`].
+fn clean_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control())
+        .take(DISPLAY_NAME_MAX_CHARS)
+        .collect()
 }
 
 fn failed_user(existing: Option<StoredUser>, entry: &RosterEntry, now: Timestamp, reason: String) -> UserOutcome {
@@ -288,7 +382,7 @@ fn failed_user(existing: Option<StoredUser>, entry: &RosterEntry, now: Timestamp
         }
         None => StoredUser {
             key: entry.key.clone(),
-            display_name: entry.name.clone().unwrap_or_else(|| entry.key.user_id.clone()),
+            display_name: clean_name(entry.name.as_deref().unwrap_or(&entry.key.user_id)),
             policy: crate::domain::Policy::Permission,
             expire_at: None,
             cloud_face_id: None,

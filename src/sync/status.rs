@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{PassSummary, Store, StoreError};
+use crate::sync::guard::{self, HeldSummary};
 
 /// `doorsync status --json` prints this object (stable field names; see README).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +21,13 @@ pub struct StatusReport {
     pub faces_stored: u64,
     pub outbox_pending: u64,
     pub last_pass: Option<PassSummary>,
+    /// `complete` once one complete, consistent roster walk was stored; `none yet` before, when no
+    /// stranger is removed from a door (README, "Roster integrity").
+    #[serde(default)]
+    pub roster: String,
+    /// Implicit removals the mass-removal guard holds.
+    #[serde(default)]
+    pub removals_held: Option<HeldSummary>,
     pub doors: Vec<DoorReport>,
 }
 
@@ -36,6 +44,10 @@ pub struct DoorReport {
     #[serde(default)]
     pub last_expiry_latency_ms: Option<u64>,
     pub last_error: Option<String>,
+    /// Door-local ids the door holds that the agent did not put there and has not removed (no
+    /// complete roster yet).
+    #[serde(default)]
+    pub unknown_users: Vec<u32>,
 }
 
 /// Reads the report from the store for the configured doors.
@@ -62,6 +74,7 @@ pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<St
             last_revocation_latency_ms: status.last_revocation_latency_ms,
             last_expiry_latency_ms: status.last_expiry_latency_ms,
             last_error: status.last_error,
+            unknown_users: store.unknown_on_door(name)?.into_iter().map(|id| id.0).collect(),
         });
     }
     Ok(StatusReport {
@@ -73,6 +86,12 @@ pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<St
         faces_stored: store.face_count() as u64,
         outbox_pending: store.outbox_len() as u64,
         last_pass: store.last_pass()?,
+        roster: if store.has_complete_roster()? {
+            "complete".into()
+        } else {
+            "none yet".into()
+        },
+        removals_held: guard::summary(&store.held_removals()?),
         doors: door_reports,
     })
 }
@@ -107,6 +126,15 @@ impl std::fmt::Display for StatusReport {
             )?,
             None => writeln!(f, "last pass: never")?,
         }
+        writeln!(f, "roster: {}", self.roster)?;
+        if let Some(h) = &self.removals_held {
+            writeln!(
+                f,
+                "removals HELD: {} users gone from the roster at once stay on the doors (first seen {}, applied \
+                 at {} if pulls keep agreeing; `doorsync sync --confirm-removals` applies them now)",
+                h.count, h.first_seen_at, h.until
+            )?;
+        }
         for d in &self.doors {
             writeln!(
                 f,
@@ -132,6 +160,13 @@ impl std::fmt::Display for StatusReport {
             )?;
             for (who, why) in &d.failed {
                 writeln!(f, "  failed {who}: {why}")?;
+            }
+            if !d.unknown_users.is_empty() {
+                writeln!(
+                    f,
+                    "  unknown users on the door (not removed until a complete roster is stored): ids {:?}",
+                    d.unknown_users
+                )?;
             }
         }
         for (who, why) in &self.failed {

@@ -36,6 +36,10 @@ pub struct VerifyReport {
     /// Ids written ahead that the door holds (an interrupted transfer applied them): re-planned.
     #[serde(default)]
     pub recovered: u64,
+    /// Ids on the door the agent never recorded, left in place because the store holds no complete
+    /// roster yet (a new store must not wipe a door it cannot vouch for); `status` lists them.
+    #[serde(default)]
+    pub unknown_kept: u64,
 }
 
 impl VerifyReport {
@@ -69,6 +73,7 @@ pub async fn verify_door(store: &Store, target: &DoorTarget<'_>, now: Timestamp)
         // The door holds exactly the applied state: no written-ahead id reached it.
         let absent: Vec<DoorUserId> = ahead.keys().copied().collect();
         store.settle_write_ahead(target.name, &absent)?;
+        store.put_unknown_on_door(target.name, &[])?;
         let mut status = store.door_status(target.name)?;
         status.last_verified_at = Some(now);
         store.put_door_status(target.name, &status)?;
@@ -152,6 +157,17 @@ pub async fn verify_door(store: &Store, target: &DoorTarget<'_>, now: Timestamp)
     store.settle_write_ahead(target.name, &absent)?;
     // Entries recorded without an acknowledged record are not expected on the door either; a door
     // that still lists such an id holds something the agent cannot vouch for.
+    store.put_unknown_on_door(target.name, &[])?;
+    if !unknown.is_empty() && !store.has_complete_roster()? {
+        tracing::warn!(
+            door = target.name,
+            unknown = unknown.len(),
+            "no complete roster yet: the door's unknown users are listed, not removed"
+        );
+        report.unknown_kept = unknown.len() as u64;
+        store.put_unknown_on_door(target.name, &unknown)?;
+        return Ok(report);
+    }
     let batch = vendor::delete_batch_size(target.profile.osdp.max_mfg_data_bytes).max(1);
     for chunk in unknown.chunks(batch) {
         target.door.delete_users(chunk).await?;
@@ -177,6 +193,7 @@ mod tests {
         for u in users {
             add_user(store, u);
         }
+        store.mark_roster_complete().unwrap();
         let door = memory_door();
         let p = profile();
         let report = apply_door(
@@ -214,6 +231,34 @@ mod tests {
         .unwrap();
         assert!(report.matched);
         assert_eq!(store.door_status("lobby").unwrap().last_verified_at, Some(now()));
+    }
+
+    #[tokio::test]
+    async fn without_a_complete_roster_unknown_users_are_listed_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let door = memory_door();
+        let p = profile();
+        let target = DoorTarget {
+            name: "lobby",
+            profile: &p,
+            door: &door,
+        };
+        // Another store (a replaced gateway) filled the door; this store has never pulled a roster.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = Store::open(other_dir.path()).unwrap();
+        for u in ["a", "b", "c"] {
+            add_user(&other, u);
+        }
+        apply_door(&other, &target, now(), &AtomicU64::new(0)).await.unwrap();
+        let report = verify_door(&store, &target, now()).await.unwrap();
+        assert_eq!((report.unknown_kept, report.unknown_deleted), (3, 0), "{report:?}");
+        assert_eq!(door.digest().await.unwrap().user_count, 3, "nobody removed");
+        assert_eq!(store.unknown_on_door("lobby").unwrap().len(), 3);
+        store.mark_roster_complete().unwrap();
+        let report = verify_door(&store, &target, now()).await.unwrap();
+        assert_eq!(report.unknown_deleted, 3, "with a roster, strangers go");
+        assert!(store.unknown_on_door("lobby").unwrap().is_empty());
     }
 
     #[tokio::test]

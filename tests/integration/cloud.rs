@@ -255,6 +255,9 @@ async fn simulate_cloud_verb_serves_a_working_fake_cloud() {
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, b"0123456789abcdef0123456789abcdef\n").unwrap();
+    // The one secret reader refuses a secret others may read.
+    let owner_only = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+    std::fs::set_permissions(&secret_file, owner_only).unwrap();
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("doorsync"))
         .args([
             "simulate",
@@ -292,7 +295,8 @@ async fn a_server_that_repeats_a_page_fails_the_walk_instead_of_looping() {
     let err = client(&sim).roster().await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::BadResponse, "{err}");
     assert!(err.to_string().contains("repeats"), "{err}");
-    assert_eq!(sim.request_count(wire::PATH_ROSTER), 2);
+    assert!(matches!(err, CloudError::RosterIncomplete { walks: 3, .. }), "{err}");
+    assert_eq!(sim.request_count(wire::PATH_ROSTER), 6, "three walks of two pages");
 }
 
 #[tokio::test]

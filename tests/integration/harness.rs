@@ -82,6 +82,7 @@ pub async fn start(store_dir: &Path, cloud_url: &str, door: Arc<MemoryDoor>, opt
             poll_interval: options.poll_interval,
             verify_interval: Duration::from_secs(3600),
             max_concurrency: 4,
+            guard: Default::default(),
             force_refresh: false,
             door_retry: (Duration::from_millis(20), Duration::from_millis(200)),
             outbox_retry: (Duration::from_millis(20), Duration::from_millis(200)),
@@ -125,6 +126,7 @@ impl Running {
             .request(Request::Sync {
                 force_refresh,
                 door: None,
+                confirm_removals: false,
             })
             .await
             .unwrap();

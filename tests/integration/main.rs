@@ -16,4 +16,5 @@ mod osdp_door;
 mod processes;
 mod pull;
 mod revocation;
+mod roster;
 mod sim_door;

@@ -38,6 +38,11 @@ fn profiles() -> Vec<Profile> {
 const OPTS: PullOptions = PullOptions {
     force_refresh: false,
     max_concurrency: 4,
+    guard: doorsync::sync::guard::GuardSettings {
+        max_implicit_removals: None,
+        removal_hold: Duration::from_secs(600),
+    },
+    confirm_removals: false,
 };
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The fake Alibaba IoT face-access cloud: a real axum HTTP server with the four endpoints the agent
 //! uses, the gateway's APP-signature check, deterministic fault injection, and a test inspection API.
 
+mod faults;
 mod images;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -28,6 +29,7 @@ use super::sign;
 use super::wire::{self, ImageFormat};
 use crate::domain::{Policy, Secret, UserKey};
 
+pub use faults::{BodyFault, RosterFault};
 pub use images::{HEIGHT_PX as IMAGE_HEIGHT_PX, WIDTH_PX as IMAGE_WIDTH_PX, face_jpeg};
 
 /// An injected failure, as the real gateway or backend would produce it.
@@ -141,6 +143,10 @@ struct SimState {
     url_counter: u64,
     base_url: String,
     roster_ignores_page_no: bool,
+    roster_fault: Option<RosterFault>,
+    body_faults: HashMap<String, BodyFault>,
+    face_patches: HashMap<String, Value>,
+    signature_status: StatusCode,
 }
 
 type Shared = Arc<Mutex<SimState>>;
@@ -214,6 +220,10 @@ impl SimCloud {
             image_cache: HashMap::new(),
             url_counter: 0,
             roster_ignores_page_no: false,
+            roster_fault: None,
+            body_faults: HashMap::new(),
+            face_patches: HashMap::new(),
+            signature_status: StatusCode::UNAUTHORIZED,
             base_url: format!("http://{addr}"),
         }));
         let app = Router::new()
@@ -222,6 +232,8 @@ impl SimCloud {
             .route(wire::PATH_IMAGE_DELETE, post(api))
             .route(wire::PATH_USER_MODIFY, post(api))
             .route("/images/{file}", get(image_file))
+            .route("/redirect/{hops}/{file}", get(redirect))
+            .route("/offhost/{file}", get(offhost))
             .with_state(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -381,6 +393,36 @@ impl SimHandle {
         lock(&self.state).roster_ignores_page_no = ignore;
     }
 
+    /// The roster endpoint misbehaves this way from now on (`None`: answers truthfully again).
+    pub fn set_roster_fault(&self, fault: Option<RosterFault>) {
+        lock(&self.state).roster_fault = fault;
+    }
+
+    /// Every request on `path` gets this answer from now on (`None` clears it).
+    pub fn set_body_fault(&self, path: &str, fault: Option<BodyFault>) {
+        let mut s = lock(&self.state);
+        match fault {
+            Some(f) => s.body_faults.insert(path.to_string(), f),
+            None => s.body_faults.remove(path),
+        };
+    }
+
+    /// Fields merged into this user's `image/get` data (`{base}` in a string becomes the server's
+    /// base URL): a bad `imageUrl`, `expireTime`, `policy`, `userName`… `Value::Null` clears it.
+    pub fn set_face_patch(&self, user_id: &str, patch: Value) {
+        let mut s = lock(&self.state);
+        if patch.is_null() {
+            s.face_patches.remove(user_id);
+        } else {
+            s.face_patches.insert(user_id.to_string(), patch);
+        }
+    }
+
+    /// The HTTP status a bad signature gets (the real gateway answers 400 as well as 401).
+    pub fn set_signature_refusal_status(&self, status: u16) {
+        lock(&self.state).signature_status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
+    }
+
     /// Requests received on `path` (API paths, or `/images` for image downloads), signed or not.
     pub fn request_count(&self, path: &str) -> u64 {
         lock(&self.state).requests.get(path).copied().unwrap_or(0)
@@ -496,7 +538,7 @@ async fn api(State(state): State<Shared>, uri: Uri, headers: HeaderMap, body: By
             }
             other => other.to_string(),
         };
-        return gateway_error(StatusCode::UNAUTHORIZED, &message);
+        return gateway_error(s.signature_status, &message);
     }
     let nonce = look("x-ca-nonce").unwrap_or("").to_string();
     if nonce.is_empty() || !s.nonces.insert(nonce) {
@@ -512,6 +554,9 @@ async fn api(State(state): State<Shared>, uri: Uri, headers: HeaderMap, body: By
         .and_then(|p| u32::try_from(p).ok());
     if let Some(fault) = draw_fault(&mut s, &path, page_no) {
         return fault_response(fault, &id);
+    }
+    if let Some(fault) = s.body_faults.get(&path) {
+        return faults::body_response(fault, &id);
     }
     let result = match path.as_str() {
         wire::PATH_ROSTER => roster(&s, &env),
@@ -539,12 +584,12 @@ fn roster(s: &SimState, env: &Value) -> ApiResult {
     let listed: Vec<&SimUser> = s.users.iter().filter(|u| u.in_roster).collect();
     let page_no = if s.roster_ignores_page_no { 1 } else { p.page_no };
     let skip = (page_no as usize - 1).saturating_mul(p.page_size as usize);
-    let items: Vec<Value> = listed
-        .iter()
-        .skip(skip)
-        .take(p.page_size as usize)
-        .map(|u| json!({"userId": u.key.user_id, "userType": u.key.user_type, "userName": u.name, "status": u.status}))
-        .collect();
+    let item = |u: &&SimUser| json!({"userId": u.key.user_id, "userType": u.key.user_type, "userName": u.name, "status": u.status});
+    if let Some(fault) = &s.roster_fault {
+        let all: Vec<Value> = listed.iter().map(item).collect();
+        return Ok(faults::roster_page(fault, &all, page_no, p.page_size));
+    }
+    let items: Vec<Value> = listed.iter().skip(skip).take(p.page_size as usize).map(item).collect();
     Ok(json!({
         "iotId": s.device_iot_id,
         "userListTotal": listed.len(),
@@ -591,6 +636,15 @@ fn image_get(s: &mut SimState, env: &Value) -> ApiResult {
             data["imageBase64"] = json!(B64.encode(bytes.as_slice()));
         }
     }
+    if let (Some(Value::Object(patch)), Some(fields)) = (s.face_patches.get(&user.key.user_id), data.as_object_mut()) {
+        for (k, v) in patch {
+            let v = match v.as_str() {
+                Some(text) => json!(text.replace("{base}", &s.base_url)),
+                None => v.clone(),
+            };
+            fields.insert(k.clone(), v);
+        }
+    }
     Ok(data)
 }
 
@@ -630,4 +684,25 @@ async fn image_file(State(state): State<Shared>, Path(file): Path<String>) -> Re
     let bytes = image_for(&mut s, &user);
     s.image_bytes_served += bytes.len() as u64;
     (StatusCode::OK, [("content-type", "image/jpeg")], bytes.to_vec()).into_response()
+}
+
+/// `/redirect/{hops}/{file}`: redirects `hops` more times, then to `/images/{file}`.
+async fn redirect(Path((hops, file)): Path<(u32, String)>) -> Response {
+    let location = match hops.checked_sub(1) {
+        Some(left) => format!("/redirect/{left}/{file}"),
+        None => format!("/images/{file}"),
+    };
+    (StatusCode::FOUND, [("location", location)], String::new()).into_response()
+}
+
+/// `/offhost/{file}`: redirects to the same image under the name `localhost`, a host the tests leave
+/// off `image_hosts`.
+async fn offhost(State(state): State<Shared>, Path(file): Path<String>) -> Response {
+    let base = lock(&state).base_url.replace("127.0.0.1", "localhost");
+    (
+        StatusCode::FOUND,
+        [("location", format!("{base}/images/{file}"))],
+        String::new(),
+    )
+        .into_response()
 }

@@ -13,6 +13,7 @@ mod removal;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub use local::{DroppedCall, ModifyReport, OutboxReport, RevokeReport};
 pub use removal::{Removal, RemovalCause};
 
 use super::apply::{self, ApplyError, ApplyReport, DoorTarget};
+use super::guard::{self, GuardSettings, HeldSummary};
 use super::plan;
 use super::pull::{self, PullError, PullOptions, PullReport};
 use super::verify::{self, VerifyError, VerifyReport};
@@ -60,6 +62,8 @@ pub struct EngineSettings {
     /// reporting it unreached: one reply timeout plus one discovery attempt (see
     /// `agent::urgent_delete_wait`).
     pub urgent_delete_wait: Duration,
+    /// The mass-removal guard (`sync.max_implicit_removals`, `sync.removal_hold`).
+    pub guard: GuardSettings,
 }
 
 impl Default for EngineSettings {
@@ -68,6 +72,7 @@ impl Default for EngineSettings {
             max_concurrency: 8,
             verify_interval: Duration::from_secs(3600),
             urgent_delete_wait: DEFAULT_URGENT_DELETE_WAIT,
+            guard: GuardSettings::default(),
         }
     }
 }
@@ -81,6 +86,8 @@ pub struct PassOptions {
     pub verify: bool,
     /// Only this door (the pull still covers the whole roster).
     pub door: Option<String>,
+    /// Apply the removals the mass-removal guard holds, if this pull still agrees they are gone.
+    pub confirm_removals: bool,
 }
 
 /// Progress of a pass, for a CLI bar or log lines.
@@ -110,6 +117,12 @@ pub struct PassReport {
     pub mass_user_gone: bool,
     /// Users removed from doors right after the pull, before any upload.
     pub removed_at_once: u64,
+    /// Implicit removals the mass-removal guard holds (README, "Roster integrity").
+    #[serde(default)]
+    pub removals_held: Option<HeldSummary>,
+    /// Users failing now (bad image, bad record), by key, with the reason.
+    #[serde(default)]
+    pub failed: BTreeMap<String, String>,
     pub doors: Vec<DoorSyncReport>,
 }
 
@@ -270,12 +283,29 @@ impl Engine {
     /// Pulls the roster and faces into the store. When desired state changed, applies in flight are
     /// told to re-plan and people who must no longer pass are deleted from every door at once.
     pub async fn pull(&self, force_refresh: bool) -> Result<(PullReport, Vec<Removal>), PullError> {
+        self.pull_with(force_refresh, false).await
+    }
+
+    /// [`Engine::pull`], optionally confirming the removals the guard holds. An incomplete roster
+    /// still removes the users it explicitly revoked, at once.
+    pub async fn pull_with(
+        &self,
+        force_refresh: bool,
+        confirm_removals: bool,
+    ) -> Result<(PullReport, Vec<Removal>), PullError> {
         let _one_pull_at_a_time = self.pull_lock.lock().await;
         let options = PullOptions {
             force_refresh,
             max_concurrency: self.settings.max_concurrency,
+            guard: self.settings.guard,
+            confirm_removals,
         };
-        let report = pull::pull(self.cloud.as_ref(), &self.store, &self.profiles, self.now(), options).await?;
+        let pulled = pull::pull(self.cloud.as_ref(), &self.store, &self.profiles, self.now(), options).await;
+        if let Err(PullError::Incomplete { changed: true, .. }) = &pulled {
+            self.bump();
+            self.remove_undesired(RemovalCause::RosterChange, self.now()).await?;
+        }
+        let report = pulled?;
         let mut removals = Vec::new();
         if report.changed {
             self.bump();
@@ -405,7 +435,16 @@ impl Engine {
             done: 0,
             total: 0,
         });
-        match self.pull(options.force_refresh).await {
+        let pulled = self.pull_with(options.force_refresh, options.confirm_removals).await;
+        report.removals_held = guard::summary(&self.store.held_removals()?);
+        report.failed = self
+            .store
+            .users()?
+            .0
+            .into_iter()
+            .filter_map(|u| u.failure.map(|f| (u.key.to_string(), f)))
+            .collect();
+        match pulled {
             Ok((pulled, removals)) => {
                 report.removed_at_once = removals.iter().map(|r| r.removed.len() as u64).sum();
                 progress(Progress {

@@ -1,0 +1,126 @@
+//! What the store knows about the roster as a whole: whether one complete, consistent walk was ever
+//! installed, the implicit removals the mass-removal guard holds, and the strangers verification found
+//! on a door but may not remove yet (README, "Roster integrity").
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError};
+use crate::domain::{DoorUserId, UserKey};
+
+const META_ROSTER_COMPLETE: &str = "roster_complete";
+const META_HELD_REMOVALS: &str = "held_removals";
+
+/// One user the guard keeps although a consistent roster no longer lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldUser {
+    pub key: UserKey,
+    /// The first pull that found them gone; they are removed once pulls agree for `sync.removal_hold`.
+    pub first_seen_at: Timestamp,
+    /// When they are removed if pulls keep agreeing (`first_seen_at` + `sync.removal_hold`).
+    pub until: Timestamp,
+}
+
+/// The implicit removals on hold, by user key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldRemovals {
+    pub users: BTreeMap<String, HeldUser>,
+}
+
+impl HeldRemovals {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    pub fn contains(&self, key: &UserKey) -> bool {
+        self.users.contains_key(&key.to_string())
+    }
+
+    /// The earliest first sighting of the users held.
+    pub fn first_seen_at(&self) -> Option<Timestamp> {
+        self.users.values().map(|u| u.first_seen_at).min()
+    }
+
+    /// When the first held removal is due.
+    pub fn until(&self) -> Option<Timestamp> {
+        self.users.values().map(|u| u.until).min()
+    }
+}
+
+impl Store {
+    /// Whether the store ever held one complete, consistent roster walk. Until then verification must
+    /// not remove people from a door that the agent did not put there. A store written before this
+    /// flag existed counts when its last pull succeeded.
+    pub fn has_complete_roster(&self) -> Result<bool, StoreError> {
+        if self.get_meta::<bool>(META_ROSTER_COMPLETE)?.unwrap_or(false) {
+            return Ok(true);
+        }
+        Ok(self.last_pass()?.is_some_and(|p| p.error.is_none()))
+    }
+
+    /// Records that a complete, consistent roster was installed. Durable on return.
+    pub fn mark_roster_complete(&self) -> Result<(), StoreError> {
+        self.put_meta(META_ROSTER_COMPLETE, &true)?;
+        self.flush()
+    }
+
+    pub fn held_removals(&self) -> Result<HeldRemovals, StoreError> {
+        Ok(self.get_meta(META_HELD_REMOVALS)?.unwrap_or_default())
+    }
+
+    /// Replaces the held removals. Durable on return.
+    pub fn put_held_removals(&self, held: &HeldRemovals) -> Result<(), StoreError> {
+        self.put_meta(META_HELD_REMOVALS, held)?;
+        self.flush()
+    }
+
+    /// Ids on `door` the agent did not put there and has not removed (no roster yet).
+    pub fn unknown_on_door(&self, door: &str) -> Result<Vec<DoorUserId>, StoreError> {
+        let ids: Vec<u32> = self.get_meta(&format!("unknown/{door}"))?.unwrap_or_default();
+        Ok(ids.into_iter().map(DoorUserId).collect())
+    }
+
+    pub fn put_unknown_on_door(&self, door: &str, ids: &[DoorUserId]) -> Result<(), StoreError> {
+        let raw: Vec<u32> = ids.iter().map(|id| id.0).collect();
+        self.put_meta(&format!("unknown/{door}"), &raw)?;
+        self.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roster_flags_and_held_removals_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert!(!store.has_complete_roster().unwrap());
+            store.mark_roster_complete().unwrap();
+            let mut held = HeldRemovals::default();
+            let key = UserKey::new("IDENTITY", "u-1");
+            held.users.insert(
+                key.to_string(),
+                HeldUser {
+                    key: key.clone(),
+                    first_seen_at: Timestamp::UNIX_EPOCH,
+                    until: Timestamp::UNIX_EPOCH,
+                },
+            );
+            store.put_held_removals(&held).unwrap();
+            store.put_unknown_on_door("lobby", &[DoorUserId(7)]).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.has_complete_roster().unwrap());
+        assert!(
+            store
+                .held_removals()
+                .unwrap()
+                .contains(&UserKey::new("IDENTITY", "u-1"))
+        );
+        assert_eq!(store.unknown_on_door("lobby").unwrap(), vec![DoorUserId(7)]);
+    }
+}
