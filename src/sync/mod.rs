@@ -9,6 +9,7 @@
 //! - [`status`]: the report `doorsync status` prints.
 
 pub mod apply;
+pub mod capacity;
 pub mod engine;
 pub mod plan;
 pub mod pull;

@@ -11,12 +11,12 @@ use tokio::time::Instant;
 use super::{OsdpDoor, door_error};
 use crate::domain::DoorUserId;
 use crate::door::vendor::{self, FT_TYPE_FACE, FT_TYPE_RECORDS, FileResult};
-use crate::door::{Door as _, DoorError, DoorInfo};
+use crate::door::{Door as _, DoorError, DoorInfo, FailureClass, Misconfig};
 use crate::osdp::command::FileTransfer;
 use crate::osdp::command::filetransfer::HEADER_LEN as FT_HEADER_LEN;
 use crate::osdp::reply::FtStatus;
-use crate::osdp::{Command, FailReason, Reply, wire};
-use crate::serial::link::{LinkError, Priority};
+use crate::osdp::{Command, Reply, wire};
+use crate::serial::link::Priority;
 
 /// What the CP does with a file interrupted by a link drop (see the module doc of `osdp_door`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,15 +48,18 @@ impl Partial {
     }
 }
 
-/// Failures after which the link comes back by itself (the session rediscovers the PD).
-fn is_link_drop(e: &LinkError) -> bool {
-    matches!(
-        e,
-        LinkError::Offline
-            | LinkError::Failed(
-                FailReason::Timeout { .. } | FailReason::LinkRestarted | FailReason::Offline | FailReason::BadReply(_)
-            )
-    )
+/// Attempts at one offset that may fail (resend / reconnect class) before the file fails: with
+/// `resume_wait` this bounds a door that garbles every fragment while staying online (PROTOCOL.md §8).
+const MAX_ATTEMPTS_WITHOUT_PROGRESS: u32 = 8;
+
+/// The FtDelay actually obeyed: the PD's request, cut to the profile's `max_ft_delay`.
+fn obeyed_delay(requested_ms: u16, max: Duration) -> (Duration, bool) {
+    let requested = Duration::from_millis(u64::from(requested_ms));
+    if requested > max {
+        (max, true)
+    } else {
+        (requested, false)
+    }
 }
 
 impl OsdpDoor {
@@ -150,6 +153,10 @@ impl OsdpDoor {
         let mut finishing = false;
         let mut msg_max: Option<usize> = None;
         let mut stalled_since: Option<Instant> = None;
+        let mut failed_attempts = 0u32;
+        // Since the last FTSTAT that moved the file forward: FtStatus "finishing" or an unusual status
+        // repeated for `resume_wait` means the door is not going to finish.
+        let mut progress_at = Instant::now();
         loop {
             let frag_max = self.fragment_capacity(msg_max)?;
             let (at, data) = if finishing {
@@ -176,11 +183,20 @@ impl OsdpDoor {
                         value: u64::from(other.code()),
                     }));
                 }
-                Err(e) if is_link_drop(&e) => {
+                Err(e)
+                    if matches!(
+                        door_error(e.clone()).class(),
+                        FailureClass::Resend | FailureClass::Reconnect
+                    ) =>
+                {
                     let since = *stalled_since.get_or_insert_with(Instant::now);
                     let left = self.options.resume_wait.saturating_sub(since.elapsed());
+                    failed_attempts += 1;
                     tracing::info!(ft_type, offset, total, error = %e, "file transfer interrupted; waiting for the link");
-                    if left.is_zero() || !self.link.wait_online(left).await {
+                    if left.is_zero()
+                        || failed_attempts >= MAX_ATTEMPTS_WITHOUT_PROGRESS
+                        || !self.link.wait_online(left).await
+                    {
                         // `state.partial` keeps the acknowledged offset for the next attempt.
                         return Err(door_error(e));
                     }
@@ -198,6 +214,7 @@ impl OsdpDoor {
                 }
             };
             stalled_since = None;
+            failed_attempts = 0;
             if sent > 0 {
                 let c = &self.file_counters;
                 c.fragments.fetch_add(1, Ordering::Relaxed);
@@ -208,6 +225,17 @@ impl OsdpDoor {
                 msg_max = Some(usize::from(stat.update_msg_max));
             }
             let end = at as usize + sent;
+            if sent > 0 || stat.status != FtStatus::Finishing {
+                progress_at = Instant::now();
+            } else if progress_at.elapsed() >= self.options.resume_wait {
+                state.partial = None;
+                return Err(DoorError::Misconfigured(Misconfig::BoundExceeded {
+                    detail: format!(
+                        "door kept answering FTSTAT \"finishing\" for {} without finishing the file",
+                        humantime::format_duration(self.options.resume_wait)
+                    ),
+                }));
+            }
             match stat.status {
                 FtStatus::Ok if end < file.len() => offset = end as u32,
                 FtStatus::Ok => {
@@ -256,8 +284,17 @@ impl OsdpDoor {
             if let Some(p) = state.partial.as_mut() {
                 p.acked = offset;
             }
-            if stat.delay_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(u64::from(stat.delay_ms))).await;
+            let (delay, capped) = obeyed_delay(stat.delay_ms, self.max_ft_delay);
+            if capped {
+                self.file_counters.ft_delays_capped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    requested_ms = stat.delay_ms,
+                    obeyed_ms = delay.as_millis() as u64,
+                    "door asked for a longer FtDelay than the profile's max_ft_delay; waiting only that long"
+                );
+            }
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
             }
         }
     }

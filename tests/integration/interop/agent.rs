@@ -10,7 +10,7 @@ use doorsync::config::builtin_profile;
 use doorsync::domain::{DoorRecord, DoorUserId};
 use doorsync::door::db::{DoorDb, DoorDbLimits};
 use doorsync::door::vendor::{self, FT_TYPE_FACE, FT_TYPE_RECORDS, FileResult};
-use doorsync::door::{Door, DoorError, OsdpDoor, OsdpDoorOptions};
+use doorsync::door::{Door, DoorError, FailureClass, OsdpDoor, OsdpDoorOptions};
 use doorsync::serial::pty::Pty;
 
 use super::peer::{self, LibosdpPeer};
@@ -218,7 +218,7 @@ async fn agent_catches_a_face_file_libosdp_closed_early_with_a_hole_and_resends_
             e @ DoorError::FileRejected {
                 result: FileResult::Corrupt,
             },
-        ) => assert!(e.is_transient()),
+        ) => assert_eq!(e.class(), FailureClass::Resend),
         other => panic!("a face file closed with a hole: {other:?}"),
     }
     assert_eq!(agent.face_status(DoorUserId(1)).await.unwrap().face_sha256, None);

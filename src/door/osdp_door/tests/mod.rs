@@ -1,5 +1,7 @@
 //! `OsdpDoor` against a scripted door over an in-memory duplex, on a paused clock.
 
+mod hostile;
+mod line;
 mod peer;
 
 use std::collections::BTreeMap;
