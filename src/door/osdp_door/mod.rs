@@ -18,6 +18,7 @@
 //! the CP then aborts and resends that file whole, once. Whatever happened, a file counts as delivered
 //! only once INFO / FACE_STATUS confirm it, so a PD that completed a file with a hole is caught.
 
+mod file_send;
 mod mfg;
 mod transfer;
 
