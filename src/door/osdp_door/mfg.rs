@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::mfg_exchange::{ExchangeTimes, MfgAction, MfgExchange};
 use super::{OsdpDoor, door_error};
 use crate::domain::DoorUserId;
 use crate::door::DoorError;
@@ -130,40 +131,37 @@ impl OsdpDoor {
         });
         let mut waiter = self.replies.register(cmd.clone());
         self.replies.take_other_vendor_code();
-        let started = Instant::now();
-        let deadline = started + self.options.query_timeout;
-        let mut resend_at = started + self.options.query_resend_after;
-        if let Some(done) = self.send_mfg(&mfg, &cmd.command, priority).await? {
-            return Ok(done);
-        }
-        // First fetch at once: a PD that ACKed usually has the answer queued already.
-        let mut next_poll = Instant::now();
+        let times = ExchangeTimes {
+            timeout: self.options.query_timeout,
+            resend_after: self.options.query_resend_after,
+            poll_interval: self.options.reply_poll_interval,
+        };
+        let mut schedule = MfgExchange::new(times, Instant::now().into_std());
         loop {
             if let Ok(reply) = waiter.rx.try_recv() {
                 return Ok(reply.reply);
             }
-            let now = Instant::now();
-            if now >= deadline {
-                tracing::info!(request_id, op = ?cmd.command.op(), "door did not answer a vendor command in time");
-                return Err(self.no_answer());
-            }
-            if now >= resend_at {
-                resend_at = now + self.options.query_resend_after;
-                tracing::debug!(request_id, "resending a vendor command whose reply did not come");
-                if let Some(done) = self.send_mfg(&mfg, &cmd.command, priority).await? {
-                    return Ok(done);
+            match schedule.poll(Instant::now().into_std()) {
+                MfgAction::Send => {
+                    if let Some(done) = self.send_mfg(&mfg, &cmd.command, priority).await? {
+                        return Ok(done);
+                    }
                 }
-                continue;
-            }
-            let wake = next_poll.min(deadline).min(resend_at);
-            match tokio::time::timeout_at(wake, &mut waiter.rx).await {
-                Ok(Ok(reply)) => return Ok(reply.reply),
-                Ok(Err(_)) => return Err(self.no_answer()),
                 // The PD ACKed and queued its answer: fetch it rather than wait for a keep-alive poll.
-                Err(_) => {
-                    next_poll = Instant::now() + self.options.reply_poll_interval;
+                MfgAction::Poll => {
                     let reply = self.link.request(Command::Poll, priority).await.map_err(door_error)?;
                     self.replies.route_reply(&reply);
+                }
+                MfgAction::WaitUntil(at) => {
+                    match tokio::time::timeout_at(Instant::from_std(at), &mut waiter.rx).await {
+                        Ok(Ok(reply)) => return Ok(reply.reply),
+                        Ok(Err(_)) => return Err(self.no_answer()),
+                        Err(_) => {}
+                    }
+                }
+                MfgAction::GiveUp => {
+                    tracing::info!(request_id, op = ?cmd.command.op(), "door did not answer a vendor command in time");
+                    return Err(self.no_answer());
                 }
             }
         }

@@ -20,6 +20,7 @@
 
 mod file_send;
 mod mfg;
+mod mfg_exchange;
 mod transfer;
 
 #[cfg(test)]
