@@ -100,6 +100,16 @@ pub struct OsdpLimits {
     pub max_packet_bytes: u16,
     /// Largest osdp_MFG vendor data (after the 3-byte vendor code) the model accepts.
     pub max_mfg_data_bytes: u16,
+    /// Longest FtDelay (osdp_FTSTAT) the agent obeys; a longer request is cut to this and reported.
+    #[serde(default = "default_max_ft_delay_ms")]
+    pub max_ft_delay_ms: u32,
+}
+
+/// Profile key `osdp.max_ft_delay` when absent: 2 s.
+pub const DEFAULT_MAX_FT_DELAY_MS: u32 = 2_000;
+
+fn default_max_ft_delay_ms() -> u32 {
+    DEFAULT_MAX_FT_DELAY_MS
 }
 
 /// A hardware model/firmware description from `firmware-config/profiles/*.toml`.

@@ -4,6 +4,12 @@
 //!
 //! Exit status: 0 when the PD answered discovery, [`EXIT_NO_ANSWER`] when it did not (the message names
 //! port, address and baud), 1 when the port could not be used. `--json` prints one [`ProbeReport`].
+//! Either way the report carries a [`Diagnosis`] when something is wrong: what was seen on the line and
+//! what to check next.
+
+mod diagnosis;
+
+pub use diagnosis::{Diagnosis, DiagnosisKind};
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -73,6 +79,8 @@ pub struct ProbeReport {
     /// `null` when the PD does not speak the doorsync extension (see `vendor_extension_error`).
     pub vendor_extension: Option<VendorExtension>,
     pub vendor_extension_error: Option<String>,
+    /// The likely cause when something is wrong (no bytes, bad CRCs, another address, NAK, BUSY, …).
+    pub diagnosis: Option<Diagnosis>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -177,6 +185,7 @@ async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         max_fragment_bytes: None,
         vendor_extension: None,
         vendor_extension_error: None,
+        diagnosis: None,
     };
     let options = OsdpDoorOptions {
         query_timeout: Duration::from_secs(2),
@@ -200,8 +209,8 @@ async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
                 .digest()
                 .await
                 .map(|digest| (info, digest))
-                .map_err(|e| format!("INFO answered but DIGEST failed: {e}")),
-            Err(e) => Err(e.to_string()),
+                .map_err(|e| (format!("INFO answered but DIGEST failed: {e}"), e)),
+            Err(e) => Err((e.to_string(), e)),
         };
         Some((door.link_status(), extension))
     };
@@ -237,13 +246,24 @@ async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
                     digest: hex::encode(digest.digest),
                 })
             }
-            Err(e) => report.vendor_extension_error = Some(e),
+            Err((text, e)) => {
+                report.diagnosis = diagnosis::online(&status, &profile, Some(&e));
+                report.vendor_extension_error = Some(text);
+            }
         }
+        if report.diagnosis.is_none() {
+            report.diagnosis = diagnosis::online(&status, &profile, None);
+        }
+    } else {
+        report.diagnosis = diagnosis::offline(&door.link_status(), &door.wire_stats(), args.address);
     }
     if !report.online && report.error.is_none() {
+        let cause = report.diagnosis.as_ref().map_or_else(
+            || "check the wiring (RS-485 A/B swapped?), the PD's address and its baud rate".to_owned(),
+            |d| d.message.clone(),
+        );
         report.error = Some(format!(
-            "no OSDP reply from address {} on {} at {} baud within {}: check the wiring (RS-485 A/B swapped?), \
-             the PD's address and its baud rate",
+            "PD at address {} on {} at {} baud did not come online within {}: {cause}",
             report.address,
             report.port,
             report.baud,
@@ -315,6 +335,9 @@ fn text(r: &ProbeReport) -> String {
             let _ = writeln!(out, "vendor extension: not spoken ({e})");
         }
         (None, None) => {}
+    }
+    if let Some(d) = &r.diagnosis {
+        let _ = writeln!(out, "diagnosis: {}", d.message);
     }
     out
 }

@@ -7,13 +7,15 @@
 //! silently replaced by the built-in one.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::domain::{ImageLimits, OsdpLimits, Profile};
+use crate::domain::{DEFAULT_MAX_FT_DELAY_MS, ImageLimits, OsdpLimits, Profile};
 
 use super::error::{ConfigError, ConfigErrors, Problem};
 use super::raw::parse_toml;
+use super::values::parse_duration;
 
 /// The profiles shipped in `firmware-config/profiles/`, embedded so a gateway needs only the binary
 /// and its config.
@@ -57,6 +59,8 @@ struct RawImage {
 struct RawOsdp {
     max_packet_bytes: Option<i64>,
     max_mfg_data_bytes: Option<i64>,
+    /// Optional, a duration (`"2s"`); FtDelay requests are obeyed up to it (PROTOCOL.md §8).
+    max_ft_delay: Option<String>,
 }
 
 /// Names of the built-in profiles.
@@ -184,7 +188,18 @@ pub fn parse_profile(name: &str, text: &str, file: &Path) -> Result<Profile, Con
     let osdp = osdp.unwrap_or(RawOsdp {
         max_packet_bytes: None,
         max_mfg_data_bytes: None,
+        max_ft_delay: None,
     });
+    let max_ft_delay_ms = match osdp.max_ft_delay.as_deref() {
+        None => Some(DEFAULT_MAX_FT_DELAY_MS),
+        Some(text) => match parse_duration(text, Duration::ZERO, Duration::from_millis(u64::from(u16::MAX))) {
+            Ok(d) => Some(u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
+            Err(e) => {
+                out.push(ConfigError::invalid("osdp.max_ft_delay", e));
+                None
+            }
+        },
+    };
     let max_packet = out.range(osdp.max_packet_bytes, "osdp.max_packet_bytes", 64, i64::from(u16::MAX));
     let max_mfg = out.range(
         osdp.max_mfg_data_bytes,
@@ -216,6 +231,7 @@ pub fn parse_profile(name: &str, text: &str, file: &Path) -> Result<Profile, Con
         Some(q),
         Some(p),
         Some(m),
+        Some(ft_delay_ms),
     ) = (
         description,
         capacity_users,
@@ -226,6 +242,7 @@ pub fn parse_profile(name: &str, text: &str, file: &Path) -> Result<Profile, Con
         jpeg_quality,
         max_packet,
         max_mfg,
+        max_ft_delay_ms,
     )
     else {
         return Err(fail(errors));
@@ -247,6 +264,7 @@ pub fn parse_profile(name: &str, text: &str, file: &Path) -> Result<Profile, Con
         osdp: OsdpLimits {
             max_packet_bytes: u16::try_from(p).map_err(|_| conv())?,
             max_mfg_data_bytes: u16::try_from(m).map_err(|_| conv())?,
+            max_ft_delay_ms: ft_delay_ms,
         },
         capacity_users: u32::try_from(capacity_users).map_err(|_| conv())?,
         vendor_code,
@@ -347,6 +365,23 @@ max_mfg_data_bytes = 64
         let r = builtin_profile("libosdp-reference").unwrap();
         assert_eq!(r.osdp.max_packet_bytes, 256);
         assert_eq!(r.image, p.image);
+    }
+
+    #[test]
+    fn max_ft_delay_defaults_to_2s_and_is_range_checked() {
+        let p = parse_profile("t", GOOD, Path::new("t.toml")).unwrap();
+        assert_eq!(p.osdp.max_ft_delay_ms, 2_000);
+        let text = format!("{GOOD}max_ft_delay = \"500ms\"\n");
+        assert_eq!(
+            parse_profile("t", &text, Path::new("t.toml"))
+                .unwrap()
+                .osdp
+                .max_ft_delay_ms,
+            500
+        );
+        let text = format!("{GOOD}max_ft_delay = \"2min\"\n");
+        let err = parse_profile("t", &text, Path::new("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("osdp.max_ft_delay"), "{err}");
     }
 
     #[test]

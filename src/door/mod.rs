@@ -4,6 +4,7 @@
 //! [`expected_digest`] / [`expected_bucket_digests`], which use the same hash functions as the door.
 
 pub mod db;
+pub mod failure;
 pub mod memory;
 pub mod osdp_door;
 pub mod sim;
@@ -17,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::domain::{AppliedEntry, DoorRecord, DoorUserId, FaceRef};
+use crate::osdp::NakCode;
+pub use failure::{FailureClass, Misconfig};
 pub use osdp_door::{LinkStats, OsdpDoor, OsdpDoorOptions, ResumePolicy};
 pub use vendor::{FileResult, Status, VendorError};
 
@@ -73,12 +76,17 @@ pub struct DoorInfo {
 pub enum DoorError {
     #[error("door is offline: {reason}")]
     Offline { reason: String },
-    #[error("door answered NAK 0x{code:02x}")]
-    Nak { code: u8 },
+    #[error("door answered {code}")]
+    Nak { code: NakCode },
+    #[error("door configuration error: {0}")]
+    Misconfigured(Misconfig),
     #[error("door refused the command: {status:?}")]
     Rejected { status: Status },
     #[error("door discarded the file: {result:?}")]
     FileRejected { result: FileResult },
+    /// A face larger than the door's INFO `max_face_jpeg_bytes`: not sent.
+    #[error("face of {bytes} bytes exceeds the door's limit of {max_bytes} bytes (INFO max face JPEG bytes)")]
+    FaceTooLarge { bytes: usize, max_bytes: u32 },
     #[error("door did not answer in time")]
     Timeout,
     #[error("protocol error: {0}")]
@@ -87,20 +95,6 @@ pub enum DoorError {
     /// that did not land); sending it again is the cure.
     #[error("door holds something else than was sent: {detail}")]
     Corrupt { detail: String },
-}
-
-impl DoorError {
-    /// Whether retrying the same operation later may succeed.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            DoorError::Offline { .. } | DoorError::Timeout | DoorError::Corrupt { .. } => true,
-            // Bad check bytes, sequence and secure-channel NAKs go away after a link restart.
-            DoorError::Nak { code } => matches!(code, 0x01 | 0x04 | 0x06),
-            DoorError::Rejected { status } => *status == Status::StorageFailure,
-            DoorError::FileRejected { result } => *result == FileResult::Corrupt,
-            DoorError::Protocol(_) => false,
-        }
-    }
 }
 
 /// A door unit. `&self` methods: an implementation must accept a delete while a face transfer is in

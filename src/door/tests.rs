@@ -126,35 +126,48 @@ fn a_door_holding_an_extra_user_shows_up_in_its_bucket() {
 }
 
 #[test]
-fn transient_errors_are_the_ones_a_retry_can_cure() {
-    assert!(DoorError::Timeout.is_transient());
-    assert!(
-        DoorError::Offline {
-            reason: "no reply".into()
+fn each_door_failure_has_one_class() {
+    use crate::door::{FailureClass as C, Misconfig};
+    use crate::osdp::NakCode;
+    let offline = DoorError::Offline {
+        reason: "no reply".into(),
+    };
+    assert_eq!(offline.class(), C::Reconnect);
+    assert_eq!(DoorError::Timeout.class(), C::Reconnect);
+    assert_eq!(
+        DoorError::Nak {
+            code: NakCode::MessageCheck
         }
-        .is_transient()
+        .class(),
+        C::Resend
     );
-    assert!(DoorError::Nak { code: 0x06 }.is_transient());
-    assert!(!DoorError::Nak { code: 0x09 }.is_transient());
-    assert!(
-        !DoorError::Rejected {
-            status: Status::BadConfirm
-        }
-        .is_transient()
+    for code in [0x02, 0x03, 0x05, 0x06, 0x09] {
+        let e = DoorError::Nak {
+            code: NakCode::from(code),
+        };
+        assert_eq!(e.class(), C::DoorMisconfigured, "NAK {code:#04x}");
+        assert!(e.class().stops_pass());
+    }
+    assert_eq!(
+        DoorError::Misconfigured(Misconfig::ProtocolVersion { door: 9 }).class(),
+        C::DoorMisconfigured
     );
-    assert!(
-        DoorError::FileRejected {
-            result: FileResult::Corrupt
-        }
-        .is_transient()
-    );
-    assert!(
-        !DoorError::FileRejected {
-            result: FileResult::Capacity
-        }
-        .is_transient()
-    );
-    assert!(!DoorError::Protocol(VendorError::UnknownOp(9)).is_transient());
+    let refused = DoorError::Rejected {
+        status: Status::BadConfirm,
+    };
+    assert_eq!(refused.class(), C::FailUser);
+    assert!(!refused.class().stops_pass());
+    let corrupt = DoorError::FileRejected {
+        result: FileResult::Corrupt,
+    };
+    assert_eq!(corrupt.class(), C::Resend);
+    let capacity = DoorError::FileRejected {
+        result: FileResult::Capacity,
+    };
+    assert_eq!(capacity.class(), C::FailUser);
+    let too_large = DoorError::FaceTooLarge { bytes: 2, max_bytes: 1 };
+    assert_eq!(too_large.class(), C::FailUser);
+    assert_eq!(DoorError::Protocol(VendorError::UnknownOp(9)).class(), C::FailUser);
 }
 
 #[tokio::test]
@@ -167,5 +180,8 @@ async fn the_door_trait_can_be_mocked() {
     door.expect_digest().returning(|| Err(DoorError::Timeout));
     let door: &dyn Door = &door;
     door.delete_users(&[DoorUserId(3)]).await.unwrap();
-    assert!(door.digest().await.unwrap_err().is_transient());
+    assert_eq!(
+        door.digest().await.unwrap_err().class(),
+        crate::door::FailureClass::Reconnect
+    );
 }

@@ -11,6 +11,7 @@ pub mod reply;
 pub mod wire;
 
 pub use command::Command;
+pub use cp::LinkDiagnostics;
 pub use cp::{CommandId, Event, FailReason, PdSession, PdState, SessionConfig, SubmitError};
 pub use decoder::{DecodeError, Decoder, Frame};
 pub use pd::{PdInput, PdLink, ReplyTo};

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::osdp::LinkDiagnostics;
+use crate::osdp::decoder::DecodeStats;
 use crate::osdp::reply::{PdCap, PdId};
 use crate::osdp::{Command, CommandId, Event, FailReason, PdSession, PdState, Reply, SessionConfig, SubmitError};
 
@@ -64,6 +66,10 @@ pub struct LinkStatus {
     pub max_command_data_bytes: usize,
     /// How many times discovery has completed; changes on every (re)connect.
     pub online_count: u64,
+    /// What the PD sent so far, for telling a technician what is wrong.
+    pub diagnostics: LinkDiagnostics,
+    /// Line-quality counters: frames that failed their check, bytes skipped.
+    pub decode: DecodeStats,
 }
 
 /// Wire counters since the driver was created.
@@ -237,6 +243,8 @@ fn status_of(session: &PdSession, online_count: u64) -> LinkStatus {
         pdcap: session.pdcap().cloned(),
         max_command_data_bytes: session.max_command_data_bytes(),
         online_count,
+        diagnostics: session.diagnostics().clone(),
+        decode: session.decode_stats().clone(),
     }
 }
 

@@ -24,8 +24,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Db, Transactional, Tree};
 
 pub use records::{DoorStatus, OutboxItem, PassSummary, StoredUser, Tombstone};
-pub use tombstone::TombstoneChange;
 pub use roster_state::{HeldRemovals, HeldUser};
+pub use tombstone::TombstoneChange;
 
 use crate::domain::{AppliedEntry, DoorUserId, FaceRef, UserKey};
 

@@ -128,7 +128,19 @@ pub async fn apply_door_with_progress(
     let mut alloc = MonotonicIds {
         next: store.next_id(target.name)?,
     };
-    let plan = plan::plan(now, &entries, &applied, &ids, target.profile.capacity_users, &mut alloc);
+    let mut capacity = target.profile.capacity_users;
+    let mut plan = plan::plan(now, &entries, &applied, &ids, capacity, &mut alloc);
+    if plan.assignments.len() > applied.len() {
+        // The door would grow: it must not grow past what it declares it can hold.
+        let declared = super::capacity::door_capacity(target.door, capacity, applied.len()).await;
+        if declared < capacity {
+            capacity = declared;
+            alloc = MonotonicIds {
+                next: store.next_id(target.name)?,
+            };
+            plan = plan::plan(now, &entries, &applied, &ids, capacity, &mut alloc);
+        }
+    }
     // Ids must be durable before any op that uses them reaches the door.
     store.save_ids(target.name, &plan.new_ids, alloc.next)?;
 
@@ -139,7 +151,7 @@ pub async fn apply_door_with_progress(
     for key in &plan.over_capacity {
         report.failed.insert(
             key.to_string(),
-            format!("door {} is full ({} users)", target.name, target.profile.capacity_users),
+            format!("door {} is full ({capacity} users)", target.name),
         );
     }
     let total = plan.ops.len() as u64;
@@ -256,7 +268,7 @@ async fn run_plan(
                 store.settle_write_ahead(target.name, &settled)?;
                 report.upserted += chunk.len() as u64;
             }
-            Err(e) if e.is_transient() => return Err(Stop::Door(e)),
+            Err(e) if e.class().stops_pass() => return Err(Stop::Door(e)),
             Err(e) => {
                 for r in chunk {
                     let who = plan
@@ -310,7 +322,7 @@ async fn run_plan(
                 report.faces_sent += 1;
                 report.image_bytes_sent += len;
             }
-            Err(e) if e.is_transient() => return Err(Stop::Door(e)),
+            Err(e) if e.class().stops_pass() => return Err(Stop::Door(e)),
             Err(e) => {
                 report.failed.insert(who, e.to_string());
             }
@@ -363,6 +375,7 @@ mod tests {
         let face = add_user(&store, "a");
         seed_applied(&store, "gone");
         let mut door = MockDoor::new();
+        door.expect_info().returning(|| Err(DoorError::Timeout)); // INFO capacity: profile wins
         let mut seq = Sequence::new();
         door.expect_delete_users()
             .withf(|ids| ids == [DoorUserId(9)])
@@ -401,6 +414,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         add_user(&store, "a");
         let mut door = MockDoor::new();
+        door.expect_info().returning(|| Err(DoorError::Timeout)); // INFO capacity: profile wins
         door.expect_upsert_users().times(1).returning(|_| Ok(()));
         door.expect_put_face().times(1).returning(|_, _, _| Ok(()));
         let p = profile();
@@ -438,6 +452,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         add_user(&store, "a");
         let mut door = MockDoor::new();
+        door.expect_info().returning(|| Err(DoorError::Timeout)); // INFO capacity: profile wins
         door.expect_upsert_users().times(1).returning(|_| Ok(()));
         door.expect_put_face().times(1).returning(|_, _, _| {
             Err(DoorError::Offline {
@@ -475,6 +490,7 @@ mod tests {
         let bad = add_user(&store, "a");
         add_user(&store, "b");
         let mut door = MockDoor::new();
+        door.expect_info().returning(|| Err(DoorError::Timeout)); // INFO capacity: profile wins
         door.expect_upsert_users().returning(|_| Ok(()));
         door.expect_put_face().times(2).returning(move |_, f, _| {
             if f == bad {
@@ -512,6 +528,7 @@ mod tests {
         let generation = Arc::new(AtomicU64::new(0));
         let bump = Arc::clone(&generation);
         let mut door = MockDoor::new();
+        door.expect_info().returning(|| Err(DoorError::Timeout)); // INFO capacity: profile wins
         door.expect_upsert_users().times(1).returning(move |_| {
             bump.fetch_add(1, Ordering::SeqCst); // e.g. `doorsync revoke` ran meanwhile
             Ok(())

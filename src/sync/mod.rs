@@ -2,6 +2,7 @@
 //!
 //! - [`plan`]: pure decision logic, `now` passed in: which users a door should hold and the ordered ops
 //!   (deletes, then upserts, then faces) that take its applied state there.
+//! - [`capacity`]: how many users a door may hold, from its profile and what its INFO reports.
 //! - [`apply`]: runs one door's plan through the `Door` trait, recording each acknowledged op.
 //! - [`pull`]: the roster and faces from the cloud into the store.
 //! - [`tombstone`]: when a local revocation is lifted (only by evidence that postdates it).
@@ -11,6 +12,7 @@
 //! - [`status`]: the report `doorsync status` prints.
 
 pub mod apply;
+pub mod capacity;
 pub mod crash_hook;
 pub mod engine;
 pub mod guard;

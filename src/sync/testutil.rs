@@ -22,6 +22,7 @@ pub fn profile() -> Profile {
         osdp: OsdpLimits {
             max_packet_bytes: 1024,
             max_mfg_data_bytes: 64,
+            max_ft_delay_ms: crate::domain::DEFAULT_MAX_FT_DELAY_MS,
         },
         capacity_users: 100,
         vendor_code: [0x02, 0x44, 0x53],

@@ -8,6 +8,7 @@ mod cloud;
 mod config;
 mod crash;
 mod daemon;
+mod door_probe_hostile;
 mod faces;
 mod harness;
 mod interop;

@@ -16,7 +16,7 @@ use doorsync::config::builtin_profile;
 use doorsync::domain::{DoorRecord, DoorUserId, FaceRef, Policy, Profile};
 use doorsync::door::sim::{DoorDump, FaultRates, SimDoor, SimDoorConfig};
 use doorsync::door::vendor;
-use doorsync::door::{Door, DoorError, OsdpDoor, OsdpDoorOptions};
+use doorsync::door::{Door, DoorError, FailureClass, OsdpDoor, OsdpDoorOptions};
 use doorsync::serial::pty::Pty;
 use jiff::Timestamp;
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, ReadBuf};
@@ -174,7 +174,7 @@ where
     for _ in 0..30 {
         match op().await {
             Ok(()) => return,
-            Err(e) if e.is_transient() => continue,
+            Err(e) if e.class().stops_pass() && e.class() != FailureClass::DoorMisconfigured => continue,
             Err(e) => panic!("permanent door error: {e}"),
         }
     }

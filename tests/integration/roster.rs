@@ -19,9 +19,9 @@ use doorsync::sync::status;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
-use crate::processes::{doorsync, json};
 use crate::harness::{cloud_settings, memory_door, names_on, sim};
 use crate::processes;
+use crate::processes::{doorsync, json};
 
 const USERS: usize = 30;
 

@@ -9,11 +9,12 @@ use std::sync::atomic::Ordering;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::mfg_exchange::{ExchangeTimes, MfgAction, MfgExchange};
 use super::{OsdpDoor, door_error};
 use crate::domain::DoorUserId;
 use crate::door::DoorError;
-use crate::door::FaceStatus;
 use crate::door::vendor::{self, Command as VCmd, MfgCommand, MfgReply, Reply as VReply};
+use crate::door::{FaceStatus, Misconfig};
 use crate::osdp::command::Mfg;
 use crate::osdp::reply::MfgRep;
 use crate::osdp::{Command, Reply};
@@ -24,6 +25,8 @@ use crate::serial::link::Priority;
 pub(super) struct Waiters {
     vendor_code: [u8; 3],
     waiting: Mutex<HashMap<u16, (MfgCommand, oneshot::Sender<MfgReply>)>>,
+    /// The vendor code of the last osdp_MFGREP that carried another one (a profile/door mismatch).
+    other_vendor_code: Mutex<Option<[u8; 3]>>,
 }
 
 impl Waiters {
@@ -31,6 +34,7 @@ impl Waiters {
         Self {
             vendor_code,
             waiting: Mutex::new(HashMap::new()),
+            other_vendor_code: Mutex::new(None),
         }
     }
 
@@ -61,6 +65,7 @@ impl Waiters {
     fn route(&self, rep: &MfgRep) {
         if rep.vendor_code != self.vendor_code {
             tracing::debug!(vendor_code = ?rep.vendor_code, "osdp_MFGREP of another vendor ignored");
+            *self.other_vendor_code.lock().unwrap_or_else(|p| p.into_inner()) = Some(rep.vendor_code);
             return;
         }
         let reply = match MfgReply::decode(&rep.data) {
@@ -84,6 +89,13 @@ impl Waiters {
             }
             None => tracing::debug!(request_id = reply.request_id, "late or duplicate osdp_MFGREP ignored"),
         }
+    }
+}
+
+impl Waiters {
+    /// The other vendor code seen since the last call, if any.
+    fn take_other_vendor_code(&self) -> Option<[u8; 3]> {
+        self.other_vendor_code.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
@@ -118,48 +130,60 @@ impl OsdpDoor {
             data,
         });
         let mut waiter = self.replies.register(cmd.clone());
-        let started = Instant::now();
-        let deadline = started + self.options.query_timeout;
-        let mut resend_at = started + self.options.query_resend_after;
-        if let Some(done) = self.send_mfg(&mfg, &cmd.command, priority).await? {
-            return Ok(done);
-        }
-        // First fetch at once: a PD that ACKed usually has the answer queued already.
-        let mut next_poll = Instant::now();
+        self.replies.take_other_vendor_code();
+        let times = ExchangeTimes {
+            timeout: self.options.query_timeout,
+            resend_after: self.options.query_resend_after,
+            poll_interval: self.options.reply_poll_interval,
+        };
+        let mut schedule = MfgExchange::new(times, Instant::now().into_std());
         loop {
             if let Ok(reply) = waiter.rx.try_recv() {
                 return Ok(reply.reply);
             }
-            let now = Instant::now();
-            if now >= deadline {
-                tracing::info!(request_id, op = ?cmd.command.op(), "door did not answer a vendor command in time");
-                return Err(DoorError::Timeout);
-            }
-            if now >= resend_at {
-                resend_at = now + self.options.query_resend_after;
-                tracing::debug!(request_id, "resending a vendor command whose reply did not come");
-                if let Some(done) = self.send_mfg(&mfg, &cmd.command, priority).await? {
-                    return Ok(done);
+            match schedule.poll(Instant::now().into_std()) {
+                MfgAction::Send => {
+                    if let Some(done) = self.send_mfg(&mfg, &cmd.command, priority).await? {
+                        return Ok(done);
+                    }
                 }
-                continue;
-            }
-            let wake = next_poll.min(deadline).min(resend_at);
-            match tokio::time::timeout_at(wake, &mut waiter.rx).await {
-                Ok(Ok(reply)) => return Ok(reply.reply),
-                Ok(Err(_)) => return Err(DoorError::Timeout),
                 // The PD ACKed and queued its answer: fetch it rather than wait for a keep-alive poll.
-                Err(_) => {
-                    next_poll = Instant::now() + self.options.reply_poll_interval;
+                MfgAction::Poll => {
                     let reply = self.link.request(Command::Poll, priority).await.map_err(door_error)?;
                     self.replies.route_reply(&reply);
+                }
+                MfgAction::WaitUntil(at) => {
+                    match tokio::time::timeout_at(Instant::from_std(at), &mut waiter.rx).await {
+                        Ok(Ok(reply)) => return Ok(reply.reply),
+                        Ok(Err(_)) => return Err(self.no_answer()),
+                        Err(_) => {}
+                    }
+                }
+                MfgAction::GiveUp => {
+                    tracing::info!(request_id, op = ?cmd.command.op(), "door did not answer a vendor command in time");
+                    return Err(self.no_answer());
                 }
             }
         }
     }
 
+    /// The error for a query whose reply never came: a door answering with another vendor code is
+    /// misconfigured, not slow.
+    fn no_answer(&self) -> DoorError {
+        match self.replies.take_other_vendor_code() {
+            Some(door_vendor_code) => DoorError::Misconfigured(Misconfig::VendorCodeMismatch {
+                profile: self.profile_name.clone(),
+                profile_vendor_code: self.vendor_code,
+                door_vendor_code,
+            }),
+            None => DoorError::Timeout,
+        }
+    }
+
     /// Sends the osdp_MFG once. `Some` when the direct reply settles the exchange (ACK to DELETE/CLEAR).
     async fn send_mfg(&self, mfg: &Command, command: &VCmd, priority: Priority) -> Result<Option<VReply>, DoorError> {
-        match self.link.request(mfg.clone(), priority).await.map_err(door_error)? {
+        let reply = self.link.request(mfg.clone(), priority).await;
+        match reply.map_err(|e| self.mfg_error(e))? {
             Reply::Ack => Ok(match command {
                 VCmd::Delete(_) => Some(VReply::Deleted),
                 VCmd::Clear => Some(VReply::Cleared),

@@ -18,7 +18,9 @@
 //! the CP then aborts and resends that file whole, once. Whatever happened, a file counts as delivered
 //! only once INFO / FACE_STATUS confirm it, so a PD that completed a file with a hole is caught.
 
+mod file_send;
 mod mfg;
+mod mfg_exchange;
 mod transfer;
 
 #[cfg(test)]
@@ -35,10 +37,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_serial::SerialStream;
 
 use super::vendor::{self, Command as VCmd, Reply as VReply};
-use super::{BucketDigest, Door, DoorDigest, DoorError, DoorInfo, DoorListEntry, FaceStatus};
+use super::{BucketDigest, Door, DoorDigest, DoorError, DoorInfo, DoorListEntry, FaceStatus, Misconfig};
 use crate::domain::{DoorRecord, DoorUserId, FaceRef, Profile};
 use crate::osdp::reply::{PdCap, PdId};
-use crate::osdp::{FailReason, PdState, SessionConfig};
+use crate::osdp::{FailReason, NakCode, PdState, SessionConfig, SubmitError};
 use crate::serial::link::{self, LinkDriver, LinkError, LinkHandle, LinkStatus, Priority};
 use crate::serial::{self, SerialError};
 
@@ -47,6 +49,10 @@ pub use transfer::ResumePolicy;
 /// Bytes of the largest reply the vendor extension makes a PD send (an osdp_MFGREP of 64 vendor data
 /// bytes plus OSDP framing), for sizing the reply timeout.
 const LARGEST_REPLY_BYTES: u64 = 80;
+
+/// LIST may report this many users per bucket beyond INFO's user count before the walk stops as a lie
+/// (PROTOCOL.md §8): INFO is asked right before, and only this agent changes the door.
+pub const LIST_MARGIN_USERS: u32 = 64;
 
 /// Tunables of an [`OsdpDoor`] beyond the OSDP session's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +96,8 @@ pub struct LinkStats {
     pub fragments: u64,
     /// Fragment data size used for the last file (0 before any).
     pub fragment_bytes: u32,
+    /// FTSTATs whose FtDelay exceeded the profile's `max_ft_delay` (obeyed only up to it).
+    pub ft_delays_capped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +105,7 @@ struct FileCounters {
     payload_bytes: AtomicU64,
     fragments: AtomicU64,
     fragment_bytes: AtomicU32,
+    ft_delays_capped: AtomicU64,
 }
 
 /// The driver future's owner: spawn `driver.run()` and keep it running while the door is used.
@@ -114,7 +123,11 @@ pub struct OsdpDoor {
     next_request_id: std::sync::atomic::AtomicU16,
     files: tokio::sync::Mutex<transfer::FileState>,
     file_counters: FileCounters,
-    max_record_file_bytes: AtomicU32,
+    /// The last INFO (checked against PROTOCOL.md), for its limits.
+    last_info: std::sync::Mutex<Option<DoorInfo>>,
+    profile_name: String,
+    /// Longest FtDelay obeyed (profile `osdp.max_ft_delay`); a longer request is cut to this.
+    max_ft_delay: Duration,
 }
 
 impl OsdpDoor {
@@ -182,7 +195,9 @@ impl OsdpDoor {
             next_request_id: std::sync::atomic::AtomicU16::new(1),
             files: tokio::sync::Mutex::new(transfer::FileState::default()),
             file_counters: FileCounters::default(),
-            max_record_file_bytes: AtomicU32::new(0),
+            last_info: std::sync::Mutex::new(None),
+            profile_name: profile.name.clone(),
+            max_ft_delay: Duration::from_millis(u64::from(profile.osdp.max_ft_delay_ms)),
         };
         (door, driver)
     }
@@ -214,6 +229,11 @@ impl OsdpDoor {
         self.link.status()
     }
 
+    /// Bytes and packets on the wire since the driver started.
+    pub fn wire_stats(&self) -> link::WireStats {
+        self.link.wire_stats()
+    }
+
     pub fn stats(&self) -> LinkStats {
         let wire = self.link.wire_stats();
         let f = &self.file_counters;
@@ -225,6 +245,7 @@ impl OsdpDoor {
             file_payload_bytes: f.payload_bytes.load(Ordering::Relaxed),
             fragments: f.fragments.load(Ordering::Relaxed),
             fragment_bytes: f.fragment_bytes.load(Ordering::Relaxed),
+            ft_delays_capped: f.ft_delays_capped.load(Ordering::Relaxed),
         }
     }
 
@@ -244,12 +265,69 @@ impl OsdpDoor {
         }
     }
 
-    async fn record_file_limit(&self) -> Result<u32, DoorError> {
-        match self.max_record_file_bytes.load(Ordering::Relaxed) {
-            0 => Ok(self.info().await?.max_record_file_bytes),
-            n => Ok(n),
+    /// The last INFO, asking for it when none was read yet.
+    async fn known_info(&self) -> Result<DoorInfo, DoorError> {
+        let cached = *self.last_info.lock().unwrap_or_else(|p| p.into_inner());
+        match cached {
+            Some(info) => Ok(info),
+            None => self.info().await,
         }
     }
+
+    /// INFO's record file limit, which must hold at least one record (else the door is misconfigured).
+    async fn record_file_limit(&self) -> Result<u32, DoorError> {
+        let limit = self.known_info().await?.max_record_file_bytes;
+        if (limit as usize) < vendor::MIN_RECORD_FILE_BYTES {
+            return Err(DoorError::Misconfigured(Misconfig::RecordFileTooSmall {
+                door_bytes: limit,
+                needed_bytes: vendor::MIN_RECORD_FILE_BYTES,
+            }));
+        }
+        Ok(limit)
+    }
+
+    /// [`door_error`] with what this door knows: a NAK 0x09 to an osdp_MFG means the vendor code is
+    /// refused, and a command too large for the PD names its receive buffer.
+    fn mfg_error(&self, e: LinkError) -> DoorError {
+        match e {
+            LinkError::Failed(FailReason::Nak(nak)) if nak.code == NakCode::UnableToProcess => {
+                DoorError::Misconfigured(Misconfig::VendorCodeRefused {
+                    profile: self.profile_name.clone(),
+                    profile_vendor_code: self.vendor_code,
+                })
+            }
+            e => self.link_error(e),
+        }
+    }
+
+    /// [`door_error`], naming the PD's receive buffer when a command did not fit it.
+    fn link_error(&self, e: LinkError) -> DoorError {
+        match door_error(e) {
+            DoorError::Misconfigured(Misconfig::PacketTooLarge { len, max, .. }) => {
+                DoorError::Misconfigured(Misconfig::PacketTooLarge {
+                    len,
+                    max,
+                    receive_buffer_bytes: self.pdcap().and_then(|c| c.receive_buffer_bytes()),
+                })
+            }
+            other => other,
+        }
+    }
+}
+
+/// INFO as PROTOCOL.md §6 defines it, or the configuration error that makes the door unusable.
+fn check_info(info: &DoorInfo) -> Result<(), DoorError> {
+    if info.protocol_version != vendor::PROTOCOL_VERSION {
+        return Err(DoorError::Misconfigured(Misconfig::ProtocolVersion {
+            door: info.protocol_version,
+        }));
+    }
+    if info.bucket_count != vendor::BUCKET_COUNT {
+        return Err(DoorError::Misconfigured(Misconfig::BucketCount {
+            door: info.bucket_count,
+        }));
+    }
+    Ok(())
 }
 
 fn offline(reason: &str) -> DoorError {
@@ -261,7 +339,15 @@ pub(crate) fn door_error(e: LinkError) -> DoorError {
     match e {
         LinkError::Offline => offline("the PD went offline"),
         LinkError::Stopped => offline("the link driver is not running"),
-        LinkError::Failed(FailReason::Nak(nak)) => DoorError::Nak { code: nak.code.into() },
+        LinkError::Failed(FailReason::Nak(nak)) => match nak.code {
+            NakCode::SecureChannelUnsupported | NakCode::EncryptionRequired => {
+                DoorError::Misconfigured(Misconfig::SecureChannel(nak.code))
+            }
+            NakCode::CommandLength | NakCode::UnknownCommand | NakCode::UnableToProcess => {
+                DoorError::Misconfigured(Misconfig::CommandRefused(nak.code))
+            }
+            code => DoorError::Nak { code },
+        },
         LinkError::Failed(FailReason::Timeout { .. }) => DoorError::Timeout,
         LinkError::Failed(FailReason::BadReply(e)) => DoorError::Offline {
             reason: format!("the PD sent a malformed reply ({e})"),
@@ -269,6 +355,11 @@ pub(crate) fn door_error(e: LinkError) -> DoorError {
         LinkError::Failed(reason) => DoorError::Offline {
             reason: reason.to_string(),
         },
+        LinkError::Submit(SubmitError::TooLarge { len, max }) => DoorError::Misconfigured(Misconfig::PacketTooLarge {
+            len,
+            max,
+            receive_buffer_bytes: None,
+        }),
         LinkError::Submit(e) => DoorError::Offline {
             reason: format!("command not sent: {e}"),
         },
@@ -303,6 +394,13 @@ impl Door for OsdpDoor {
             }));
         }
         self.ensure_connected().await?;
+        let max_bytes = self.known_info().await?.max_face_jpeg_bytes;
+        if jpeg.len() > max_bytes as usize {
+            return Err(DoorError::FaceTooLarge {
+                bytes: jpeg.len(),
+                max_bytes,
+            });
+        }
         let file = vendor::encode_face_file(id, &jpeg)?;
         self.send_face_file(id, face.sha256, &file).await
     }
@@ -362,21 +460,36 @@ impl Door for OsdpDoor {
 
     async fn list(&self, bucket: u8) -> Result<Vec<DoorListEntry>, DoorError> {
         self.ensure_connected().await?;
+        // A door that says "more" forever (cursors increasing) would hold the pass for 2^32 pages.
+        let max_entries = self.info().await?.user_count.saturating_add(LIST_MARGIN_USERS);
         let mut out = Vec::new();
         let mut cursor = 0u32;
+        let mut pages = 0u32;
         loop {
+            pages += 1;
             let page = match self.exchange(VCmd::List { bucket, cursor }, Priority::Normal).await? {
                 VReply::List(p) => p,
                 other => return Err(unexpected("LIST reply", &other)),
             };
             out.extend(page.entries);
+            if out.len() > max_entries as usize || pages > max_entries.saturating_add(1) {
+                return Err(DoorError::Misconfigured(Misconfig::BoundExceeded {
+                    detail: format!(
+                        "LIST of bucket {bucket} goes on past {} users in {pages} pages, while INFO reports \
+                         {} users (margin {LIST_MARGIN_USERS})",
+                        out.len(),
+                        max_entries.saturating_sub(LIST_MARGIN_USERS)
+                    ),
+                }));
+            }
             match page.next_cursor {
                 // A cursor that does not move forward would loop forever.
                 Some(next) if next > cursor => cursor = next,
                 Some(next) => {
-                    return Err(DoorError::Protocol(vendor::VendorError::BadValue {
-                        field: "LIST next cursor",
-                        value: u64::from(next),
+                    return Err(DoorError::Misconfigured(Misconfig::BoundExceeded {
+                        detail: format!(
+                            "LIST of bucket {bucket} asked to continue at cursor {next}, not after cursor {cursor}"
+                        ),
                     }));
                 }
                 None => return Ok(out),
@@ -401,8 +514,8 @@ impl Door for OsdpDoor {
         self.ensure_connected().await?;
         match self.exchange(VCmd::Info, Priority::Normal).await? {
             VReply::Info(info) => {
-                self.max_record_file_bytes
-                    .store(info.max_record_file_bytes, Ordering::Relaxed);
+                check_info(&info)?;
+                *self.last_info.lock().unwrap_or_else(|p| p.into_inner()) = Some(info);
                 Ok(info)
             }
             other => Err(unexpected("INFO reply", &other)),

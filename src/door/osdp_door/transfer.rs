@@ -1,22 +1,19 @@
-//! Record and face files over osdp_FILETRANSFER (PROTOCOL.md §3, §4, §7): fragments as large as the PD
-//! and the profile allow, the next one sent as soon as FTSTAT arrives, FtDelay / FtUpdateMsgMax honoured,
-//! final statuses handled, resume after a link drop, and confirmation by query (LibOSDP's FTSTAT always
-//! says 1, so FTSTAT alone proves nothing).
+//! Record and face files over osdp_FILETRANSFER (PROTOCOL.md §3, §4, §7): the async shell around the
+//! sans-IO [`FileSend`] (fragments as large as the PD and the profile allow, FtDelay capped and
+//! FtUpdateMsgMax honoured, final statuses, resume after link trouble), plus confirmation by query
+//! (LibOSDP's FTSTAT always says 1, so FTSTAT alone proves nothing).
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use tokio::time::Instant;
-
+use super::file_send::{Action, FileSend, FileSendLimits, Outcome, fragment_capacity};
 use super::{OsdpDoor, door_error};
 use crate::domain::DoorUserId;
 use crate::door::vendor::{self, FT_TYPE_FACE, FT_TYPE_RECORDS, FileResult};
 use crate::door::{Door as _, DoorError, DoorInfo};
 use crate::osdp::command::FileTransfer;
-use crate::osdp::command::filetransfer::HEADER_LEN as FT_HEADER_LEN;
 use crate::osdp::reply::FtStatus;
-use crate::osdp::{Command, FailReason, Reply, wire};
-use crate::serial::link::{LinkError, Priority};
+use crate::osdp::{Command, Reply};
+use crate::serial::link::Priority;
 
 /// What the CP does with a file interrupted by a link drop (see the module doc of `osdp_door`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,15 +45,8 @@ impl Partial {
     }
 }
 
-/// Failures after which the link comes back by itself (the session rediscovers the PD).
-fn is_link_drop(e: &LinkError) -> bool {
-    matches!(
-        e,
-        LinkError::Offline
-            | LinkError::Failed(
-                FailReason::Timeout { .. } | FailReason::LinkRestarted | FailReason::Offline | FailReason::BadReply(_)
-            )
-    )
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 impl OsdpDoor {
@@ -93,29 +83,14 @@ impl OsdpDoor {
         Err(rejection(&info, FT_TYPE_FACE, "face file"))
     }
 
-    /// Largest fragment: the PD's capabilities and the profile (via the session), and FtUpdateMsgMax.
-    fn fragment_capacity(&self, msg_max: Option<usize>) -> Result<usize, DoorError> {
-        let mut data = self.link.status().max_command_data_bytes;
-        if let Some(m) = msg_max {
-            data = data.min(m.saturating_sub(wire::HEADER_LEN + 1 + 2));
-        }
-        match data.checked_sub(FT_HEADER_LEN).filter(|n| *n > 0) {
-            Some(n) => Ok(n.min(usize::from(u16::MAX))),
-            None => Err(DoorError::Protocol(vendor::VendorError::TooLong {
-                what: "osdp_FILETRANSFER header for the PD's packet size",
-                got: FT_HEADER_LEN + 1,
-                max: data,
-            })),
-        }
-    }
-
     async fn abort(&self) {
         if let Err(e) = self.link.request(Command::Abort, Priority::Normal).await {
             tracing::debug!(error = %e, "osdp_ABORT before restarting a file not acknowledged");
         }
     }
 
-    /// Moves `file` to the PD until a final FTSTAT. Holding `state` (the file lock) keeps files apart.
+    /// Moves `file` to the PD until a final FTSTAT, performing what the sans-IO [`FileSend`] asks for.
+    /// Holding `state` (the file lock) keeps files apart.
     async fn transfer(&self, state: &mut FileState, ft_type: u8, file: &[u8]) -> Result<(), DoorError> {
         let total = u32::try_from(file.len()).map_err(|_| {
             DoorError::Protocol(vendor::VendorError::TooLong {
@@ -130,7 +105,7 @@ impl OsdpDoor {
             sha256: vendor::sha256(file),
             acked: 0,
         };
-        let mut offset = 0u32;
+        let mut resume_at = 0u32;
         match state.partial.take() {
             Some(p) if p.same_file(&this) && self.options.resume == ResumePolicy::FromLastAck => {
                 tracing::info!(
@@ -139,125 +114,102 @@ impl OsdpDoor {
                     total,
                     "resuming an interrupted file transfer"
                 );
-                offset = p.acked;
+                resume_at = p.acked;
             }
             // The PD may hold part of another file (or of this one, under Restart): drop it first.
             Some(_) => self.abort().await,
             None => {}
         }
-        state.partial = Some(Partial { acked: offset, ..this });
-        let mut restarted_whole = false;
-        let mut finishing = false;
-        let mut msg_max: Option<usize> = None;
-        let mut stalled_since: Option<Instant> = None;
-        loop {
-            let frag_max = self.fragment_capacity(msg_max)?;
-            let (at, data) = if finishing {
-                (total, Vec::new())
-            } else {
-                let start = offset as usize;
-                let end = (start + frag_max).min(file.len());
-                (offset, file.get(start..end).unwrap_or_default().to_vec())
-            };
-            let sent = data.len();
-            let command = Command::FileTransfer(FileTransfer {
-                ft_type,
-                size_total: total,
-                offset: at,
-                data,
-            });
-            let online_before = self.link.status().online_count;
-            let stat = match self.link.request(command, Priority::Normal).await {
-                Ok(Reply::FtStat(stat)) => stat,
-                Ok(other) => {
-                    state.partial = None;
-                    return Err(DoorError::Protocol(vendor::VendorError::BadValue {
-                        field: "reply code to osdp_FILETRANSFER",
-                        value: u64::from(other.code()),
-                    }));
-                }
-                Err(e) if is_link_drop(&e) => {
-                    let since = *stalled_since.get_or_insert_with(Instant::now);
-                    let left = self.options.resume_wait.saturating_sub(since.elapsed());
-                    tracing::info!(ft_type, offset, total, error = %e, "file transfer interrupted; waiting for the link");
-                    if left.is_zero() || !self.link.wait_online(left).await {
-                        // `state.partial` keeps the acknowledged offset for the next attempt.
-                        return Err(door_error(e));
+        state.partial = Some(Partial {
+            acked: resume_at,
+            ..this
+        });
+        let limits = FileSendLimits {
+            max_ft_delay: self.max_ft_delay,
+            resume_wait: self.options.resume_wait,
+            resume: self.options.resume,
+        };
+        let mut send = FileSend::new(total, resume_at, limits, now());
+        let mut online_before = self.link.status().online_count;
+        let outcome = loop {
+            let data_max = self.link.status().max_command_data_bytes;
+            match send.poll(now(), fragment_capacity(data_max, send.msg_max())) {
+                Action::Send { offset, bytes } => {
+                    let data = file.get(bytes).unwrap_or_default().to_vec();
+                    let sent = data.len();
+                    online_before = self.link.status().online_count;
+                    let command = Command::FileTransfer(FileTransfer {
+                        ft_type,
+                        size_total: total,
+                        offset,
+                        data,
+                    });
+                    match self.link.request(command, Priority::Normal).await {
+                        Ok(Reply::FtStat(stat)) => {
+                            if sent > 0 {
+                                let c = &self.file_counters;
+                                c.fragments.fetch_add(1, Ordering::Relaxed);
+                                c.payload_bytes.fetch_add(sent as u64, Ordering::Relaxed);
+                                let frag = fragment_capacity(data_max, send.msg_max()).unwrap_or(sent);
+                                c.fragment_bytes.store(frag as u32, Ordering::Relaxed);
+                            }
+                            send.on_ftstat(now(), &stat);
+                        }
+                        Ok(other) => send.on_error(
+                            now(),
+                            DoorError::Protocol(vendor::VendorError::BadValue {
+                                field: "reply code to osdp_FILETRANSFER",
+                                value: u64::from(other.code()),
+                            }),
+                        ),
+                        Err(e) => {
+                            tracing::info!(ft_type, offset, total, error = %e, "file transfer interrupted");
+                            send.on_error(now(), door_error(e));
+                        }
                     }
-                    if self.options.resume == ResumePolicy::Restart {
-                        self.abort().await;
-                        offset = 0;
-                        finishing = false;
-                        state.partial = Some(Partial { acked: 0, ..this });
-                    }
-                    continue;
                 }
-                Err(e) => {
-                    state.partial = None;
-                    return Err(door_error(e));
-                }
-            };
-            stalled_since = None;
-            if sent > 0 {
-                let c = &self.file_counters;
-                c.fragments.fetch_add(1, Ordering::Relaxed);
-                c.payload_bytes.fetch_add(sent as u64, Ordering::Relaxed);
-                c.fragment_bytes.store(frag_max as u32, Ordering::Relaxed);
-            }
-            if stat.update_msg_max != 0 {
-                msg_max = Some(usize::from(stat.update_msg_max));
-            }
-            let end = at as usize + sent;
-            match stat.status {
-                FtStatus::Ok if end < file.len() => offset = end as u32,
-                FtStatus::Ok => {
-                    // Every byte was sent but the PD still misses some: it lost the partial file (reboot).
-                    if restarted_whole {
-                        state.partial = None;
-                        return Err(DoorError::Corrupt {
-                            detail: "door still reports missing bytes after the whole file was sent again".into(),
-                        });
-                    }
-                    tracing::info!(ft_type, total, "door lost part of the file; sending it again whole");
-                    restarted_whole = true;
-                    finishing = false;
+                Action::Abort => {
                     self.abort().await;
-                    offset = 0;
+                    send.on_aborted();
                 }
-                FtStatus::Processed => {
-                    state.partial = None;
-                    return Ok(());
+                Action::WaitOnline { deadline } => {
+                    let online = self.link.wait_online(deadline.saturating_duration_since(now())).await;
+                    send.on_link_back(online);
                 }
-                FtStatus::Rebooting => {
-                    state.partial = None;
+                Action::SleepUntil(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                Action::RestartLink => {
                     tracing::info!(ft_type, "door reboots after the file; restarting the link");
                     if self.link.restart().is_ok() {
                         self.link
                             .wait_reconnected(online_before, self.options.resume_wait)
                             .await;
                     }
-                    return Ok(());
                 }
-                FtStatus::Finishing => finishing = true,
-                s if s.is_error() => {
-                    state.partial = None;
-                    let result = self.rejection_result(ft_type, s).await;
-                    return Err(DoorError::FileRejected { result });
-                }
-                FtStatus::Other(v) => {
-                    state.partial = None;
-                    return Err(DoorError::Protocol(vendor::VendorError::BadValue {
-                        field: "FTSTAT status",
-                        value: v as u64,
-                    }));
-                }
-                _ => {}
+                Action::Done(outcome) => break outcome,
             }
             if let Some(p) = state.partial.as_mut() {
-                p.acked = offset;
+                p.acked = send.acked();
             }
-            if stat.delay_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(u64::from(stat.delay_ms))).await;
+        };
+        self.file_counters
+            .ft_delays_capped
+            .fetch_add(send.delays_capped, Ordering::Relaxed);
+        match outcome {
+            Outcome::Delivered => {
+                state.partial = None;
+                Ok(())
+            }
+            Outcome::Refused(status) => {
+                state.partial = None;
+                let result = self.rejection_result(ft_type, status).await;
+                Err(DoorError::FileRejected { result })
+            }
+            Outcome::Failed { error, resumable } => {
+                // A resumable failure keeps `state.partial` (the acknowledged offset) for the next call.
+                if !resumable {
+                    state.partial = None;
+                }
+                Err(error)
             }
         }
     }

@@ -20,6 +20,8 @@ pub const MAX_RECORD_BYTES: usize = RECORD_FIXED_BYTES + MAX_DISPLAY_NAME_BYTES;
 pub const FACE_FILE_HEADER_BYTES: usize = 45;
 const RECORD_FILE_HEADER_BYTES: usize = 7;
 const SHA_BYTES: usize = 32;
+/// The smallest record file limit that holds one record of any display name.
+pub const MIN_RECORD_FILE_BYTES: usize = RECORD_FILE_HEADER_BYTES + MAX_RECORD_BYTES + SHA_BYTES;
 
 /// The longest prefix of `name` that fits [`MAX_DISPLAY_NAME_BYTES`] without splitting a character.
 pub fn truncate_display_name(name: &str) -> &str {
@@ -139,8 +141,7 @@ pub fn encode_record_file(records: &[DoorRecord]) -> Result<Vec<u8>, VendorError
 /// `upsert_users` can send any number of records. Empty input gives no file.
 pub fn encode_record_files(records: &[DoorRecord], max_file_bytes: u32) -> Result<Vec<Vec<u8>>, VendorError> {
     let max = max_file_bytes as usize;
-    let smallest = RECORD_FILE_HEADER_BYTES + MAX_RECORD_BYTES + SHA_BYTES;
-    if max < smallest {
+    if max < MIN_RECORD_FILE_BYTES {
         return Err(VendorError::BadValue {
             field: "max record file bytes (below one full record)",
             value: u64::from(max_file_bytes),

@@ -15,9 +15,9 @@ use thiserror::Error;
 use crate::domain::{DoorRecord, DoorUserId};
 
 pub use files::{
-    FACE_FILE_HEADER_BYTES, FACE_FILE_MAGIC, FaceFile, MAX_DISPLAY_NAME_BYTES, MAX_RECORD_BYTES, RECORD_FILE_MAGIC,
-    decode_face_file, decode_record, decode_record_file, encode_face_file, encode_record, encode_record_file,
-    encode_record_files, truncate_display_name,
+    FACE_FILE_HEADER_BYTES, FACE_FILE_MAGIC, FaceFile, MAX_DISPLAY_NAME_BYTES, MAX_RECORD_BYTES, MIN_RECORD_FILE_BYTES,
+    RECORD_FILE_MAGIC, decode_face_file, decode_record, decode_record_file, encode_face_file, encode_record,
+    encode_record_file, encode_record_files, truncate_display_name,
 };
 pub use mfg::{
     BucketPage, CLEAR_CONFIRM, Command, ListPage, MAX_BUCKETS_PER_REPLY, MAX_DELETE_IDS, MAX_LIST_ENTRIES_PER_REPLY,

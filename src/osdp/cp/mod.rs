@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::command::{Command, cap as cap_code};
-use super::decoder::{DecodeStats, Decoder};
+use super::decoder::{DecodeError, DecodeStats, Decoder};
 use super::reply::{NakCode, PdCap, PdId, Reply};
 use super::wire::{self, MARK, PacketRepr, WireError};
 use super::{MessageError, next_sqn};
@@ -19,7 +19,7 @@ use super::{MessageError, next_sqn};
 mod tests;
 mod types;
 
-pub use types::{CommandId, Event, FailReason, PdState, SessionConfig, SubmitError};
+pub use types::{CommandId, Event, FailReason, LinkDiagnostics, PdState, SessionConfig, SubmitError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
@@ -60,6 +60,7 @@ pub struct PdSession {
     pdid: Option<PdId>,
     pdcap: Option<PdCap>,
     events: VecDeque<Event>,
+    diagnostics: LinkDiagnostics,
 }
 
 impl PdSession {
@@ -78,6 +79,7 @@ impl PdSession {
             pdid: None,
             pdcap: None,
             events: VecDeque::new(),
+            diagnostics: LinkDiagnostics::default(),
         }
     }
 
@@ -102,6 +104,11 @@ impl PdSession {
     /// Line-quality counters of the reply decoder.
     pub fn decode_stats(&self) -> &DecodeStats {
         self.decoder.stats()
+    }
+
+    /// What the PD sent that a technician can act on (NAKs, BUSY, foreign addresses, resends).
+    pub fn diagnostics(&self) -> &LinkDiagnostics {
+        &self.diagnostics
     }
 
     /// Largest command packet (SOM through check bytes) to send: the profile cap, lowered by the PD's
@@ -281,7 +288,12 @@ impl PdSession {
                     Err(err) => self.handle_unparseable(&frame, &err),
                 },
                 Ok(None) => break,
-                Err(err) => tracing::debug!(address = self.config.address, error = %err, "osdp rx malformed"),
+                Err(err) => {
+                    tracing::debug!(address = self.config.address, error = %err, "osdp rx malformed");
+                    if matches!(err, DecodeError::BadCrc { .. } | DecodeError::BadChecksum { .. }) {
+                        self.resend_after_check_failure(now);
+                    }
+                }
             }
         }
     }
@@ -290,10 +302,33 @@ impl PdSession {
         tracing::warn!(address = self.config.address, bytes = frame.as_bytes().len(), error = %err, "osdp frame ignored");
     }
 
+    /// OSDP's answer to a garbled packet (ours, NAK 0x01; or the PD's, a failed check): send the same
+    /// bytes with the same SQN again at once, within the command's `max_retries`.
+    fn resend_after_check_failure(&mut self, now: Instant) {
+        let max_retries = self.config.max_retries;
+        if let Some(out) = self.outstanding.as_mut()
+            && matches!(out.phase, Phase::AwaitingReply { .. })
+            && out.transmissions <= max_retries
+        {
+            self.diagnostics.check_resends += 1;
+            tracing::debug!(
+                address = self.config.address,
+                sqn = out.sqn,
+                "osdp check failure, resending"
+            );
+            out.phase = Phase::Due(now);
+        }
+    }
+
     fn handle_packet(&mut self, now: Instant, repr: &PacketRepr<'_>) {
+        if repr.reply && repr.address != self.config.address {
+            self.diagnostics.foreign_replies += 1;
+            self.diagnostics.foreign_address = Some(repr.address);
+        }
         if !repr.reply || repr.address != self.config.address {
             return;
         }
+        self.diagnostics.replies += 1;
         let Some(out) = self.outstanding.as_mut() else {
             tracing::debug!(
                 address = self.config.address,
@@ -307,12 +342,26 @@ impl PdSession {
         }
         let reply = Reply::decode(repr.code, repr.data);
         if reply == Ok(Reply::Busy) {
-            // BUSY carries SQN 0 regardless of the command; resend the same bytes later.
-            self.last_heard = now;
+            // BUSY carries SQN 0 regardless of the command; resend the same bytes later. It does not
+            // count as being heard: a PD busy for `offline_after` is offline (PROTOCOL.md §8).
+            self.diagnostics.busy_replies += 1;
             out.transmissions = out.transmissions.saturating_sub(1);
             out.phase = Phase::Due(now + self.config.busy_delay);
             tracing::debug!(address = self.config.address, sqn = out.sqn, "osdp PD busy");
             return;
+        }
+        if let Ok(Reply::Nak(nak)) = &reply {
+            self.diagnostics.naks += 1;
+            self.diagnostics.last_nak = Some(nak.code);
+            // A PD that could not check our packet may not know its SQN either: resend whatever it says.
+            if nak.code == NakCode::MessageCheck && out.transmissions <= self.config.max_retries {
+                self.resend_after_check_failure(now);
+                return;
+            }
+        }
+        if let Err(err) = &reply {
+            self.diagnostics.malformed_replies += 1;
+            self.diagnostics.last_malformed = Some(format!("{} ({err})", reply_name(repr.code)));
         }
         if repr.sqn != out.sqn {
             tracing::debug!(
@@ -543,5 +592,20 @@ impl PdSession {
             tracing::info!(address = self.config.address, from = %self.state, to = %new, "osdp PD state");
             self.state = new;
         }
+    }
+}
+
+/// The OSDP name of a reply code, for diagnostics.
+fn reply_name(code: u8) -> &'static str {
+    use super::reply::{ack, busy, ftstat, mfgrep, nak, pdcap, pdid};
+    match code {
+        ack::CODE => "osdp_ACK",
+        nak::CODE => "osdp_NAK",
+        pdid::CODE => "osdp_PDID",
+        pdcap::CODE => "osdp_PDCAP",
+        busy::CODE => "osdp_BUSY",
+        ftstat::CODE => "osdp_FTSTAT",
+        mfgrep::CODE => "osdp_MFGREP",
+        _ => "a reply",
     }
 }

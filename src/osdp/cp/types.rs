@@ -6,7 +6,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::osdp::MessageError;
-use crate::osdp::reply::{Nak, PdCap, PdId, Reply};
+use crate::osdp::reply::{Nak, NakCode, PdCap, PdId, Reply};
 
 /// Tunables of one PD session. Defaults follow docs/osdp.md §1/§3.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,4 +134,23 @@ pub enum SubmitError {
     TooLarge { len: usize, max: usize },
     #[error("cannot encode command: {0}")]
     Encode(#[from] MessageError),
+}
+
+/// What the PD sent that tells a technician what is wrong with the link (`door probe`'s diagnosis).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkDiagnostics {
+    /// Check-verified replies from this PD's address.
+    pub replies: u64,
+    /// Check-verified replies from another address, and the last such address.
+    pub foreign_replies: u64,
+    pub foreign_address: Option<u8>,
+    pub naks: u64,
+    pub last_nak: Option<NakCode>,
+    pub busy_replies: u64,
+    /// Replies that passed the check but whose DATA did not decode (e.g. a truncated osdp_PDID).
+    pub malformed_replies: u64,
+    /// The last of those: reply name and what was wrong.
+    pub last_malformed: Option<String>,
+    /// Same-SQN resends after a NAK 0x01 or a reply that failed its check.
+    pub check_resends: u64,
 }

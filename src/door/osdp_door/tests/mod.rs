@@ -1,5 +1,8 @@
 //! `OsdpDoor` against a scripted door over an in-memory duplex, on a paused clock.
 
+mod hostile;
+mod hostile_line;
+mod line;
 mod peer;
 
 use std::collections::BTreeMap;

@@ -71,8 +71,13 @@ impl Default for Knobs {
     }
 }
 
+/// A hostile door's script: `Some(answer)` replaces the door's own answer to a command (`Some(None)`:
+/// stay silent); `None` lets the door answer.
+pub(super) type Hook = Box<dyn FnMut(&Command) -> Option<Option<Reply>> + Send>;
+
 pub(super) struct Peer {
     pub vendor_code: [u8; 3],
+    pub hook: Option<Hook>,
     pub db: DoorDb,
     pub knobs: Knobs,
     pub seen: Vec<Seen>,
@@ -97,6 +102,7 @@ impl Peer {
         let db = DoorDb::new(limits());
         Arc::new(Mutex::new(Peer {
             vendor_code,
+            hook: None,
             assembler: FileAssembler::new(db.max_file_bytes()),
             db,
             knobs,
@@ -121,6 +127,11 @@ impl Peer {
                 return None;
             }
             self.silent_until = None;
+        }
+        if let Some(hook) = self.hook.as_mut()
+            && let Some(answer) = hook(command)
+        {
+            return answer;
         }
         match command {
             Command::Poll => Some(match self.queued.pop_front() {
