@@ -33,7 +33,7 @@ use super::verify::{self, VerifyError, VerifyReport};
 use crate::clock::Clock;
 use crate::cloud::FaceCloud;
 use crate::domain::Profile;
-use crate::door::Door;
+use crate::door::{Door, FailureClass};
 use crate::store::{Store, StoreError};
 
 /// A stale plan is re-planned at most this many times in one door sync; desired state changing faster
@@ -359,7 +359,7 @@ impl Engine {
                 Err(VerifyError::Store(e)) => return Err(e.into()),
                 // Nothing but the read-back (and urgent deletes) goes to a door that went away and
                 // has not been verified since.
-                Err(VerifyError::Door(e)) if e.is_transient() => {
+                Err(VerifyError::Door(e)) if matches!(e.class(), FailureClass::Resend | FailureClass::Reconnect) => {
                     slot.note_unreachable();
                     report.apply.pending = apply::pending_ops(&self.store, &target, self.now())?;
                     report.apply.error = Some(e.to_string());
