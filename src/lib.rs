@@ -17,8 +17,10 @@
 //! - [`domain`], [`clock`]: shared vocabulary and the time boundary.
 //! - [`agent`]: the daemon, the only place that spawns tasks.
 //! - [`cli`]: one file per verb.
+//! - [`build_info`], [`systemd`]: what this binary is; the service manager's notify protocol.
 
 pub mod agent;
+pub mod build_info;
 pub mod cli;
 pub mod clock;
 pub mod cloud;
@@ -30,3 +32,6 @@ pub mod osdp;
 pub mod serial;
 pub mod store;
 pub mod sync;
+pub mod systemd;
+
+pub use build_info::BUILD_INFO;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::build_info::{BUILD_INFO, BuildInfo};
 use crate::store::{PassSummary, Store, StoreError};
 
 /// `doorsync status --json` prints this object (stable field names; see README).
@@ -21,6 +22,9 @@ pub struct StatusReport {
     pub outbox_pending: u64,
     pub last_pass: Option<PassSummary>,
     pub doors: Vec<DoorReport>,
+    /// The build of whoever answered (the daemon's own when it runs); absent from older daemons.
+    #[serde(default)]
+    pub build: Option<BuildInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +78,7 @@ pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<St
         outbox_pending: store.outbox_len() as u64,
         last_pass: store.last_pass()?,
         doors: door_reports,
+        build: Some(BUILD_INFO),
     })
 }
 
@@ -85,6 +90,16 @@ impl std::fmt::Display for StatusReport {
             "no daemon running; read from the store"
         };
         writeln!(f, "doorsync status ({source})")?;
+        if let Some(b) = &self.build {
+            writeln!(
+                f,
+                "build: {} (commit {}, {}, OSDP Secure Channel {})",
+                b.version,
+                b.git_commit,
+                b.target,
+                if b.secure_channel { "built in" } else { "not built in" }
+            )?;
+        }
         writeln!(
             f,
             "users: {} ({} with a face, {} failed, {} revoked locally); faces stored: {}; cloud calls queued: {}",

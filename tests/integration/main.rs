@@ -15,4 +15,5 @@ mod osdp;
 mod osdp_door;
 mod processes;
 mod pull;
+mod service;
 mod sim_door;
