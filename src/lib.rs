@@ -20,8 +20,10 @@
 //! - [`faces`]: image normalisation to a hardware profile's limits.
 //! - [`osdp`]: sans-IO OSDP: packets, CRC, streaming decoder, control-panel session state machine.
 //! - [`domain`], [`clock`]: shared vocabulary and the time boundary.
+//! - [`build_info`], [`systemd`]: what this binary is; the service manager's notify protocol.
 
 pub mod agent;
+pub mod build_info;
 pub mod cli;
 pub mod clock;
 pub mod cloud;
@@ -33,3 +35,6 @@ pub mod osdp;
 pub mod serial;
 pub mod store;
 pub mod sync;
+pub mod systemd;
+
+pub use build_info::BUILD_INFO;

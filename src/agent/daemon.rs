@@ -203,7 +203,15 @@ pub async fn run(daemon: Daemon, shutdown: impl Future<Output = ()> + Send) -> R
         socket: config.socket_path.clone(),
     });
 
-    shutdown.await;
+    // systemd (Type=notify): READY now; WATCHDOG while a task on the runtime can still read the store.
+    let probe_store = store.clone();
+    let probe = move || {
+        let store = probe_store.clone();
+        async move {
+            let _ = tokio::spawn(async move { store.last_pass().is_ok() }).await;
+        }
+    };
+    crate::systemd::supervise(&crate::systemd::Notifier::from_env(), shutdown, probe).await;
     tracing::info!("stopping: letting each task finish its current operation");
     token.cancel();
     engine.stop();

@@ -19,7 +19,13 @@ pub mod user;
 
 /// Keeps face-recognition door hardware in step with Alibaba Cloud IoT face access, over OSDP.
 #[derive(Debug, Parser)]
-#[command(name = "doorsync", version, about, propagate_version = true)]
+#[command(
+    name = "doorsync",
+    version,
+    long_version = crate::build_info::long_version(),
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub log: LogArgs,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::build_info::{BUILD_INFO, BuildInfo};
 use crate::store::{PassSummary, Store, StoreError};
 use crate::sync::guard::{self, HeldSummary};
 
@@ -29,6 +30,9 @@ pub struct StatusReport {
     #[serde(default)]
     pub removals_held: Option<HeldSummary>,
     pub doors: Vec<DoorReport>,
+    /// The build of whoever answered (the daemon's own when it runs); absent from older daemons.
+    #[serde(default)]
+    pub build: Option<BuildInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +97,7 @@ pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<St
         },
         removals_held: guard::summary(&store.held_removals()?),
         doors: door_reports,
+        build: Some(BUILD_INFO),
     })
 }
 
@@ -104,6 +109,16 @@ impl std::fmt::Display for StatusReport {
             "no daemon running; read from the store"
         };
         writeln!(f, "doorsync status ({source})")?;
+        if let Some(b) = &self.build {
+            writeln!(
+                f,
+                "build: {} (commit {}, {}, OSDP Secure Channel {})",
+                b.version,
+                b.git_commit,
+                b.target,
+                if b.secure_channel { "built in" } else { "not built in" }
+            )?;
+        }
         writeln!(
             f,
             "users: {} ({} with a face, {} failed, {} revoked locally); faces stored: {}; cloud calls queued: {}",

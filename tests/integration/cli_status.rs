@@ -54,6 +54,9 @@ fn status_reads_the_store_when_no_daemon_runs() {
     assert_eq!(empty["daemon_running"], false);
     assert_eq!(empty["users"], 0);
     assert_eq!(empty["doors"][0]["name"], "lobby");
+    assert_eq!(empty["build"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(empty["build"]["target"], doorsync::BUILD_INFO.target.as_ref());
+    assert_eq!(empty["build"]["secure_channel"], doorsync::build_info::SECURE_CHANNEL);
 
     {
         let store = Store::open(&dir.path().join("store")).unwrap();

@@ -18,4 +18,5 @@ mod processes;
 mod pull;
 mod revocation;
 mod roster;
+mod service;
 mod sim_door;
