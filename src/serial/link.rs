@@ -64,6 +64,10 @@ pub struct LinkStatus {
     pub max_command_data_bytes: usize,
     /// How many times discovery has completed; changes on every (re)connect.
     pub online_count: u64,
+    /// A Secure Channel session is established (every packet MACed, DATA encrypted).
+    pub secure_channel: bool,
+    /// Why the last Secure Channel handshake failed, until one succeeds (no key material).
+    pub secure_error: Option<String>,
 }
 
 /// Wire counters since the driver was created.
@@ -237,6 +241,8 @@ fn status_of(session: &PdSession, online_count: u64) -> LinkStatus {
         pdcap: session.pdcap().cloned(),
         max_command_data_bytes: session.max_command_data_bytes(),
         online_count,
+        secure_channel: session.secure_channel_open(),
+        secure_error: session.secure_failure().map(ToString::to_string),
     }
 }
 

@@ -231,6 +231,13 @@ impl OsdpDoor {
     /// Waits (bounded) for the first discovery so that a call made right after start-up does not fail.
     async fn ensure_connected(&self) -> Result<(), DoorError> {
         let status = self.link.status();
+        if status.state != PdState::Online
+            && let Some(e) = status.secure_error
+        {
+            return Err(DoorError::Offline {
+                reason: format!("secure channel handshake failed: {e}"),
+            });
+        }
         match status.state {
             PdState::Online => Ok(()),
             PdState::Offline => Err(offline("the PD does not answer")),
