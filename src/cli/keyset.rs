@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::door::EXIT_NO_ANSWER;
 use crate::config::{OSDP_BAUD_RATES, load_profile, read_scbk};
 use crate::osdp::command::KeySet;
-use crate::osdp::sc::scbk_d;
-use crate::osdp::{Command, Reply, SecureConfig};
+use crate::osdp::sc::{Scbk, scbk_d};
+use crate::osdp::{Command, Reply, SecureConfig, SessionConfig};
 use crate::serial::link::{self, LinkError, Priority};
 use crate::serial::{self as serial_port};
 
@@ -71,27 +72,38 @@ enum Outcome {
     Unreachable(String),
 }
 
-/// Connects with `secure`, runs `command` (or only connects when `None`), and closes the port.
-async fn session(
-    args: &KeysetArgs,
-    profile: &crate::domain::Profile,
+/// What [`keyset_on`] achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysetOutcome {
+    /// The door acknowledged osdp_KEYSET.
+    pub key_sent: bool,
+    /// A new secure session with the new key succeeded.
+    pub confirmed: bool,
+    pub error: Option<String>,
+}
+
+/// One secure session over `stream`: connect (discovery + handshake), run `command` if any, close.
+async fn session<S>(
+    stream: &mut S,
+    mut config: SessionConfig,
     secure: SecureConfig,
+    timeout: Duration,
     command: Option<Command>,
-) -> anyhow::Result<Outcome> {
-    let stream = serial_port::open(&args.port, args.baud)?;
-    let mut config = crate::door::OsdpDoor::line_session_config(args.address, profile, args.baud);
+) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let address = config.address;
     config.secure = Some(secure);
     let (handle, driver) = link::link(stream, config);
     let work = async {
-        if !handle.wait_online(args.timeout).await {
+        if !handle.wait_online(timeout).await {
             let status = handle.status();
             let why = match status.secure_error {
                 Some(e) => format!("secure channel handshake failed: {e}"),
                 None => format!(
-                    "no secure session with address {} on {} within {} (state {})",
-                    args.address,
-                    args.port.display(),
-                    humantime::format_duration(args.timeout),
+                    "no secure session with address {address} within {} (state {})",
+                    humantime::format_duration(timeout),
                     status.state
                 ),
             };
@@ -102,13 +114,52 @@ async fn session(
             None => Outcome::Done(Ok(Reply::Ack)),
         }
     };
-    Ok(tokio::select! {
+    tokio::select! {
         out = work => out,
         ended = driver.run() => Outcome::Unreachable(match ended {
             Ok(()) => "the link driver stopped".into(),
             Err(e) => e.to_string(),
         }),
-    })
+    }
+}
+
+/// Install `new_key` on the PD at `config.address` over `stream`: a secure session with `current`
+/// (SCBK-D in install mode, or the door's key), osdp_KEYSET, then a fresh session (SQN 0) with the new key.
+pub async fn keyset_on<S>(
+    stream: &mut S,
+    config: SessionConfig,
+    current: SecureConfig,
+    new_key: Scbk,
+    timeout: Duration,
+) -> KeysetOutcome
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut out = KeysetOutcome {
+        key_sent: false,
+        confirmed: false,
+        error: None,
+    };
+    let command = Command::KeySet(KeySet { scbk: new_key.clone() });
+    match session(stream, config.clone(), current, timeout, Some(command)).await {
+        Outcome::Done(Ok(Reply::Ack)) => out.key_sent = true,
+        Outcome::Done(Ok(other)) => out.error = Some(format!("the door answered osdp_KEYSET with {}", other.name())),
+        Outcome::Done(Err(e)) => {
+            out.error = Some(format!(
+                "osdp_KEYSET not acknowledged ({e}); the door may hold either key: check with \
+                 `door probe --scbk-file` using each"
+            ))
+        }
+        Outcome::Unreachable(why) => out.error = Some(why),
+    }
+    if out.key_sent {
+        match session(stream, config, SecureConfig::new(new_key), timeout, None).await {
+            Outcome::Done(Ok(_)) => out.confirmed = true,
+            Outcome::Done(Err(e)) => out.error = Some(format!("reconnecting with the new key: {e}")),
+            Outcome::Unreachable(why) => out.error = Some(format!("reconnecting with the new key: {why}")),
+        }
+    }
+    out
 }
 
 pub async fn run(args: KeysetArgs) -> anyhow::Result<ExitCode> {
@@ -136,33 +187,17 @@ pub async fn run(args: KeysetArgs) -> anyhow::Result<ExitCode> {
     if new_key == scbk_d() {
         anyhow::bail!("the new key is the default install key SCBK-D; generate a random key");
     }
-    let mut report = KeysetReport {
+    let mut stream = serial_port::open(&args.port, args.baud)?;
+    let config = crate::door::OsdpDoor::line_session_config(args.address, &profile, args.baud);
+    let outcome = keyset_on(&mut stream, config, current, new_key, args.timeout).await;
+    let report = KeysetReport {
         port: args.port.display().to_string(),
         address: args.address,
         connected_with,
-        key_sent: false,
-        confirmed: false,
-        error: None,
+        key_sent: outcome.key_sent,
+        confirmed: outcome.confirmed,
+        error: outcome.error,
     };
-    let command = Command::KeySet(KeySet { scbk: new_key.clone() });
-    match session(&args, &profile, current, Some(command)).await? {
-        Outcome::Done(Ok(Reply::Ack)) => report.key_sent = true,
-        Outcome::Done(Ok(other)) => report.error = Some(format!("the door answered osdp_KEYSET with {}", other.name())),
-        Outcome::Done(Err(e)) => {
-            report.error = Some(format!(
-                "osdp_KEYSET not acknowledged ({e}); the door may hold either key: check with \
-                 `door probe --scbk-file` using each"
-            ))
-        }
-        Outcome::Unreachable(why) => report.error = Some(why),
-    }
-    if report.key_sent {
-        match session(&args, &profile, SecureConfig::new(new_key), None).await? {
-            Outcome::Done(Ok(_)) => report.confirmed = true,
-            Outcome::Done(Err(e)) => report.error = Some(format!("reconnecting with the new key: {e}")),
-            Outcome::Unreachable(why) => report.error = Some(format!("reconnecting with the new key: {why}")),
-        }
-    }
     print_report(&args, &report)?;
     Ok(if report.confirmed {
         ExitCode::SUCCESS
