@@ -86,9 +86,13 @@ impl DoorFactory for OsdpDoorFactory {
         session.secure = secure;
         let (osdp, driver) = OsdpDoor::with_session(stream, session, &door.profile, OsdpDoorOptions::default());
         let name = door.name.clone();
+        let mut link_status = osdp.watch_link();
         let driver: BoxFuture<'static, ()> = Box::pin(async move {
-            if let Err(e) = driver.run().await {
-                tracing::error!(door = name, error = %e, "door link stopped");
+            tokio::select! {
+                ended = driver.run() => if let Err(e) = ended {
+                    tracing::error!(door = name, error = %e, "door link stopped");
+                },
+                () = report_secure_channel(&name, &mut link_status) => {}
             }
         });
         Ok(DaemonDoor {
@@ -97,6 +101,22 @@ impl DoorFactory for OsdpDoorFactory {
             door: Arc::new(osdp),
             driver: Some(driver),
         })
+    }
+}
+
+/// Logs each change of a door's Secure Channel failure once (a wrong key is retried every second; the
+/// log says it when it starts and when it ends). Returns when the link driver is gone.
+async fn report_secure_channel(name: &str, status: &mut tokio::sync::watch::Receiver<crate::serial::link::LinkStatus>) {
+    let mut last: Option<String> = None;
+    while status.changed().await.is_ok() {
+        let now = status.borrow_and_update().secure_error.clone();
+        if now != last {
+            match &now {
+                Some(e) => tracing::error!("door {name}: secure channel handshake failed: {e}"),
+                None => tracing::info!("door {name}: secure channel established"),
+            }
+            last = now;
+        }
     }
 }
 

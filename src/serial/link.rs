@@ -144,6 +144,11 @@ impl LinkHandle {
         self.status.borrow().clone()
     }
 
+    /// A receiver that wakes on every status change (for reporting, e.g. Secure Channel failures).
+    pub fn watch_status(&self) -> watch::Receiver<LinkStatus> {
+        self.status.clone()
+    }
+
     pub fn is_online(&self) -> bool {
         self.status.borrow().state == PdState::Online
     }

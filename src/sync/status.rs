@@ -36,6 +36,10 @@ pub struct DoorReport {
     #[serde(default)]
     pub last_expiry_latency_ms: Option<u64>,
     pub last_error: Option<String>,
+    /// The door is configured for OSDP Secure Channel (`scbk_file`): it is never spoken to in plain
+    /// text after discovery. Filled from the configuration by the `status` command.
+    #[serde(default)]
+    pub secure_channel: bool,
 }
 
 /// Reads the report from the store for the configured doors.
@@ -62,6 +66,7 @@ pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<St
             last_revocation_latency_ms: status.last_revocation_latency_ms,
             last_expiry_latency_ms: status.last_expiry_latency_ms,
             last_error: status.last_error,
+            secure_channel: false,
         });
     }
     Ok(StatusReport {
@@ -110,8 +115,9 @@ impl std::fmt::Display for StatusReport {
         for d in &self.doors {
             writeln!(
                 f,
-                "door {}: {} users, {} faces applied, {} pending, {} failed; last verified {}; last revocation latency {}; last expiry latency {}{}",
+                "door {}: secure_channel: {}; {} users, {} faces applied, {} pending, {} failed; last verified {}; last revocation latency {}; last expiry latency {}{}",
                 d.name,
+                d.secure_channel,
                 d.users_applied,
                 d.faces_applied,
                 d.pending,

@@ -15,4 +15,5 @@ mod osdp;
 mod osdp_door;
 mod processes;
 mod pull;
+mod secure_cli;
 mod sim_door;

@@ -214,6 +214,11 @@ impl OsdpDoor {
         self.link.status()
     }
 
+    /// Wakes on every link status change.
+    pub fn watch_link(&self) -> tokio::sync::watch::Receiver<LinkStatus> {
+        self.link.watch_status()
+    }
+
     pub fn stats(&self) -> LinkStats {
         let wire = self.link.wire_stats();
         let f = &self.file_counters;
