@@ -135,3 +135,39 @@ async fn secure_channel_keyset_probe_and_sync_with_the_simulated_door() {
     let out = doorsync(&["status", "--json", "--config"], &[&config]).await;
     assert_eq!(json(&out)["doors"][0]["secure_channel"], true);
 }
+
+/// The shipped example configuration, with only its paths, endpoint and credentials pointed at the test
+/// site, syncs its `lobby` door (which sets `scbk_file`) over Secure Channel to the simulated door.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_channel_example_config_starts_as_written_with_the_simulated_door() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("lobby.scbk");
+    std::fs::write(&key, format!("{NEW_KEY}\n")).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let door = processes::start_door(dir.path(), &["--no-pacing", "--scbk-file", key.to_str().unwrap()]).await;
+    let cloud = sim(2).await;
+    // write_config leaves the app secret beside it; the example's own text is used from here on.
+    processes::write_config(dir.path(), &cloud.base_url(), &door.link, 115_200);
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/firmware-config/doorsync.example.toml"
+    ))
+    .unwrap();
+    let d = dir.path().display().to_string();
+    let text = example
+        .replace("https://api.link.aliyun.com", &cloud.base_url())
+        .replace("allow_insecure_http = false", "allow_insecure_http = true")
+        .replace("\"*.aliyuncs.com\"", "\"127.0.0.1\"")
+        .replace("203xxxxxxx", crate::harness::KEY)
+        .replace("Pz3SaaXXXXXXXXXXXXXX000101", "sim-device-0001")
+        .replace("/etc/doorsync/app_secret", &format!("{d}/app_secret"))
+        .replace("/etc/doorsync/lobby.scbk", &key.display().to_string())
+        .replace("/var/lib/doorsync", &format!("{d}/store"))
+        .replace("/dev/ttyS1", &door.link.display().to_string());
+    let config = dir.path().join("example.toml");
+    std::fs::write(&config, text).unwrap();
+    let out = doorsync(&["sync", "--door", "lobby", "--json", "--config"], &[&config]).await;
+    assert!(out.status.success());
+    assert_eq!(json(&out)["converged"], true);
+    assert_eq!(DoorDump::read(&door.db).unwrap().users.len(), 2);
+}
