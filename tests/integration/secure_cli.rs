@@ -171,3 +171,19 @@ async fn secure_channel_example_config_starts_as_written_with_the_simulated_door
     assert_eq!(json(&out)["converged"], true);
     assert_eq!(DoorDump::read(&door.db).unwrap().users.len(), 2);
 }
+
+/// `doorsync demo --secure`: the whole story (push, revoke, expiry, read-back) inside Secure Channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_channel_demo_runs_the_whole_story_over_sc() {
+    let out = doorsync(&["demo", "--users", "4", "--secure", "--json"], &[]).await;
+    assert!(out.status.success());
+    let v = json(&out);
+    assert_eq!(v["secure_channel"], true, "{v}");
+    assert_eq!(v["converged"], true, "{v}");
+    assert_eq!(
+        (v["revoked_present"].as_bool(), v["expired_present"].as_bool()),
+        (Some(false), Some(false)),
+        "{v}"
+    );
+    assert_eq!(v["users_on_door"], 2, "{v}");
+}
