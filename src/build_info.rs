@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-/// Whether this build speaks OSDP Secure Channel. The one place to flip when it does.
-pub const SECURE_CHANNEL: bool = false;
+/// Whether this build speaks OSDP Secure Channel (AES-128, `osdp::sc`): it does.
+pub const SECURE_CHANNEL: bool = true;
 
 /// This binary's build (the values come from build.rs; "unknown" when built without git).
 pub const BUILD_INFO: BuildInfo = BuildInfo {

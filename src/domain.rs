@@ -180,3 +180,9 @@ impl fmt::Debug for Secret {
         f.write_str("Secret(redacted)")
     }
 }
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}

@@ -61,13 +61,15 @@ impl DoorFactory for OsdpDoorFactory {
             door: door.name.clone(),
             reason,
         };
-        if door.scbk.is_some() || door.scbk_file.is_some() {
-            return Err(fail(
-                "scbk_file is set, but this build does not speak OSDP Secure Channel yet; remove scbk_file \
-                 only if the door accepts plain OSDP"
-                    .into(),
-            ));
-        }
+        // A door with scbk_file speaks only Secure Channel; its key was read (0600) with the config.
+        let secure = match (&door.scbk, &door.scbk_file) {
+            (Some(key), _) => Some(crate::osdp::SecureConfig::new(
+                crate::osdp::sc::Scbk::from_slice(key.expose())
+                    .ok_or_else(|| fail("scbk_file does not hold a 16-byte key".into()))?,
+            )),
+            (None, Some(_)) => return Err(fail("scbk_file is set but the key was not read".into())),
+            (None, None) => None,
+        };
         {
             let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((_, other)) = ports.iter().find(|(p, _)| *p == door.port) {
@@ -81,11 +83,16 @@ impl DoorFactory for OsdpDoorFactory {
         let stream = crate::serial::open(&door.port, door.baud).map_err(|e| fail(e.to_string()))?;
         let mut session = OsdpDoor::session_config(door.osdp_address, &door.profile);
         session.reply_timeout = door.reply_timeout;
+        session.secure = secure;
         let (osdp, driver) = OsdpDoor::with_session(stream, session, &door.profile, OsdpDoorOptions::default());
         let name = door.name.clone();
+        let mut link_status = osdp.watch_link();
         let driver: BoxFuture<'static, ()> = Box::pin(async move {
-            if let Err(e) = driver.run().await {
-                tracing::error!(door = name, error = %e, "door link stopped");
+            tokio::select! {
+                ended = driver.run() => if let Err(e) = ended {
+                    tracing::error!(door = name, error = %e, "door link stopped");
+                },
+                () = report_secure_channel(&name, &mut link_status) => {}
             }
         });
         Ok(DaemonDoor {
@@ -94,6 +101,22 @@ impl DoorFactory for OsdpDoorFactory {
             door: Arc::new(osdp),
             driver: Some(driver),
         })
+    }
+}
+
+/// Logs each change of a door's Secure Channel failure once (a wrong key is retried every second; the
+/// log says it when it starts and when it ends). Returns when the link driver is gone.
+async fn report_secure_channel(name: &str, status: &mut tokio::sync::watch::Receiver<crate::serial::link::LinkStatus>) {
+    let mut last: Option<String> = None;
+    while status.changed().await.is_ok() {
+        let now = status.borrow_and_update().secure_error.clone();
+        if now != last {
+            match &now {
+                Some(e) => tracing::error!("door {name}: secure channel handshake failed: {e}"),
+                None => tracing::info!("door {name}: secure channel established"),
+            }
+            last = now;
+        }
     }
 }
 

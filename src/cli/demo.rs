@@ -51,6 +51,9 @@ pub struct DemoArgs {
     /// Print one JSON object on standard output and nothing else.
     #[arg(long)]
     pub json: bool,
+    /// Run the whole story inside an OSDP Secure Channel session (a random key for door and agent).
+    #[arg(long)]
+    pub secure: bool,
 }
 
 /// `doorsync demo --json` prints this object.
@@ -58,6 +61,8 @@ pub struct DemoArgs {
 pub struct DemoSummary {
     /// The door's read-back (DIGEST over OSDP, and its database) equals desired state.
     pub converged: bool,
+    /// The door link ran inside an OSDP Secure Channel session (`--secure`) at the end.
+    pub secure_channel: bool,
     pub users: u64,
     pub baud: u32,
     /// Users who may pass at the end (everyone but the revoked and the expired user).
@@ -100,6 +105,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let slave = pty.slave_path().to_path_buf();
     let mut door_config = SimDoorConfig::new(OSDP_ADDRESS, profile.clone());
     door_config.baud = Some(args.baud);
+    let demo_key = crate::osdp::sc::Key16::new(rand::random());
+    if args.secure {
+        door_config.secure = Some(crate::door::sim::SimSecure {
+            scbk: Some(demo_key.clone()),
+            ..Default::default()
+        });
+    }
     let (sim_door, sim_driver) = SimDoor::new(door_config, pty).context("starting the simulated door")?;
 
     let script = Script {
@@ -109,6 +121,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         sim_door: &sim_door,
         slave: &slave,
         profile,
+        secure: args.secure.then_some(demo_key),
     };
     let outcome = {
         let script = script.run();
@@ -162,6 +175,8 @@ struct Script<'a> {
     sim_door: &'a SimDoor,
     slave: &'a std::path::Path,
     profile: Profile,
+    /// The demo's Secure Channel key (`--secure`).
+    secure: Option<crate::osdp::sc::Scbk>,
 }
 
 impl Script<'_> {
@@ -207,14 +222,14 @@ impl Script<'_> {
         let store_dir = self.dir.join("store");
         let store = agent::open_store(&store_dir)?;
         self.say(&format!("store: sled at {}", store_dir.display()));
-        let (osdp, link) = OsdpDoor::open(
-            self.slave,
-            args.baud,
-            OSDP_ADDRESS,
-            &self.profile,
-            OsdpDoorOptions::default(),
-        )
-        .with_context(|| format!("opening the door's line {}", self.slave.display()))?;
+        let stream = crate::serial::open(self.slave, args.baud)
+            .with_context(|| format!("opening the door's line {}", self.slave.display()))?;
+        let mut session = OsdpDoor::line_session_config(OSDP_ADDRESS, &self.profile, args.baud);
+        session.secure = self.secure.clone().map(crate::osdp::SecureConfig::new);
+        if session.secure.is_some() {
+            self.say("secure channel: on (OSDP Secure Channel, AES-128, a random key for this demo)");
+        }
+        let (osdp, link) = OsdpDoor::with_session(stream, session, &self.profile, OsdpDoorOptions::default());
         let osdp = Arc::new(osdp);
         let socket = store_dir.join("doorsync.sock");
         let mut settings = CloudSettings::new(
@@ -463,6 +478,7 @@ impl Story<'_> {
         let counters = sim_door.counters();
         Ok(DemoSummary {
             converged: check.converged,
+            secure_channel: self.osdp.link_status().secure_channel,
             users: total,
             baud: args.baud,
             users_desired: check.desired,

@@ -31,6 +31,8 @@ pub const EXIT_NO_ANSWER: u8 = 2;
 pub enum DoorCommand {
     /// Talk to any OSDP PD: identity, capabilities, and user count/digest where it speaks the extension.
     Probe(ProbeArgs),
+    /// Install a door's Secure Channel key (osdp_KEYSET) and confirm it by reconnecting with it.
+    Keyset(super::keyset::KeysetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,11 +55,15 @@ pub struct ProbeArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Probe inside a Secure Channel session with this key (mode 0600, 32 hex characters).
+    #[arg(long)]
+    pub scbk_file: Option<PathBuf>,
 }
 
 pub async fn run(cmd: DoorCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DoorCommand::Probe(args) => probe(args).await,
+        DoorCommand::Keyset(args) => super::keyset::run(args).await,
     }
 }
 
@@ -67,8 +73,10 @@ pub struct ProbeReport {
     pub port: String,
     pub baud: u32,
     pub address: u8,
-    /// Whether the PD answered discovery (osdp_ID and osdp_CAP).
+    /// Whether the PD answered discovery (osdp_ID and osdp_CAP, and the handshake with `--scbk-file`).
     pub online: bool,
+    /// Whether the probe ran inside an OSDP Secure Channel session.
+    pub secure_channel: bool,
     pub error: Option<String>,
     pub identity: Option<Identity>,
     pub capabilities: Vec<Capability>,
@@ -178,6 +186,7 @@ async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         baud: args.baud,
         address: args.address,
         online: false,
+        secure_channel: false,
         error: None,
         identity: None,
         capabilities: Vec::new(),
@@ -191,7 +200,13 @@ async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         query_timeout: Duration::from_secs(2),
         ..OsdpDoorOptions::default()
     };
-    let (door, driver) = match OsdpDoor::open(&args.port, args.baud, args.address, &profile, options) {
+    let secure = args.scbk_file.as_deref().map(crate::config::read_scbk).transpose()?;
+    let opened = crate::serial::open(&args.port, args.baud).map(|stream| {
+        let mut session = OsdpDoor::line_session_config(args.address, &profile, args.baud);
+        session.secure = secure.map(crate::osdp::SecureConfig::new);
+        OsdpDoor::with_session(stream, session, &profile, options)
+    });
+    let (door, driver) = match opened {
         Ok(pair) => pair,
         Err(e) if args.json => {
             report.error = Some(e.to_string());
@@ -202,7 +217,10 @@ async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     };
     let ask = async {
         if !door.wait_online(args.timeout).await {
-            return None;
+            return door
+                .link_status()
+                .secure_error
+                .map(|e| Err(format!("secure channel handshake failed: {e}")));
         }
         let extension = match door.info().await {
             Ok(info) => door
@@ -212,7 +230,7 @@ async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| (format!("INFO answered but DIGEST failed: {e}"), e)),
             Err(e) => Err((e.to_string(), e)),
         };
-        Some((door.link_status(), extension))
+        Some(Ok((door.link_status(), extension)))
     };
     let found = tokio::select! {
         found = ask => found,
@@ -225,8 +243,17 @@ async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             None
         }
     };
+    let found = match found {
+        Some(Err(e)) => {
+            report.error = Some(e);
+            None
+        }
+        Some(Ok(f)) => Some(f),
+        None => None,
+    };
     if let Some((status, extension)) = found {
         report.online = true;
+        report.secure_channel = status.secure_channel;
         report.identity = status.pdid.as_ref().map(identity);
         if let Some(cap) = &status.pdcap {
             report.capabilities = capabilities(cap);
@@ -288,8 +315,8 @@ fn text(r: &ProbeReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "PD at address {} on {} ({} baud): online",
-        r.address, r.port, r.baud
+        "PD at address {} on {} ({} baud): online, secure_channel: {}",
+        r.address, r.port, r.baud, r.secure_channel
     );
     if let Some(id) = &r.identity {
         let _ = writeln!(out, "identity (osdp_PDID)");

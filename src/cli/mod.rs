@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub mod check_config;
 pub mod demo;
 pub mod door;
+pub mod keyset;
 pub mod logging;
 pub mod progress;
 pub mod revoke;

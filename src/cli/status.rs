@@ -22,7 +22,7 @@ pub struct StatusArgs {
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let (config, _warnings) = Config::load(&args.config.config, FileChecks::WarnOnly)?;
-    let report = match control::connect(&config.control_socket_path()).await? {
+    let mut report = match control::connect(&config.control_socket_path()).await? {
         Some(stream) => {
             let value = control::call(stream, &Request::Status, |_| {}).await?;
             serde_json::from_value::<StatusReport>(value).context("the daemon's status answer")?
@@ -33,6 +33,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             status::collect(&store, &doors, false)?
         }
     };
+    for d in &mut report.doors {
+        d.secure_channel = config.doors.iter().any(|c| c.name == d.name && c.scbk_file.is_some());
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -19,6 +19,7 @@ use crate::domain::{Profile, Secret};
 mod error;
 mod profile;
 pub mod raw;
+mod scbk;
 mod secret;
 mod validate;
 mod values;
@@ -29,6 +30,7 @@ pub use profile::{
     parse_vendor_code,
 };
 pub use raw::RawConfig;
+pub use scbk::{read_scbk, write_scbk_file};
 pub use secret::{FileChecks, read_ca_file, read_scbk_file, read_secret_file};
 pub use validate::validate;
 pub use values::{HostPattern, OSDP_BAUD_RATES};

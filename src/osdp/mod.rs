@@ -1,18 +1,20 @@
 //! Sans-IO OSDP: packet views, CRC, the streaming decoder, commands and replies, the CP session state machine.
 //!
 //! Nothing here performs I/O, sleeps or reads the clock: bytes and `now` come in, bytes and events go out.
-//! Secure Channel is not implemented; packets carrying a security block are reported as unsupported.
+//! Secure Channel lives in `sc`: the plain-text layers below report security-block packets as unsupported,
+//! and the CP session hands them to its secure channel.
 
 pub mod command;
 pub mod cp;
 pub mod decoder;
 pub mod pd;
 pub mod reply;
+pub mod sc;
 pub mod wire;
 
 pub use command::Command;
 pub use cp::LinkDiagnostics;
-pub use cp::{CommandId, Event, FailReason, PdSession, PdState, SessionConfig, SubmitError};
+pub use cp::{CommandId, Event, FailReason, PdSession, PdState, SecureConfig, SessionConfig, SubmitError};
 pub use decoder::{DecodeError, Decoder, Frame};
 pub use pd::{PdInput, PdLink, ReplyTo};
 pub use reply::{NakCode, Reply};

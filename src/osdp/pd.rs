@@ -3,13 +3,23 @@
 //!
 //! Unlike LibOSDP 3.2.9, a repeated command (same non-zero SQN as the last answered one) gets the cached
 //! reply and is not delivered to the application again. osdp_BUSY is never cached.
+//!
+//! With a [`PdChannel`] (see [`PdLink::with_secure`]) the link also speaks Secure Channel: it answers the
+//! handshake itself, opens sealed commands before the SQN checks and seals every reply but osdp_BUSY.
+//! Like LibOSDP with `EnforceSecure`, only osdp_ID and osdp_CAP are taken in plain text; anything else
+//! in plain text, or a failed MAC, gets NAK 0x06 and ends the session.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::command::Command;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+use super::command::{Command, cap, id};
 use super::decoder::Decoder;
 use super::reply::{Nak, NakCode, Reply};
+use super::sc::packet::scb;
+use super::sc::{PdChannel, ScFrame, Scbk};
 use super::wire::{BROADCAST_ADDR, PacketRepr, WireError};
 use super::{MessageError, next_sqn};
 
@@ -38,6 +48,16 @@ pub struct PdLink {
     last_sqn: Option<u8>,
     cached: Option<Vec<u8>>,
     inputs: VecDeque<PdInput>,
+    secure: Option<Secure>,
+}
+
+/// The PD's Secure Channel and what it needs besides.
+#[derive(Debug)]
+struct Secure {
+    channel: PdChannel,
+    rng: StdRng,
+    /// The last sealed command, to recognise a byte-identical resend (answered from the cache).
+    last_command: Option<Vec<u8>>,
 }
 
 impl PdLink {
@@ -49,6 +69,34 @@ impl PdLink {
             last_sqn: None,
             cached: None,
             inputs: VecDeque::new(),
+            secure: None,
+        }
+    }
+
+    /// Speak Secure Channel with `channel`; `rng_seed` fixes RND.B for tests (`None`: from the OS).
+    pub fn with_secure(mut self, channel: PdChannel, rng_seed: Option<u64>) -> Self {
+        self.secure = Some(Secure {
+            channel,
+            rng: rng_seed.map_or_else(StdRng::from_os_rng, StdRng::seed_from_u64),
+            last_command: None,
+        });
+        self
+    }
+
+    /// Take the secure channel out (e.g. to carry its key across a simulated reboot).
+    pub fn take_secure(&mut self) -> Option<PdChannel> {
+        self.secure.take().map(|s| s.channel)
+    }
+
+    /// True while a secure session is established.
+    pub fn secure_open(&self) -> bool {
+        self.secure.as_ref().is_some_and(|s| s.channel.is_open())
+    }
+
+    /// After answering osdp_KEYSET: use `scbk` from now on (leaves install mode, ends the session).
+    pub fn set_key(&mut self, scbk: Scbk) {
+        if let Some(s) = self.secure.as_mut() {
+            s.channel.set_key(scbk);
         }
     }
 
@@ -87,6 +135,10 @@ impl PdLink {
                         sqn: packet.sqn(),
                         use_crc: packet.use_crc(),
                     };
+                    if self.secure.is_some() {
+                        self.handle_secure(to, frame.as_bytes());
+                        continue;
+                    }
                     match frame.repr() {
                         Ok(repr) => self.handle_command(to, &repr),
                         Err(WireError::Unsupported { .. }) => self.auto_nak(to, NakCode::SecureChannelUnsupported),
@@ -102,6 +154,82 @@ impl PdLink {
     /// The next thing the application must handle.
     pub fn poll_input(&mut self) -> Option<PdInput> {
         self.inputs.pop_front()
+    }
+
+    fn handle_secure(&mut self, to: ReplyTo, bytes: &[u8]) {
+        let Some(s) = self.secure.as_mut() else { return };
+        let Ok(frame) = ScFrame::parse(bytes) else {
+            // Plain text: osdp_ID / osdp_CAP only (SQN 0 also ends any session).
+            match PacketRepr::parse_bytes(bytes) {
+                Ok(repr) if repr.code == id::CODE || repr.code == cap::CODE => {
+                    if to.sqn == 0 {
+                        s.channel.reset();
+                    }
+                    self.handle_command(to, &repr);
+                }
+                Ok(_) => {
+                    s.channel.reset();
+                    self.auto_nak(to, NakCode::EncryptionRequired);
+                }
+                Err(_) => {}
+            }
+            return;
+        };
+        match frame.scb_type {
+            scb::CHLNG | scb::SCRYPT => {
+                let result = if frame.scb_type == scb::CHLNG {
+                    let mut rnd_b = [0u8; 8];
+                    s.rng.fill_bytes(&mut rnd_b);
+                    let cuid = [0u8; 8];
+                    s.channel.on_chlng(&frame, to.sqn, rnd_b, cuid)
+                } else {
+                    s.channel.on_scrypt(&frame, to.sqn)
+                };
+                s.last_command = None;
+                match result {
+                    Ok(bytes) => {
+                        self.last_sqn = Some(to.sqn);
+                        self.cached = None;
+                        self.inputs.push_back(PdInput::Transmit(bytes));
+                    }
+                    Err(err) => {
+                        tracing::debug!(address = self.address, error = %err, "osdp pd secure channel handshake refused");
+                        self.auto_nak(to, NakCode::SecureChannelUnsupported);
+                    }
+                }
+            }
+            scb::CMD_MAC | scb::CMD_ENC => {
+                if self.last_sqn == Some(to.sqn)
+                    && s.last_command.as_deref() == Some(bytes)
+                    && let Some(cached) = &self.cached
+                {
+                    self.inputs.push_back(PdInput::Transmit(cached.clone()));
+                    return;
+                }
+                match s.channel.open_command(&frame) {
+                    Ok((code, data)) => {
+                        s.last_command = Some(bytes.to_vec());
+                        let repr = PacketRepr {
+                            address: frame.address,
+                            reply: false,
+                            sqn: frame.sqn,
+                            use_crc: true,
+                            code,
+                            data: &data,
+                        };
+                        self.handle_command(to, &repr);
+                    }
+                    Err(err) => {
+                        tracing::debug!(address = self.address, error = %err, "osdp pd secure command refused");
+                        self.auto_nak(to, NakCode::EncryptionRequired);
+                    }
+                }
+            }
+            _ => {
+                s.channel.reset();
+                self.auto_nak(to, NakCode::EncryptionRequired);
+            }
+        }
     }
 
     fn handle_command(&mut self, to: ReplyTo, repr: &PacketRepr<'_>) {
@@ -143,9 +271,19 @@ impl PdLink {
         }
     }
 
-    fn build(&self, to: ReplyTo, reply: &Reply) -> Result<Vec<u8>, WireError> {
+    fn build(&mut self, to: ReplyTo, reply: &Reply) -> Result<Vec<u8>, WireError> {
         let sqn = if *reply == Reply::Busy { 0 } else { to.sqn };
         let data = reply.encode();
+        if *reply != Reply::Busy
+            && let Some(s) = self.secure.as_mut().filter(|s| s.channel.is_open())
+        {
+            return s
+                .channel
+                .seal_reply(to.address, sqn, reply.code(), &data)
+                .map_err(|_| WireError::Unsupported {
+                    what: "secure channel reply too large",
+                });
+        }
         PacketRepr {
             address: to.address,
             reply: true,

@@ -70,6 +70,10 @@ pub struct LinkStatus {
     pub diagnostics: LinkDiagnostics,
     /// Line-quality counters: frames that failed their check, bytes skipped.
     pub decode: DecodeStats,
+    /// A Secure Channel session is established (every packet MACed, DATA encrypted).
+    pub secure_channel: bool,
+    /// Why the last Secure Channel handshake failed, until one succeeds (no key material).
+    pub secure_error: Option<String>,
 }
 
 /// Wire counters since the driver was created.
@@ -144,6 +148,11 @@ impl LinkHandle {
 
     pub fn status(&self) -> LinkStatus {
         self.status.borrow().clone()
+    }
+
+    /// A receiver that wakes on every status change (for reporting, e.g. Secure Channel failures).
+    pub fn watch_status(&self) -> watch::Receiver<LinkStatus> {
+        self.status.clone()
     }
 
     pub fn is_online(&self) -> bool {
@@ -245,6 +254,8 @@ fn status_of(session: &PdSession, online_count: u64) -> LinkStatus {
         online_count,
         diagnostics: session.diagnostics().clone(),
         decode: session.decode_stats().clone(),
+        secure_channel: session.secure_channel_open(),
+        secure_error: session.secure_failure().map(ToString::to_string),
     }
 }
 

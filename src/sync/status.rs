@@ -52,6 +52,10 @@ pub struct DoorReport {
     /// complete roster yet).
     #[serde(default)]
     pub unknown_users: Vec<u32>,
+    /// The door is configured for OSDP Secure Channel (`scbk_file`): it is never spoken to in plain
+    /// text after discovery. Filled from the configuration by the `status` command.
+    #[serde(default)]
+    pub secure_channel: bool,
 }
 
 /// Reads the report from the store for the configured doors.
@@ -79,6 +83,7 @@ pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<St
             last_expiry_latency_ms: status.last_expiry_latency_ms,
             last_error: status.last_error,
             unknown_users: store.unknown_on_door(name)?.into_iter().map(|id| id.0).collect(),
+            secure_channel: false,
         });
     }
     Ok(StatusReport {
@@ -153,8 +158,9 @@ impl std::fmt::Display for StatusReport {
         for d in &self.doors {
             writeln!(
                 f,
-                "door {}: {} users, {} faces applied, {} pending, {} failed; last verified {}; last revocation latency {}; last expiry latency {}{}",
+                "door {}: secure_channel: {}; {} users, {} faces applied, {} pending, {} failed; last verified {}; last revocation latency {}; last expiry latency {}{}",
                 d.name,
+                d.secure_channel,
                 d.users_applied,
                 d.faces_applied,
                 d.pending,

@@ -14,6 +14,7 @@
 mod agent;
 mod link;
 mod peer;
+mod secure;
 
 use std::process::Command as Process;
 

@@ -18,5 +18,6 @@ mod processes;
 mod pull;
 mod revocation;
 mod roster;
+mod secure_cli;
 mod service;
 mod sim_door;

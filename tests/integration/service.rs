@@ -84,4 +84,5 @@ fn version_names_commit_target_and_secure_channel() {
     );
     assert_eq!(lines[2], format!("target: {}", doorsync::BUILD_INFO.target), "{text}");
     assert!(lines[3].starts_with("osdp secure channel: "), "{text}");
+    assert_eq!(lines[3], "osdp secure channel: built in", "{text}");
 }

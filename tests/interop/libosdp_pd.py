@@ -473,11 +473,19 @@ def run(args):
             return 0, None
         if cmd.get("command") == osdp.Command.FileTransfer:
             return 0, None  # any FtType is accepted here; FileReceiver decides at close
+        if cmd.get("command") == osdp.Command.Keyset:
+            return 0, None  # accept: LibOSDP then uses the new SCBK and leaves install mode
         return -1, None
 
     channel = open_tty_channel(args.port, stop.set)
     pd_id = osdp.PdId(1, 1, vendor_code_int(vendor), args.serial, 0x010000)
-    info = osdp.PDInfo(args.address, channel, scbk=None, id=pd_id)
+    flags = []
+    if args.enforce_secure:
+        flags.append(osdp.LibFlag.EnforceSecure)
+    if args.install_mode:
+        flags.append(osdp.LibFlag.InstallMode)
+    scbk = bytes.fromhex(args.scbk) if args.scbk else None
+    info = osdp.PDInfo(args.address, channel, scbk=scbk, flags=flags, id=pd_id)
     level = osdp.LogLevel.Debug if args.verbose else osdp.LogLevel.Warning
     pd = Door(info, osdp.PDCapabilities([]), log_level=level, command_handler=on_command)
     pd.start()
@@ -525,6 +533,9 @@ def main():
     p.add_argument("--max-face-jpeg-bytes", type=int, default=65536)
     p.add_argument("--refresh-ms", type=float, default=1.0)
     p.add_argument("--verbose", action="store_true", help="LibOSDP debug logs on stderr")
+    p.add_argument("--scbk", help="Secure Channel base key, 32 hex characters (none: install mode)")
+    p.add_argument("--enforce-secure", action="store_true", help="refuse plain text except ID/CAP/handshake")
+    p.add_argument("--install-mode", action="store_true", help="accept SCBK-D until osdp_KEYSET")
     args = p.parse_args()
     if not args.port or not args.db:
         p.error("--port and --db are required")

@@ -23,6 +23,7 @@ fn summary() -> DemoSummary {
         revocation_latency_ms: Some(40),
         expiry_latency_ms: None,
         cloud_delete_sent: true,
+        secure_channel: false,
     }
 }
 
@@ -49,6 +50,7 @@ fn json_summary_has_exactly_the_keys_the_readme_documents() {
         "revocation_latency_ms",
         "expiry_latency_ms",
         "cloud_delete_sent",
+        "secure_channel",
     ];
     let mut keys = keys;
     keys.sort_unstable();

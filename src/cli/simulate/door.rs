@@ -9,8 +9,8 @@ use clap::{ArgGroup, Args};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::{OSDP_BAUD_RATES, load_profile};
-use crate::door::sim::{FaultRates, SimDoor, SimDoorConfig};
+use crate::config::{OSDP_BAUD_RATES, load_profile, read_scbk};
+use crate::door::sim::{FaultRates, SimDoor, SimDoorConfig, SimSecure};
 use crate::serial::{self, pty::Pty};
 
 /// Arguments of `simulate door`.
@@ -66,6 +66,14 @@ pub struct DoorSimArgs {
     /// With pacing: milliseconds from a command's last byte to the reply's first byte.
     #[arg(long, default_value_t = 1.0, value_parser = parse_turnaround, value_name = "MS")]
     pub turnaround_ms: f64,
+    /// Speak OSDP Secure Channel with the key in FILE (mode 0600, 32 hex characters); only osdp_ID and
+    /// osdp_CAP are then answered in plain text. With --install-mode, FILE is where a key installed by
+    /// osdp_KEYSET is written (and is loaded if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub scbk_file: Option<PathBuf>,
+    /// A door fresh from the factory: Secure Channel with the default key SCBK-D until osdp_KEYSET.
+    #[arg(long)]
+    pub install_mode: bool,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -109,6 +117,7 @@ pub async fn run(args: DoorSimArgs) -> anyhow::Result<ExitCode> {
     cfg.seed = args.seed;
     cfg.baud = (!args.no_pacing).then_some(args.baud);
     cfg.turnaround = Duration::from_secs_f64(args.turnaround_ms / 1000.0);
+    cfg.secure = secure_settings(&args)?;
     match (&args.port, &args.pty_link) {
         (Some(port), None) => {
             let stream = serial::open(port, args.baud)?;
@@ -125,6 +134,22 @@ pub async fn run(args: DoorSimArgs) -> anyhow::Result<ExitCode> {
         }
         _ => bail!("give exactly one of --port and --pty-link"),
     }
+}
+
+/// The Secure Channel settings of `--scbk-file` / `--install-mode`.
+fn secure_settings(args: &DoorSimArgs) -> anyhow::Result<Option<SimSecure>> {
+    let scbk = match &args.scbk_file {
+        Some(f) if !args.install_mode || f.exists() => Some(read_scbk(f).map_err(|e| anyhow!("{e}"))?),
+        _ => None,
+    };
+    if scbk.is_none() && !args.install_mode {
+        return Ok(None);
+    }
+    Ok(Some(SimSecure {
+        scbk,
+        install_mode: args.install_mode,
+        key_file: args.scbk_file.clone(),
+    }))
 }
 
 /// Points `link` at `target`, replacing an existing symlink but never a real file.

@@ -234,6 +234,11 @@ impl OsdpDoor {
         self.link.wire_stats()
     }
 
+    /// Wakes on every link status change.
+    pub fn watch_link(&self) -> tokio::sync::watch::Receiver<LinkStatus> {
+        self.link.watch_status()
+    }
+
     pub fn stats(&self) -> LinkStats {
         let wire = self.link.wire_stats();
         let f = &self.file_counters;
@@ -252,6 +257,13 @@ impl OsdpDoor {
     /// Waits (bounded) for the first discovery so that a call made right after start-up does not fail.
     async fn ensure_connected(&self) -> Result<(), DoorError> {
         let status = self.link.status();
+        if status.state != PdState::Online
+            && let Some(e) = status.secure_error
+        {
+            return Err(DoorError::Offline {
+                reason: format!("secure channel handshake failed: {e}"),
+            });
+        }
         match status.state {
             PdState::Online => Ok(()),
             PdState::Offline => Err(offline("the PD does not answer")),

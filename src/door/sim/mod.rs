@@ -86,6 +86,19 @@ pub struct SimDoorConfig {
     /// Load the database from this JSON file at start and write it, durably, after every change the door
     /// acknowledges. Face images are kept beside it in `<file>.faces/`.
     pub db_file: Option<PathBuf>,
+    /// Speak OSDP Secure Channel (then only osdp_ID/osdp_CAP are taken in plain text).
+    pub secure: Option<SimSecure>,
+}
+
+/// The simulated door's Secure Channel keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimSecure {
+    /// The door's SCBK; `None` with `install_mode` is a door fresh from the factory.
+    pub scbk: Option<crate::osdp::sc::Scbk>,
+    /// Accept SCBK-D until an osdp_KEYSET installs a key.
+    pub install_mode: bool,
+    /// Where a key installed by osdp_KEYSET is written (32 hex characters, mode 0600).
+    pub key_file: Option<PathBuf>,
 }
 
 impl SimDoorConfig {
@@ -101,6 +114,7 @@ impl SimDoorConfig {
             baud: None,
             turnaround: DEFAULT_TURNAROUND,
             db_file: None,
+            secure: None,
         }
     }
 

@@ -17,6 +17,7 @@ use crate::osdp::command::{Command, FileTransfer, Mfg};
 use crate::osdp::reply::ftstat::{ACTION_INTERLEAVE, ACTION_POLL_RESPONSE_WAITING};
 use crate::osdp::reply::pdcap::{FN_CHECK_CHARACTER, FN_LARGEST_COMBINED_MESSAGE, FN_OSDP_VERSION, FN_RECEIVE_BUFFER};
 use crate::osdp::reply::{CapRecord, FtStat, FtStatus, MfgRep, Nak, NakCode, PdCap, PdId, Reply};
+use crate::osdp::sc::{PdChannel, Scbk};
 use crate::osdp::{PdInput, PdLink, ReplyTo};
 
 /// Reports queued for later polls beyond this many are dropped, oldest first (a CP that never polls
@@ -30,6 +31,8 @@ pub enum PdOutput {
     Persist,
     /// Reply bytes to write. `at` is the instant the command was complete (turnaround counts from it).
     Transmit { at: Instant, bytes: Vec<u8> },
+    /// osdp_KEYSET installed this SCBK (already in use after the reply before it): store it.
+    KeyChanged(Scbk),
 }
 
 /// How long the door stays silent (reads nothing, answers nothing).
@@ -86,6 +89,7 @@ pub struct SimPd {
     caps: PdCap,
     deferred_replies: bool,
     link: PdLink,
+    seed: u64,
     db: DoorDb,
     assembler: FileAssembler,
     reports: VecDeque<MfgRep>,
@@ -123,7 +127,15 @@ impl SimPd {
             },
             caps,
             deferred_replies: config.deferred_replies,
-            link: PdLink::new(config.address, usize::from(max_packet)),
+            link: secure_link(
+                PdLink::new(config.address, usize::from(max_packet)),
+                config
+                    .secure
+                    .as_ref()
+                    .map(|s| PdChannel::new(s.scbk.clone(), s.install_mode)),
+                config.seed,
+            ),
+            seed: config.seed,
             assembler: FileAssembler::new(db.max_file_bytes()),
             db,
             reports: VecDeque::new(),
@@ -181,7 +193,8 @@ impl SimPd {
     /// queued reports are lost, unsent replies are dropped, and the door comes back holding `db` (what
     /// survived: the persisted database, or an empty one).
     pub fn reboot(&mut self, db: DoorDb) {
-        self.link = PdLink::new(self.address, self.max_packet_bytes);
+        let channel = self.link.take_secure();
+        self.link = secure_link(PdLink::new(self.address, self.max_packet_bytes), channel, self.seed);
         self.assembler = FileAssembler::new(db.max_file_bytes());
         self.db = db;
         self.reports.clear();
@@ -258,6 +271,14 @@ impl SimPd {
             }
             Command::FileTransfer(ft) => self.file_transfer(now, &ft),
             Command::Mfg(mfg) => self.mfg(now, &mfg),
+            Command::KeySet(ks) if self.link.secure_open() => {
+                // Answer under the old key first; the PD then ends the session and leaves install mode.
+                self.send(now, to, &Reply::Ack);
+                self.link.set_key(ks.scbk.clone());
+                self.outputs.push_back(PdOutput::KeyChanged(ks.scbk));
+                return;
+            }
+            Command::KeySet(_) => Reply::Nak(Nak::new(NakCode::EncryptionRequired)),
         };
         self.send(now, to, &reply);
     }
@@ -401,5 +422,16 @@ fn cap(function: u8, compliance: u8, items: u8) -> CapRecord {
         function,
         compliance,
         items,
+    }
+}
+
+/// `link` with a Secure Channel when the door has one (RND.B seeded like the faults, for reproducibility).
+fn secure_link(link: PdLink, channel: Option<PdChannel>, seed: u64) -> PdLink {
+    match channel {
+        Some(mut c) => {
+            c.reset();
+            link.with_secure(c, Some(seed))
+        }
+        None => link,
     }
 }

@@ -29,6 +29,8 @@ struct Inner {
     core: SimPd,
     pacer: Option<LinePacer>,
     db_file: Option<DbFile>,
+    /// Where a key installed by osdp_KEYSET goes.
+    key_file: Option<PathBuf>,
     limits: DoorDbLimits,
     /// Received bytes with the instant their last byte arrives on the modelled line.
     rx: VecDeque<(Instant, Vec<u8>)>,
@@ -95,6 +97,11 @@ impl Inner {
                     };
                     self.tx.push_back((due, bytes));
                 }
+                PdOutput::KeyChanged(scbk) => {
+                    if let Some(path) = &self.key_file {
+                        crate::config::write_scbk_file(path, &scbk).map_err(SimError::Io)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -156,6 +163,7 @@ impl SimDoor {
             core: SimPd::new(&config, db),
             pacer: config.baud.map(|b| LinePacer::new(b, config.turnaround)),
             db_file,
+            key_file: config.secure.as_ref().and_then(|s| s.key_file.clone()),
             limits,
             rx: VecDeque::new(),
             tx: VecDeque::new(),

@@ -71,6 +71,7 @@ impl Bench {
         while let Some(out) = self.pd.poll_output() {
             match out {
                 PdOutput::Persist => self.log.push("persist".into()),
+                PdOutput::KeyChanged(_) => self.log.push("key changed".into()),
                 PdOutput::Transmit { at, bytes } => {
                     assert_eq!(at, self.t);
                     let repr = PacketRepr::parse_bytes(&bytes).unwrap();

@@ -7,6 +7,7 @@ pub mod acurxsize;
 pub mod cap;
 pub mod filetransfer;
 pub mod id;
+pub mod keyset;
 pub mod mfg;
 pub mod poll;
 
@@ -15,6 +16,7 @@ pub use acurxsize::AcuRxSize;
 pub use cap::Cap;
 pub use filetransfer::FileTransfer;
 pub use id::Id;
+pub use keyset::KeySet;
 pub use mfg::Mfg;
 pub use poll::Poll;
 
@@ -30,6 +32,8 @@ pub enum Command {
     FileTransfer(FileTransfer),
     Mfg(Mfg),
     Abort,
+    /// Secure Channel only.
+    KeySet(KeySet),
 }
 
 impl Command {
@@ -43,6 +47,7 @@ impl Command {
             Command::FileTransfer(_) => filetransfer::CODE,
             Command::Mfg(_) => mfg::CODE,
             Command::Abort => abort::CODE,
+            Command::KeySet(_) => keyset::CODE,
         }
     }
 
@@ -56,6 +61,7 @@ impl Command {
             Command::FileTransfer(_) => "osdp_FILETRANSFER",
             Command::Mfg(_) => "osdp_MFG",
             Command::Abort => "osdp_ABORT",
+            Command::KeySet(_) => "osdp_KEYSET",
         }
     }
 
@@ -70,6 +76,7 @@ impl Command {
             Command::FileTransfer(c) => c.encode(&mut out)?,
             Command::Mfg(c) => c.encode(&mut out),
             Command::Abort => Abort.encode(&mut out),
+            Command::KeySet(c) => c.encode(&mut out),
         }
         Ok(out)
     }
@@ -84,6 +91,7 @@ impl Command {
             filetransfer::CODE => Command::FileTransfer(FileTransfer::decode(data)?),
             mfg::CODE => Command::Mfg(Mfg::decode(data)?),
             abort::CODE => Abort::decode(data).map(|_| Command::Abort)?,
+            keyset::CODE => Command::KeySet(KeySet::decode(data)?),
             code => return Err(MessageError::UnknownCommand { code }),
         })
     }

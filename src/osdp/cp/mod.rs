@@ -15,10 +15,14 @@ use super::reply::{NakCode, PdCap, PdId, Reply};
 use super::wire::{self, MARK, PacketRepr, WireError};
 use super::{MessageError, next_sqn};
 
+mod secure;
+#[cfg(test)]
+mod secure_tests;
 #[cfg(test)]
 mod tests;
 mod types;
 
+pub use secure::SecureConfig;
 pub use types::{CommandId, Event, FailReason, LinkDiagnostics, PdState, SessionConfig, SubmitError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +65,12 @@ pub struct PdSession {
     pdcap: Option<PdCap>,
     events: VecDeque<Event>,
     diagnostics: LinkDiagnostics,
+    secure: Option<secure::SecureLink>,
 }
 
 impl PdSession {
     pub fn new(config: SessionConfig, now: Instant) -> Self {
+        let secure = config.secure.as_ref().map(secure::SecureLink::new);
         PdSession {
             decoder: Decoder::new(config.max_reply_bytes),
             config,
@@ -80,6 +86,7 @@ impl PdSession {
             pdcap: None,
             events: VecDeque::new(),
             diagnostics: LinkDiagnostics::default(),
+            secure,
         }
     }
 
@@ -129,8 +136,9 @@ impl PdSession {
 
     /// Largest command DATA (after CODE) that fits in [`PdSession::max_packet_bytes`].
     pub fn max_command_data_bytes(&self) -> usize {
-        self.max_packet_bytes()
-            .saturating_sub(wire::HEADER_LEN + 1 + self.check_len())
+        let max = self.max_packet_bytes();
+        self.secure_max_data(max)
+            .unwrap_or_else(|| max.saturating_sub(wire::HEADER_LEN + 1 + self.check_len()))
     }
 
     fn check_len(&self) -> usize {
@@ -161,7 +169,7 @@ impl PdSession {
             return Err(SubmitError::Busy);
         }
         let data = cmd.encode()?;
-        let len = wire::HEADER_LEN + 1 + data.len() + self.check_len();
+        let len = self.packet_len(data.len());
         let max = self.max_packet_bytes();
         if len > max {
             return Err(SubmitError::TooLarge { len, max });
@@ -283,6 +291,7 @@ impl PdSession {
     fn drain_frames(&mut self, now: Instant) {
         loop {
             match self.decoder.next_frame() {
+                Ok(Some(frame)) if self.secure_frame(now, &frame) => {}
                 Ok(Some(frame)) => match frame.repr() {
                     Ok(repr) => self.handle_packet(now, &repr),
                     Err(err) => self.handle_unparseable(&frame, &err),
@@ -418,22 +427,11 @@ impl PdSession {
                 self.set_state(PdState::CapDiscovery);
                 self.send_internal(now, Purpose::Discover, &Command::Cap);
             }
-            (Purpose::Discover, Reply::PdCap(pdcap)) => {
-                self.pdcap = Some(pdcap.clone());
-                self.set_state(PdState::Online);
-                let pdid = self.pdid.unwrap_or_default();
-                self.events.push_back(Event::Online { pdid, pdcap });
-            }
+            (Purpose::Discover, Reply::PdCap(pdcap)) => self.discovery_done(now, pdcap),
             (Purpose::Discover, Reply::Nak(nak)) if out.code == cap_code::CODE => {
                 // A PD without osdp_CAP support: go on with no capabilities (profile limits apply).
                 tracing::warn!(address = self.config.address, nak = %nak.code, "osdp PD refused osdp_CAP");
-                self.pdcap = Some(PdCap::default());
-                self.set_state(PdState::Online);
-                let pdid = self.pdid.unwrap_or_default();
-                self.events.push_back(Event::Online {
-                    pdid,
-                    pdcap: PdCap::default(),
-                });
+                self.discovery_done(now, PdCap::default());
             }
             (Purpose::Discover, other) => {
                 tracing::warn!(
@@ -481,7 +479,7 @@ impl PdSession {
         if self.config.send_mark {
             bytes.push(MARK);
         }
-        match repr.to_vec() {
+        match self.encode_command(&repr) {
             Ok(packet) => bytes.extend_from_slice(&packet),
             Err(err) => {
                 tracing::error!(address = self.config.address, error = %err, "osdp packet unencodable");
@@ -510,6 +508,7 @@ impl PdSession {
         {
             self.discover_at = None;
             self.next_sqn = 0;
+            self.secure_reset();
             self.pdid = None;
             self.pdcap = None;
             if self.state != PdState::Offline {

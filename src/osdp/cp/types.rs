@@ -33,6 +33,8 @@ pub struct SessionConfig {
     pub busy_delay: Duration,
     /// Pause between discovery attempts after a failed one (also the offline probe period).
     pub probe_interval: Duration,
+    /// Secure Channel: `Some` for a door with an SCBK (then nothing goes in plain text after discovery).
+    pub secure: Option<super::SecureConfig>,
 }
 
 impl SessionConfig {
@@ -49,6 +51,7 @@ impl SessionConfig {
             poll_interval: Duration::from_millis(150),
             busy_delay: Duration::from_millis(100),
             probe_interval: Duration::from_secs(1),
+            secure: None,
         }
     }
 }
