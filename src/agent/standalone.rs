@@ -43,7 +43,13 @@ impl Standalone {
             verify_interval: config.sync.verify_interval,
             urgent_delete_wait: super::daemon::urgent_delete_wait(&config.doors),
         };
-        let engine = Engine::new(store, Arc::new(cloud), Arc::new(SystemClock), doors, settings);
+        let cloud: Arc<dyn crate::cloud::FaceCloud> = Arc::new(cloud);
+        let clock = Arc::new(super::TrustedClock::new(
+            Arc::new(SystemClock),
+            store.clone(),
+            cloud.clone(),
+        ));
+        let engine = Engine::new(store, cloud, clock, doors, settings);
         Ok(Self { engine, drivers })
     }
 }

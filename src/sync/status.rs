@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::trust::ClockStatus;
 use crate::store::{PassSummary, Store, StoreError};
 
 /// `doorsync status --json` prints this object (stable field names; see README).
@@ -21,6 +22,9 @@ pub struct StatusReport {
     pub outbox_pending: u64,
     pub last_pass: Option<PassSummary>,
     pub doors: Vec<DoorReport>,
+    /// The clock trust alarms and mark (README "Clock trust").
+    #[serde(default)]
+    pub clock: ClockStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +78,7 @@ pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<St
         outbox_pending: store.outbox_len() as u64,
         last_pass: store.last_pass()?,
         doors: door_reports,
+        clock: store.clock_status()?,
     })
 }
 
@@ -137,6 +142,6 @@ impl std::fmt::Display for StatusReport {
         for (who, why) in &self.failed {
             writeln!(f, "failed {who}: {why}")?;
         }
-        Ok(())
+        self.clock.fmt(f)
     }
 }
