@@ -67,7 +67,7 @@ impl TrustedClock {
             tracing::warn!(wall = %wall, cloud = %v.now, skew_secs = status.skew_secs, "the wall clock is more than 5 minutes from the cloud's Date; expiry uses the cloud's time while the cloud answers");
         }
         if status.clock_jumped_forward && !old.clock_jumped_forward {
-            tracing::warn!(wall = %wall, mark = %v.mark, "the wall clock is more than a day ahead of the latest trusted time; the mark waits for the cloud to confirm it");
+            tracing::warn!(wall = %wall, mark = %v.mark, "the wall clock is more than a day ahead of the latest trusted time; expiries beyond a day past the mark are held until the cloud confirms it");
         }
         let moved = old.mark.is_none_or(|m| v.mark.duration_since(m).abs() >= PERSIST_EVERY);
         let alarms_changed = ClockStatus {

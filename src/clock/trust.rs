@@ -61,8 +61,9 @@ pub struct Verdict {
 /// Decides the effective time. With a fresh cloud reading the cloud is the reference: the wall clock is
 /// used while within [`MAX_SKEW`] of it, else the cloud's time, and the mark is re-based on the result
 /// (a mark pushed into the future by a wrong RTC is corrected by the cloud, never kept). Without one,
-/// the effective time is never below the mark, and the wall clock advances the mark only while it is
-/// not more than [`MAX_FORWARD_JUMP`] ahead of it; otherwise the mark advances by monotonic time.
+/// the effective time is never below the mark, and never more than [`MAX_FORWARD_JUMP`] above it: a
+/// wall clock further ahead neither advances the mark (which then moves by monotonic time) nor expires
+/// anyone beyond a day past the mark.
 pub fn decide(wall: Timestamp, mark: Option<Reading>, cloud: Option<Reading>) -> Verdict {
     let fresh = cloud.filter(|c| c.age >= SignedDuration::ZERO && c.age <= CLOUD_FRESH_FOR);
     if let Some(c) = fresh {
@@ -104,14 +105,26 @@ pub fn decide(wall: Timestamp, mark: Option<Reading>, cloud: Option<Reading>) ->
             forward_jump: None,
         };
     }
-    let forward_jump = (ahead > MAX_FORWARD_JUMP).then_some(ahead);
+    if ahead > MAX_FORWARD_JUMP {
+        // Expiries the jump alone would cause (beyond a day past the mark) are held until the cloud
+        // confirms the wall clock or the mark catches up; `status` reports the jump.
+        let held_at = m.saturating_add(MAX_FORWARD_JUMP).unwrap_or(m);
+        return Verdict {
+            now: held_at,
+            source: TimeSource::Mark,
+            mark: m,
+            went_back: None,
+            skew: None,
+            forward_jump: Some(ahead),
+        };
+    }
     Verdict {
         now: wall,
         source: TimeSource::Wall,
-        mark: if forward_jump.is_some() { m } else { wall },
+        mark: wall,
         went_back: None,
         skew: None,
-        forward_jump,
+        forward_jump: None,
     }
 }
 
@@ -134,7 +147,8 @@ pub struct ClockStatus {
     pub clock_skew: bool,
     /// Wall clock minus cloud time, seconds.
     pub skew_secs: Option<i64>,
-    /// The wall clock is more than a day ahead of the mark with no cloud to confirm it.
+    /// The wall clock is more than a day ahead of the mark with no cloud to confirm it; expiry uses
+    /// the mark plus one day (expiries beyond that are held).
     pub clock_jumped_forward: bool,
     pub forward_jump_secs: Option<i64>,
 }
@@ -171,7 +185,10 @@ impl std::fmt::Display for ClockStatus {
             write!(f, "; ALARM clock_skew: wall clock {s} s from the cloud's Date")?;
         }
         if let Some(s) = self.forward_jump_secs.filter(|_| self.clock_jumped_forward) {
-            write!(f, "; ALARM clock_jumped_forward: wall clock {s} s ahead of the mark")?;
+            write!(
+                f,
+                "; ALARM clock_jumped_forward: wall clock {s} s ahead of the mark, expiries beyond a day past it held"
+            )?;
         }
         writeln!(f)
     }
@@ -264,10 +281,13 @@ mod tests {
     }
 
     #[test]
-    fn a_forward_jump_without_the_cloud_is_used_but_does_not_advance_the_mark() {
+    fn a_forward_jump_without_the_cloud_holds_expiry_a_day_past_the_mark() {
         let wall = t0() + SignedDuration::from_hours(24 * 400);
         let v = decide(wall, fresh(t0()), None);
-        assert_eq!((v.now, v.mark), (wall, t0()));
+        assert_eq!(
+            (v.now, v.mark, v.source),
+            (t0() + MAX_FORWARD_JUMP, t0(), TimeSource::Mark)
+        );
         assert_eq!(v.forward_jump, Some(SignedDuration::from_hours(24 * 400)));
         let status = ClockStatus::from(&v);
         assert!(status.clock_jumped_forward && !status.clock_went_back && !status.clock_skew);
