@@ -1,5 +1,7 @@
 //! The wall clock as a boundary trait, so expiry and scheduling logic can be tested with a manual clock.
 
+pub mod trust;
+
 use std::sync::Mutex;
 
 use jiff::{SignedDuration, Timestamp};

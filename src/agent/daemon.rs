@@ -147,6 +147,8 @@ pub async fn run(daemon: Daemon, shutdown: impl Future<Output = ()> + Send) -> R
         urgent_delete_wait: config.urgent_delete_wait,
         guard: config.guard,
     };
+    // Expiry decisions take "now" from the trust rule (README "Clock trust").
+    let clock = Arc::new(super::TrustedClock::new(clock, store.clone(), cloud.clone()));
     let engine = Arc::new(Engine::new(store.clone(), cloud, clock, engine_doors, settings));
     let outbox_wake = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();

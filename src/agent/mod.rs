@@ -18,9 +18,11 @@ mod outbox;
 mod poll;
 pub mod shutdown;
 mod standalone;
+pub mod trusted_clock;
 
 pub use backoff::Backoff;
 pub use daemon::{AgentError, Daemon, DaemonConfig, open_store, run, urgent_delete_wait};
 pub use doors::{DaemonDoor, DoorFactory, DoorOpenError, UnopenedDoor};
 pub use events::DaemonEvent;
 pub use standalone::Standalone;
+pub use trusted_clock::TrustedClock;

@@ -44,7 +44,13 @@ impl Standalone {
             urgent_delete_wait: super::daemon::urgent_delete_wait(&config.doors),
             guard: crate::sync::guard::GuardSettings::from_config(&config.sync),
         };
-        let engine = Engine::new(store, Arc::new(cloud), Arc::new(SystemClock), doors, settings);
+        let cloud: Arc<dyn crate::cloud::FaceCloud> = Arc::new(cloud);
+        let clock = Arc::new(super::TrustedClock::new(
+            Arc::new(SystemClock),
+            store.clone(),
+            cloud.clone(),
+        ));
+        let engine = Engine::new(store, cloud, clock, doors, settings);
         Ok(Self { engine, drivers })
     }
 }

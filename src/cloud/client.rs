@@ -51,6 +51,8 @@ pub struct CloudClient {
     http: reqwest::Client,
     settings: Arc<CloudSettings>,
     permits: Arc<Semaphore>,
+    /// The `Date` of the last successful signed call and when it arrived (the clock trust rule's input).
+    last_date: Arc<std::sync::Mutex<Option<(Timestamp, tokio::time::Instant)>>>,
 }
 
 impl CloudClient {
@@ -104,6 +106,7 @@ impl CloudClient {
             http,
             settings: Arc::new(settings),
             permits,
+            last_date: Arc::default(),
         })
     }
 
@@ -179,6 +182,7 @@ impl CloudClient {
         let status = resp.status().as_u16();
         let error_message = header_string(resp.headers(), "x-ca-error-message");
         let gateway_request_id = header_string(resp.headers(), "x-ca-request-id");
+        let date = header_string(resp.headers(), "date").and_then(|d| crate::clock::trust::parse_http_date(&d));
         let max_bytes = self.settings.image_download_max_bytes.saturating_mul(2) + JSON_OVERHEAD_BYTES;
         let bytes = read_capped(resp, path, max_bytes, || CloudError::ResponseTooLarge {
             path: path.into(),
@@ -227,6 +231,9 @@ impl CloudClient {
                 request_id: gateway_request_id,
                 class,
             });
+        }
+        if let Some(date) = date {
+            *self.last_date.lock().unwrap_or_else(|p| p.into_inner()) = Some((date, tokio::time::Instant::now()));
         }
         Ok(env.data.filter(|v| !v.is_null()))
     }
@@ -461,6 +468,10 @@ fn bad(path: &str, detail: String) -> CloudError {
 
 #[async_trait]
 impl FaceCloud for CloudClient {
+    fn last_date(&self) -> Option<(Timestamp, tokio::time::Instant)> {
+        *self.last_date.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     async fn roster(&self) -> Result<Vec<RosterEntry>, CloudError> {
         let mut walks = 0u32;
         loop {

@@ -71,6 +71,10 @@ pub trait FaceCloud: Send + Sync {
         name: Option<&str>,
         ext_info: Option<&str>,
     ) -> Result<(), CloudError>;
+    /// The `Date` header of the last successful signed call and when it arrived, if known.
+    fn last_date(&self) -> Option<(Timestamp, tokio::time::Instant)> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! reported with its tree and key and never hides the other entries. A schema-version key guards the
 //! on-disk layout so a migration or a swap of sled stays inside this module.
 
+mod clock_mark;
 mod records;
 mod roster_state;
 #[cfg(test)]

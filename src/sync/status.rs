@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::build_info::{BUILD_INFO, BuildInfo};
+use crate::clock::trust::ClockStatus;
 use crate::store::{PassSummary, Store, StoreError};
 use crate::sync::guard::{self, HeldSummary};
 
@@ -33,6 +34,9 @@ pub struct StatusReport {
     /// The build of whoever answered (the daemon's own when it runs); absent from older daemons.
     #[serde(default)]
     pub build: Option<BuildInfo>,
+    /// The clock trust alarms and mark (README "Clock trust").
+    #[serde(default)]
+    pub clock: ClockStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +107,7 @@ pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<St
         removals_held: guard::summary(&store.held_removals()?),
         doors: door_reports,
         build: Some(BUILD_INFO),
+        clock: store.clock_status()?,
     })
 }
 
@@ -193,6 +198,6 @@ impl std::fmt::Display for StatusReport {
         for (who, why) in &self.failed {
             writeln!(f, "failed {who}: {why}")?;
         }
-        Ok(())
+        self.clock.fmt(f)
     }
 }

@@ -4,6 +4,7 @@
 mod cli_demo;
 mod cli_status;
 mod cli_sync;
+mod clock;
 mod cloud;
 mod config;
 mod crash;
