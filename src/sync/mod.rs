@@ -16,4 +16,4 @@ pub mod status;
 pub mod verify;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
