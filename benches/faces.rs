@@ -1,4 +1,6 @@
-//! Times `faces::normalise` on a few representative inputs; prints ms/image and output size.
+//! Times `faces::normalise` on a few representative inputs; prints ms/image and output size. Then the
+//! fake cloud's door-ready faces (480×640 baseline JPEG, what `scripts/bench-rss` serves): CPU per user
+//! with the keep-as-downloaded shortcut (`normalise`) and without it (`reencode`, the earlier path).
 //!
 //! Run: `cargo bench --bench faces` (or `--profile dev` to reuse the debug build on a busy machine).
 #![allow(clippy::unwrap_used)]
@@ -6,7 +8,7 @@
 use std::time::Instant;
 
 use doorsync::domain::ImageLimits;
-use doorsync::faces::normalise;
+use doorsync::faces::{normalise, reencode};
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
@@ -19,6 +21,8 @@ const PROFILE: ImageLimits = ImageLimits {
     jpeg_quality: 85,
 };
 const ROUNDS: u32 = 3;
+/// Fake-cloud faces timed per path.
+const SIM_FACES: usize = 50;
 
 fn photo_like(w: u32, h: u32, seed: u64, noise: i32) -> RgbImage {
     let mut state = seed | 1;
@@ -88,6 +92,26 @@ fn main() {
             face.height_px,
             face.jpeg_quality,
             face.jpeg.len()
+        );
+    }
+
+    let sim_faces: Vec<Vec<u8>> = (1..=SIM_FACES)
+        .map(|i| doorsync::cloud::sim::face_jpeg(&format!("u{i:05}")))
+        .collect();
+    let sim_bytes: usize = sim_faces.iter().map(Vec::len).sum();
+    for (name, f) in [
+        ("normalise (keeps)", normalise as fn(&[u8], &ImageLimits) -> _),
+        ("reencode (every face)", reencode),
+    ] {
+        let start = Instant::now();
+        let mut kept = 0;
+        for bytes in &sim_faces {
+            kept += usize::from(f(bytes, &PROFILE).unwrap().kept_as_downloaded);
+        }
+        let ms = start.elapsed().as_secs_f64() * 1000.0 / SIM_FACES as f64;
+        println!(
+            "fake-cloud faces, {name:<22} {SIM_FACES} faces, {} B mean: {ms:>7.2} ms/user, {kept} kept as downloaded",
+            sim_bytes / SIM_FACES
         );
     }
 }

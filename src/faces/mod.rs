@@ -37,8 +37,10 @@ pub struct NormalisedFace {
     pub face: FaceRef,
     pub width_px: u32,
     pub height_px: u32,
-    /// The quality the JPEG was finally encoded at.
+    /// The quality the JPEG was finally encoded at (0 when kept as downloaded).
     pub jpeg_quality: u8,
+    /// The downloaded bytes already satisfied the profile and were kept as they were (`keep`).
+    pub kept_as_downloaded: bool,
 }
 
 /// Why an image could not be normalised. Each names the one user's image that failed, never the pass.
@@ -71,7 +73,8 @@ pub enum FaceError {
     Encode { reason: String },
 }
 
-/// Decodes a JPEG, PNG or WebP (format guessed from the bytes), applies its EXIF orientation,
+/// Keeps a download that already is a plain baseline JPEG within the profile (see `keep`); otherwise
+/// decodes a JPEG, PNG or WebP (format guessed from the bytes), applies its EXIF orientation,
 /// flattens transparency onto white, fits it inside the profile's box without upscaling, and
 /// re-encodes it as a baseline JPEG no bigger than `limits.max_bytes`.
 ///
@@ -79,6 +82,16 @@ pub enum FaceError {
 /// that still does not fit, the image shrinks by 15 % per step (at the floor quality, since a
 /// recogniser gains more from pixels than from fewer JPEG artefacts) down to [`MIN_OUTPUT_SIDE_PX`].
 pub fn normalise(bytes: &[u8], limits: &ImageLimits) -> Result<NormalisedFace, FaceError> {
+    check_limits(limits)?;
+    if let Some(face) = keep::as_is(bytes, limits) {
+        return Ok(face);
+    }
+    reencode(bytes, limits)
+}
+
+/// [`normalise`] without the shortcut for downloads that already fit: always decodes, orients, fits
+/// and re-encodes (`benches/faces.rs` compares the two).
+pub fn reencode(bytes: &[u8], limits: &ImageLimits) -> Result<NormalisedFace, FaceError> {
     check_limits(limits)?;
     let source = decode_upright_rgb(bytes)?;
     let (fit_w, fit_h) = fit_within(
@@ -373,18 +386,32 @@ fn fits(jpeg: &[u8], max_bytes: u32) -> bool {
 }
 
 fn finish(jpeg: Vec<u8>, width_px: u32, height_px: u32, jpeg_quality: u8) -> NormalisedFace {
+    face_of(jpeg, width_px, height_px, jpeg_quality, false)
+}
+
+/// The face for a JPEG already known to fit the limits (by `fits`, or by `keep`'s checks).
+fn face_of(jpeg: Vec<u8>, width_px: u32, height_px: u32, jpeg_quality: u8, kept_as_downloaded: bool) -> NormalisedFace {
     let sha256: [u8; 32] = Sha256::digest(&jpeg).into();
-    // `fits` already proved the length is within a u32.
+    // The caller already proved the length is within the limit, so within a u32.
     let len_bytes = u32::try_from(jpeg.len()).unwrap_or(u32::MAX);
-    tracing::debug!(width_px, height_px, jpeg_quality, len_bytes, "face normalised");
+    tracing::debug!(
+        width_px,
+        height_px,
+        jpeg_quality,
+        len_bytes,
+        kept_as_downloaded,
+        "face normalised"
+    );
     NormalisedFace {
         face: FaceRef { sha256, len_bytes },
         jpeg,
         width_px,
         height_px,
         jpeg_quality,
+        kept_as_downloaded,
     }
 }
 
+mod keep;
 #[cfg(test)]
 mod tests;

@@ -462,3 +462,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_download_that_already_fits_the_profile_is_kept_byte_for_byte() {
+    let bytes = jpeg_of(&photo_like(480, 640, 21, 2), 80);
+    assert!(bytes.len() <= PROFILE.max_bytes as usize, "{} bytes", bytes.len());
+    let face = normalise(&bytes, &PROFILE).unwrap();
+    assert!(face.kept_as_downloaded);
+    assert_eq!(face.jpeg, bytes);
+    assert_eq!((face.width_px, face.height_px), (480, 640));
+    assert_profile_output(&face, &PROFILE);
+}
+
+#[test]
+fn a_download_that_does_not_fit_is_re_encoded() {
+    let small = photo_like(240, 320, 22, 8);
+    let fitting = jpeg_of(&small, 85);
+    let cases = [
+        ("too wide", jpeg_of(&photo_like(481, 640, 22, 8), 85), PROFILE),
+        // Metadata is never carried over, even an upright orientation.
+        ("EXIF", with_exif_orientation(&fitting, 1), PROFILE),
+        (
+            "over the byte cap",
+            fitting.clone(),
+            ImageLimits {
+                max_bytes: fitting.len() as u32 - 1,
+                ..PROFILE
+            },
+        ),
+    ];
+    for (name, bytes, limits) in cases {
+        let face = normalise(&bytes, &limits).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!face.kept_as_downloaded, "{name}");
+        assert_ne!(face.jpeg, bytes, "{name}");
+        assert_profile_output(&face, &limits);
+    }
+}

@@ -1,5 +1,5 @@
-//! The local database: the only user of sled. Users, faces by content hash, per-door applied state,
-//! tombstones, the cloud outbox and meta.
+//! The local database: the only user of sled. Users, per-door applied state, tombstones, the cloud
+//! outbox and meta in sled; faces as content-addressed files beside it (`faces`).
 //!
 //! sled is beta and has reports of lost writes without `flush`, so every write that acknowledges
 //! something the hardware or the cloud already did is flushed before the call returns. Multi-key
@@ -8,6 +8,8 @@
 //! on-disk layout so a migration or a swap of sled stays inside this module.
 
 mod clock_mark;
+mod faces;
+mod migrate;
 mod records;
 mod roster_state;
 #[cfg(test)]
@@ -20,18 +22,18 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Db, Transactional, Tree};
 
+pub use faces::{FaceGcReport, FaceUsage};
 pub use records::{DoorStatus, OutboxItem, PassSummary, StoredUser, Tombstone};
 pub use roster_state::{HeldRemovals, HeldUser};
 pub use tombstone::TombstoneChange;
 
-use crate::domain::{AppliedEntry, DoorUserId, FaceRef, UserKey};
+use crate::domain::{AppliedEntry, DoorUserId, UserKey};
 
-/// The on-disk layout this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The on-disk layout this build reads and writes (2: faces as files; `migrate` upgrades 1).
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META_SCHEMA: &str = "schema_version";
 const META_LAST_PASS: &str = "last_pass";
@@ -66,7 +68,7 @@ pub struct Store {
     path: PathBuf,
     db: Db,
     users: Tree,
-    faces: Tree,
+    faces: faces::FaceFiles,
     tombstones: Tree,
     outbox: Tree,
     meta: Tree,
@@ -164,25 +166,13 @@ impl Store {
         let store = Self {
             path: dir.to_path_buf(),
             users: db.open_tree("users")?,
-            faces: db.open_tree("faces")?,
+            faces: faces::FaceFiles::open(dir)?,
             tombstones: db.open_tree("tombstones")?,
             outbox: db.open_tree("outbox")?,
             meta: db.open_tree("meta")?,
             db,
         };
-        match store.get_meta::<u32>(META_SCHEMA)? {
-            Some(found) if found > SCHEMA_VERSION => {
-                return Err(StoreError::SchemaTooNew {
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            Some(_) => {}
-            None => {
-                store.put_meta(META_SCHEMA, &SCHEMA_VERSION)?;
-                store.flush()?;
-            }
-        }
+        migrate::upgrade(&store)?;
         Ok(store)
     }
 
@@ -243,63 +233,6 @@ impl Store {
         }
         self.users.apply_batch(batch)?;
         self.flush()
-    }
-
-    // ---- faces -------------------------------------------------------------------------------
-
-    /// Stores a normalised face under the sha256 of its bytes (idempotent).
-    pub fn put_face(&self, jpeg: &[u8]) -> Result<FaceRef, StoreError> {
-        let face = FaceRef {
-            sha256: Sha256::digest(jpeg).into(),
-            len_bytes: u32::try_from(jpeg.len()).unwrap_or(u32::MAX),
-        };
-        if !self.faces.contains_key(face.sha256)? {
-            self.faces.insert(face.sha256, jpeg)?;
-        }
-        Ok(face)
-    }
-
-    /// The face's bytes, verified against its hash; a mismatch is reported as corrupt.
-    pub fn get_face(&self, face: &FaceRef) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(bytes) = self.faces.get(face.sha256)? else {
-            return Ok(None);
-        };
-        let got: [u8; 32] = Sha256::digest(&bytes).into();
-        if got != face.sha256 {
-            return Err(StoreError::Corrupt {
-                tree: "faces".into(),
-                key: face.sha256_hex(),
-                reason: format!("content hashes to {}", hex::encode(got)),
-            });
-        }
-        Ok(Some(bytes.to_vec()))
-    }
-
-    pub fn face_count(&self) -> usize {
-        self.faces.len()
-    }
-
-    /// Removes faces that neither a user nor any door's applied state references.
-    pub fn gc_faces(&self, doors: &[&str]) -> Result<usize, StoreError> {
-        let mut live: BTreeSet<[u8; 32]> = BTreeSet::new();
-        for u in self.users()?.0 {
-            live.extend(u.faces.values().map(|f| f.sha256));
-        }
-        for door in doors {
-            for e in self.applied(door)?.values() {
-                live.extend(e.face.iter().map(|f| f.sha256));
-                live.extend(e.record.iter().map(|r| r.face.sha256));
-            }
-        }
-        let mut removed = 0;
-        for item in self.faces.iter().keys() {
-            let k = item?;
-            if !<[u8; 32]>::try_from(k.as_ref()).is_ok_and(|h| live.contains(&h)) {
-                self.faces.remove(k)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
     }
 
     // ---- per-door state ----------------------------------------------------------------------

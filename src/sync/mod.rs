@@ -23,4 +23,4 @@ pub mod tombstone;
 pub mod verify;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;

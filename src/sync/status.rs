@@ -21,6 +21,9 @@ pub struct StatusReport {
     pub failed: BTreeMap<String, String>,
     pub revoked_locally: u64,
     pub faces_stored: u64,
+    /// Bytes of the face files in the store (`<store>/faces`).
+    #[serde(default)]
+    pub faces_bytes_on_disk: u64,
     pub outbox_pending: u64,
     pub last_pass: Option<PassSummary>,
     /// `complete` once one complete, consistent roster walk was stored; `none yet` before, when no
@@ -72,6 +75,7 @@ pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<St
     for (i, e) in corrupt.iter().enumerate() {
         failed.insert(format!("corrupt-record-{i}"), e.to_string());
     }
+    let faces = store.face_usage()?;
     let mut door_reports = Vec::with_capacity(doors.len());
     for name in doors {
         let applied = store.applied(name)?;
@@ -96,7 +100,8 @@ pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<St
         users_with_face: users.iter().filter(|u| !u.faces.is_empty()).count() as u64,
         failed,
         revoked_locally: store.tombstones()?.len() as u64,
-        faces_stored: store.face_count() as u64,
+        faces_stored: faces.files,
+        faces_bytes_on_disk: faces.bytes,
         outbox_pending: store.outbox_len() as u64,
         last_pass: store.last_pass()?,
         roster: if store.has_complete_roster()? {
@@ -131,12 +136,13 @@ impl std::fmt::Display for StatusReport {
         }
         writeln!(
             f,
-            "users: {} ({} with a face, {} failed, {} revoked locally); faces stored: {}; cloud calls queued: {}",
+            "users: {} ({} with a face, {} failed, {} revoked locally); faces stored: {} ({} bytes); cloud calls queued: {}",
             self.users,
             self.users_with_face,
             self.failed.len(),
             self.revoked_locally,
             self.faces_stored,
+            self.faces_bytes_on_disk,
             self.outbox_pending
         )?;
         match &self.last_pass {

@@ -8,6 +8,7 @@
 //! Every change of desired state bumps a generation counter: an apply in flight stops before its next
 //! upload and re-plans, so a stale plan never re-adds someone just removed.
 
+mod faces;
 mod local;
 mod removal;
 #[cfg(test)]
@@ -294,6 +295,7 @@ impl Engine {
         confirm_removals: bool,
     ) -> Result<(PullReport, Vec<Removal>), PullError> {
         let _one_pull_at_a_time = self.pull_lock.lock().await;
+        self.mark_missing_faces().await;
         let options = PullOptions {
             force_refresh,
             max_concurrency: self.settings.max_concurrency,
@@ -311,6 +313,7 @@ impl Engine {
             self.bump();
             removals = self.remove_undesired(RemovalCause::RosterChange, self.now()).await?;
         }
+        self.collect_faces_locked().await;
         Ok((report, removals))
     }
 
@@ -485,6 +488,8 @@ impl Engine {
             report.doors.push(r?);
         }
         report.converged = report.doors.iter().all(|d| d.converged);
+        // The doors now hold the new faces: the ones they replaced are garbage.
+        self.collect_faces().await;
         report.finished_at = Some(self.now());
         Ok(report)
     }

@@ -304,3 +304,93 @@ async fn an_unknown_door_name_is_an_error_naming_it() {
 }
 
 mod revocation;
+/// Gives cloud user `id` a new face (a new faceId and image), as a re-enrolment does.
+fn change_face(cloud: &FakeCloud, id: &str, version: u32) {
+    let mut s = cloud.state.lock().unwrap();
+    let u = s.users.iter_mut().find(|u| u.key.user_id == id).unwrap();
+    u.face_id = Some(format!("face-{id}-v{version}"));
+    u.image = crate::cloud::ImageSource::Inline(crate::cloud::sim::face_jpeg(&format!("{id}-v{version}")));
+}
+
+/// The sha256 of each face file in the store.
+fn face_files(engine: &Engine) -> std::collections::BTreeSet<String> {
+    let root = engine.store().path().join("faces");
+    let mut out = std::collections::BTreeSet::new();
+    for sub in std::fs::read_dir(root).unwrap() {
+        for f in std::fs::read_dir(sub.unwrap().path()).unwrap() {
+            let name = f.unwrap().file_name().into_string().unwrap();
+            out.insert(name.trim_end_matches(".jpg").to_string());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn after_every_face_changed_twice_the_store_holds_only_the_current_faces() {
+    let r = rig(4, 1);
+    assert!(r.engine.pass(&PassOptions::default(), &quiet).await.unwrap().converged);
+    for version in [2, 3] {
+        for i in 1..=4 {
+            change_face(&r.cloud, &format!("u{i}"), version);
+        }
+        let pass = r.engine.pass(&PassOptions::default(), &quiet).await.unwrap();
+        assert!(pass.converged, "{pass:?}");
+        assert_eq!(pass.pull.unwrap().images_downloaded, 4);
+    }
+    let current: std::collections::BTreeSet<String> = r
+        .engine
+        .store()
+        .users()
+        .unwrap()
+        .0
+        .iter()
+        .flat_map(|u| u.faces.values().map(|f| f.sha256_hex()))
+        .collect();
+    assert_eq!(current.len(), 4);
+    assert_eq!(face_files(&r.engine), current);
+    let status = crate::sync::status::collect(r.engine.store(), &["door0"], false).unwrap();
+    let bytes: u64 = r
+        .engine
+        .store()
+        .users()
+        .unwrap()
+        .0
+        .iter()
+        .flat_map(|u| u.faces.values().map(|f| u64::from(f.len_bytes)))
+        .sum();
+    assert_eq!((status.faces_stored, status.faces_bytes_on_disk), (4, bytes));
+}
+
+#[tokio::test]
+async fn a_lost_face_file_leaves_its_user_pending_until_the_next_pull_fetches_it_again() {
+    let r = rig(3, 1);
+    r.engine.pull(false).await.unwrap();
+    let u1 = r.engine.store().get_user(&key("u1")).unwrap().unwrap();
+    let face = *u1.faces.values().next().unwrap();
+    let hex = face.sha256_hex();
+    std::fs::remove_file(
+        r.engine
+            .store()
+            .path()
+            .join("faces")
+            .join(&hex[..2])
+            .join(format!("{hex}.jpg")),
+    )
+    .unwrap();
+
+    let sync = r.engine.sync_door("door0", false, &quiet).await.unwrap();
+    assert_eq!(sync.apply.pending, 1, "{sync:?}");
+    assert!(sync.apply.failed.is_empty(), "pending, not failed: {sync:?}");
+    assert!(!sync.converged);
+    let id = id_of(&r.engine, "door0", "u1").unwrap();
+    assert_eq!(r.doors[0].snapshot().face_jpeg(id), None, "no wrong bytes sent");
+
+    let pass = r.engine.pass(&PassOptions::default(), &quiet).await.unwrap();
+    assert_eq!(pass.pull.as_ref().unwrap().images_downloaded, 1, "{pass:?}");
+    assert!(pass.converged, "{pass:?}");
+    let sent = r.doors[0]
+        .snapshot()
+        .face_jpeg(id)
+        .map(|j| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(j)));
+    assert_eq!(sent.as_deref(), Some(hex.as_str()));
+}
