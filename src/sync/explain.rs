@@ -232,7 +232,13 @@ fn verdict(e: &Explanation, door: &DoorExplanation) -> String {
     let on_door = door.record_acked && door.face_sha256.is_some();
     if door.desired {
         if on_door && door.pending_ops.is_empty() {
-            return "on the door: may pass".into();
+            return match &e.removal_held {
+                Some(h) => format!(
+                    "on the door: may pass (gone from the roster; the mass-removal guard holds the removal until {})",
+                    h.until
+                ),
+                None => "on the door: may pass".into(),
+            };
         }
         let mut why = door.pending_ops.join(", ");
         if let Some(f) = door.failed.as_ref().or(door.last_error.as_ref()) {

@@ -1,6 +1,6 @@
 use super::*;
 use crate::domain::{AppliedEntry, DoorRecord, DoorUserId};
-use crate::store::Tombstone;
+use crate::store::{HeldRemovals, HeldUser, Tombstone};
 use crate::sync::testutil::{add_user, now, profile};
 
 fn key(id: &str) -> UserKey {
@@ -177,4 +177,30 @@ fn the_json_field_names_are_stable() {
     ] {
         assert!(v["doors"][0].get(field).is_some(), "{field}");
     }
+}
+
+#[test]
+fn a_held_removal_is_named_while_the_person_may_still_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    put_on_door(&store, "lobby", "eve", 2);
+    let mut held = HeldRemovals::default();
+    held.users.insert(
+        key("eve").to_string(),
+        HeldUser {
+            key: key("eve"),
+            first_seen_at: now(),
+            until: now(),
+        },
+    );
+    store.put_held_removals(&held).unwrap();
+    let e = explain_one(&store, "eve");
+    assert_eq!(e.removal_held.as_ref().map(|h| h.until), Some(now()));
+    assert_eq!(
+        e.doors[0].verdict,
+        format!(
+            "on the door: may pass (gone from the roster; the mass-removal guard holds the removal until {})",
+            now()
+        )
+    );
 }
