@@ -35,6 +35,11 @@ pub enum Request {
     Revoke {
         key: UserKey,
     },
+    /// `doorsync explain`: why this person is (not) on each door (or only `door`).
+    Explain {
+        key: UserKey,
+        door: Option<String>,
+    },
     ModifyUser {
         identity_id: String,
         name: Option<String>,

@@ -60,6 +60,13 @@ impl ControlHandler for Handler {
                 }
                 to_json(&report)
             }
+            Request::Explain { key, door } => {
+                let mut doors = engine.door_profiles();
+                doors.retain(|(name, _)| door.as_deref().is_none_or(|d| d == *name));
+                let report = crate::sync::explain::explain(engine.store(), &key, &doors, engine.now(), true)
+                    .map_err(|e| e.to_string())?;
+                to_json(&report)
+            }
             Request::Revoke { key } => {
                 let report = engine
                     .revoke(&key, "doorsync revoke")

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub mod check_config;
 pub mod demo;
 pub mod door;
+pub mod explain;
 pub mod keyset;
 pub mod logging;
 pub mod progress;
@@ -76,6 +77,8 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Revoke a user locally: off every reachable door at once, kept off until the cloud re-grants.
     Revoke(revoke::RevokeArgs),
+    /// Why a person is (not) on each door, in the order the agent decides it.
+    Explain(explain::ExplainArgs),
     /// Entrance users in the cloud.
     #[command(subcommand)]
     User(user::UserCommand),
@@ -104,6 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args).await,
         Command::Sync(args) => sync::run(args).await,
         Command::Revoke(args) => revoke::run(args).await,
+        Command::Explain(args) => explain::run(args).await,
         Command::User(cmd) => user::run(cmd).await,
         Command::Door(cmd) => door::run(cmd).await,
     }

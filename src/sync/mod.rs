@@ -15,6 +15,7 @@ pub mod apply;
 pub mod capacity;
 pub mod crash_hook;
 pub mod engine;
+pub mod explain;
 pub mod guard;
 pub mod plan;
 pub mod pull;

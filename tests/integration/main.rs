@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli_demo;
+mod cli_explain;
 mod cli_status;
 mod cli_sync;
 mod clock;

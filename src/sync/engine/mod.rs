@@ -248,6 +248,11 @@ impl Engine {
         self.settings
     }
 
+    /// Each door's name and profile, in configuration order (for `explain`).
+    pub fn door_profiles(&self) -> Vec<(&str, &Profile)> {
+        self.doors.iter().map(|d| (d.name.as_str(), &d.profile)).collect()
+    }
+
     pub fn door_names(&self) -> Vec<&str> {
         self.doors.iter().map(|d| d.name.as_str()).collect()
     }
