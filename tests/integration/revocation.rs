@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use doorsync::agent::DaemonEvent;
 use doorsync::agent::control::Request;
-use doorsync::cloud::sim::{Fault, SimHandle, SimUser};
+use doorsync::cloud::sim::{Fault, SimHandle};
 use doorsync::cloud::wire;
-use doorsync::domain::{Policy, UserKey};
+use doorsync::domain::UserKey;
 use doorsync::door::sim::DoorDump;
 use doorsync::sync::engine::{PassReport, RevokeReport};
 use nix::sys::signal::{Signal, kill};
@@ -30,17 +30,7 @@ fn grant_newcomer(sim: &SimHandle) -> UserKey {
 /// Grants `user_id` (named `name`) with a face in the fake cloud.
 fn grant(sim: &SimHandle, user_id: &str, name: &str) -> UserKey {
     let key = UserKey::new("IDENTITY", user_id);
-    sim.upsert_user(SimUser {
-        key: key.clone(),
-        name: name.into(),
-        status: None,
-        expire_at: None,
-        policy: Policy::Permission,
-        face_version: 1,
-        has_face: true,
-        in_roster: true,
-        image_override: None,
-    });
+    sim.upsert_user(harness::granted_user(key.clone(), name));
     key
 }
 
@@ -290,7 +280,6 @@ async fn revoke_after_a_kill_between_door_ack_and_record_names_the_offline_door_
 #[tokio::test]
 async fn a_door_back_from_an_outage_is_read_back_by_the_daemon_before_any_upload() {
     use doorsync::door::memory::DoorCall;
-    use doorsync::door::vendor;
     let sim = sim(2).await;
     let dir = tempfile::tempdir().unwrap();
     let door = memory_door();
@@ -300,18 +289,7 @@ async fn a_door_back_from_an_outage_is_read_back_by_the_daemon_before_any_upload
     grant_newcomer(&sim);
     let pass = d.sync(false).await;
     assert!(!pass.converged, "the door is away: {pass:?}");
-    let stranger = doorsync::domain::DoorRecord {
-        id: doorsync::domain::DoorUserId(900),
-        policy: Policy::Permission,
-        expire_at: None,
-        face: doorsync::domain::FaceRef {
-            sha256: vendor::sha256(b"stranger"),
-            len_bytes: 8,
-        },
-        display_name: "Stranger".into(),
-    };
-    let file = vendor::encode_record_file(&[stranger]).unwrap();
-    door.tamper(|db| db.apply_file(vendor::FT_TYPE_RECORDS, &file));
+    harness::enrol_stranger(&door);
     let before = door.calls().len();
     door.set_offline(false);
     // The worker's retry or this request, whichever comes first, brings it back.
