@@ -3,7 +3,6 @@
 //! parts: the fake cloud on 127.0.0.1, the daemon in-process over its control socket, and the
 //! `doorsync` binary against `doorsync simulate door` on a pseudo-terminal.
 
-use std::process::Stdio;
 use std::time::Instant;
 
 use doorsync::agent::DaemonEvent;
@@ -18,7 +17,7 @@ use nix::unistd::Pid;
 use tokio::process::Command;
 
 use crate::harness::{self, HANG_GUARD, Options, memory_door, names_on, sim, until, wait_for};
-use crate::processes::{doorsync, json, start_door, wait_listening, write_config};
+use crate::processes::{doorsync, json, spawn_daemon, start_door, wait_listening, write_config};
 
 const NEWCOMER: &str = "x-0001";
 
@@ -162,13 +161,7 @@ async fn a_revoke_of_a_user_not_yet_pulled_holds_with_the_daemon_stopped() {
     delete_not_yet_effective(&sim);
 
     // `doorsync run` pulls at start-up; a sync through it pulls again after the acknowledgement.
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_doorsync"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut daemon = spawn_daemon(&config);
     wait_listening(&dir.path().join("store").join("doorsync.sock")).await;
     for _ in 0..2 {
         let out = doorsync(&config, &["sync", "--json"]).await;
