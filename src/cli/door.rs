@@ -171,16 +171,18 @@ fn capabilities(cap: &PdCap) -> Vec<Capability> {
         .collect()
 }
 
-async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
-    if !OSDP_BAUD_RATES.contains(&args.baud) {
-        anyhow::bail!(
-            "--baud {} is not an OSDP line speed (use one of {:?})",
-            args.baud,
-            OSDP_BAUD_RATES
-        );
+/// What a technician verb on a door line checks first: `--baud` is an OSDP line speed, and the
+/// `--profile` (a built-in name or a file, relative to the working directory) loads.
+pub(crate) fn line_profile(baud: u32, profile: &str) -> anyhow::Result<crate::domain::Profile> {
+    if !OSDP_BAUD_RATES.contains(&baud) {
+        anyhow::bail!("--baud {baud} is not an OSDP line speed (use one of {OSDP_BAUD_RATES:?})");
     }
     let cwd = std::env::current_dir().unwrap_or_default();
-    let profile = load_profile(&args.profile, &cwd)?;
+    Ok(load_profile(profile, &cwd)?)
+}
+
+async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let profile = line_profile(args.baud, &args.profile)?;
     let mut report = ProbeReport {
         port: args.port.display().to_string(),
         baud: args.baud,

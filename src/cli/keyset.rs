@@ -13,8 +13,8 @@ use clap::Args;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::door::EXIT_NO_ANSWER;
-use crate::config::{OSDP_BAUD_RATES, load_profile, read_scbk};
+use super::door::{EXIT_NO_ANSWER, line_profile};
+use crate::config::read_scbk;
 use crate::osdp::command::KeySet;
 use crate::osdp::sc::{Scbk, scbk_d};
 use crate::osdp::{Command, Reply, SecureConfig, SessionConfig};
@@ -163,15 +163,7 @@ where
 }
 
 pub async fn run(args: KeysetArgs) -> anyhow::Result<ExitCode> {
-    if !OSDP_BAUD_RATES.contains(&args.baud) {
-        anyhow::bail!(
-            "--baud {} is not an OSDP line speed (use one of {:?})",
-            args.baud,
-            OSDP_BAUD_RATES
-        );
-    }
-    let cwd = std::env::current_dir().unwrap_or_default();
-    let profile = load_profile(&args.profile, &cwd)?;
+    let profile = line_profile(args.baud, &args.profile)?;
     let new_key = read_scbk(&args.new_scbk_file)?;
     let (current, connected_with) = match &args.current_scbk_file {
         Some(path) => (SecureConfig::new(read_scbk(path)?), "current-key"),

@@ -10,6 +10,8 @@ pub mod decoder;
 pub mod pd;
 pub mod reply;
 pub mod sc;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod wire;
 
 pub use command::Command;

@@ -3,7 +3,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use super::*;
-use crate::domain::{DoorRecord, DoorUserId, Policy, UserKey};
+use crate::domain::{DoorUserId, Policy, UserKey};
+use crate::store::tests::applied;
 
 fn user(id: &str, faces: &[FaceRef]) -> StoredUser {
     StoredUser {
@@ -21,20 +22,6 @@ fn user(id: &str, faces: &[FaceRef]) -> StoredUser {
         failure: None,
         roster_revoked: false,
         updated_at: Timestamp::from_second(1_767_225_600).unwrap(),
-    }
-}
-
-fn applied(id: &str, face: FaceRef) -> AppliedEntry {
-    AppliedEntry {
-        key: UserKey::new("IDENTITY", id),
-        record: Some(DoorRecord {
-            id: DoorUserId(1),
-            policy: Policy::Permission,
-            expire_at: None,
-            face,
-            display_name: id.into(),
-        }),
-        face: Some(face),
     }
 }
 

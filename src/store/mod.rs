@@ -96,6 +96,23 @@ fn id_bytes(id: DoorUserId) -> [u8; 4] {
     id.0.to_be_bytes()
 }
 
+/// Every entry of a tree keyed by door-local id (4 bytes, big-endian).
+fn by_door_id<T: DeserializeOwned>(tree: &Tree) -> Result<BTreeMap<DoorUserId, T>, StoreError> {
+    let mut out = BTreeMap::new();
+    for item in tree.iter() {
+        let (k, v) = item?;
+        let id = <[u8; 4]>::try_from(k.as_ref())
+            .map(u32::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt {
+                tree: String::from_utf8_lossy(&tree.name()).into_owned(),
+                key: hex::encode(&k),
+                reason: "key is not a 4-byte id".into(),
+            })?;
+        out.insert(DoorUserId(id), decode(tree, &k, &v)?);
+    }
+    Ok(out)
+}
+
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
         tree: "-".into(),
@@ -247,20 +264,7 @@ impl Store {
 
     /// What the door acknowledged holding, by door-local id.
     pub fn applied(&self, door: &str) -> Result<BTreeMap<DoorUserId, AppliedEntry>, StoreError> {
-        let tree = self.applied_tree(door)?;
-        let mut out = BTreeMap::new();
-        for item in tree.iter() {
-            let (k, v) = item?;
-            let id = <[u8; 4]>::try_from(k.as_ref())
-                .map(u32::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt {
-                    tree: format!("applied/{door}"),
-                    key: hex::encode(&k),
-                    reason: "key is not a 4-byte id".into(),
-                })?;
-            out.insert(DoorUserId(id), decode(&tree, &k, &v)?);
-        }
-        Ok(out)
+        by_door_id(&self.applied_tree(door)?)
     }
 
     /// Records an op the door acknowledged. Durable on return (invariant 3).

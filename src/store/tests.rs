@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use super::*;
-use crate::domain::{DoorRecord, Policy};
+use crate::domain::{DoorRecord, FaceRef, Policy};
 
 fn t(s: i64) -> Timestamp {
     Timestamp::from_second(s).unwrap()
@@ -25,7 +25,11 @@ fn user(id: &str) -> StoredUser {
 }
 
 fn applied_entry(store: &Store, id: &str) -> AppliedEntry {
-    let face = store.put_face(id.as_bytes()).unwrap();
+    applied(id, store.put_face(id.as_bytes()).unwrap())
+}
+
+/// `id`'s entry as applied at door id 1 with `face`.
+pub(super) fn applied(id: &str, face: FaceRef) -> AppliedEntry {
     AppliedEntry {
         key: UserKey::new("IDENTITY", id),
         record: Some(DoorRecord {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Store, StoreError, decode, encode, id_bytes};
+use super::{Store, StoreError, by_door_id, encode, id_bytes};
 use crate::domain::{AppliedEntry, DoorUserId, UserKey};
 
 impl Store {
@@ -30,20 +30,7 @@ impl Store {
 
     /// Ids written ahead and not yet settled: the door may hold them whatever the applied state says.
     pub fn written_ahead(&self, door: &str) -> Result<BTreeMap<DoorUserId, UserKey>, StoreError> {
-        let tree = self.writeahead_tree(door)?;
-        let mut out = BTreeMap::new();
-        for item in tree.iter() {
-            let (k, v) = item?;
-            let id = <[u8; 4]>::try_from(k.as_ref())
-                .map(u32::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt {
-                    tree: format!("writeahead/{door}"),
-                    key: hex::encode(&k),
-                    reason: "key is not a 4-byte id".into(),
-                })?;
-            out.insert(DoorUserId(id), decode(&tree, &k, &v)?);
-        }
-        Ok(out)
+        by_door_id(&self.writeahead_tree(door)?)
     }
 
     /// Settles ids whose outcome is recorded (applied or deleted) or proven absent by a read-back.

@@ -204,3 +204,18 @@ impl crate::cloud::FaceCloud for FakeCloud {
         Ok(())
     }
 }
+
+/// One `EngineDoor` per door, named `door0`, `door1`, … in order, all with [`profile`].
+pub fn engine_doors<D: crate::door::Door + 'static>(
+    doors: &[std::sync::Arc<D>],
+) -> Vec<crate::sync::engine::EngineDoor> {
+    doors
+        .iter()
+        .enumerate()
+        .map(|(i, d)| crate::sync::engine::EngineDoor {
+            name: format!("door{i}"),
+            profile: profile(),
+            door: d.clone(),
+        })
+        .collect()
+}

@@ -3,12 +3,10 @@
 //! temp dir — once with a running `doorsync run`, once without any daemon.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
 use doorsync::cloud::sim::SimHandle;
 use doorsync::door::sim::DoorDump;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::harness::{HANG_GUARD, name_of, sim};
 use crate::processes::{self, doorsync, json};
@@ -96,26 +94,9 @@ async fn sync_revoke_and_modify_go_through_a_running_daemon_which_stops_cleanly_
     let dir = tempfile::tempdir().unwrap();
     let door = start_door(dir.path()).await;
     let config = write_config(dir.path(), &sim, &door);
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_doorsync"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut daemon = processes::spawn_daemon(&config);
     let socket = dir.path().join("store").join("doorsync.sock");
-    tokio::time::timeout(HANG_GUARD, async {
-        while doorsync::agent::control::connect(&socket)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the daemon never listened");
+    processes::wait_listening(&socket).await;
 
     let second = doorsync(&config, &["run"]).await;
     assert!(!second.status.success());

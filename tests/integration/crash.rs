@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use tokio::process::{Child, Command};
 
-use crate::harness::{HANG_GUARD, sim};
+use crate::harness::{self, HANG_GUARD, sim};
 use crate::processes::{DoorProcess, doorsync, json, start_door, write_config};
 
 const USERS: usize = 8;
@@ -294,17 +294,10 @@ async fn local_revocations_of_unpulled_users_and_during_door_outages_survive_sig
     let mut history = Vec::new();
     for round in 1..=REVOKE_ROUNDS {
         let newcomer = format!("n-{round:04}");
-        sim.upsert_user(SimUser {
-            key: doorsync::domain::UserKey::new("IDENTITY", newcomer.clone()),
-            name: newcomer.clone(),
-            status: None,
-            expire_at: None,
-            policy: Policy::Permission,
-            face_version: 1,
-            has_face: true,
-            in_roster: true,
-            image_override: None,
-        });
+        sim.upsert_user(harness::granted_user(
+            doorsync::domain::UserKey::new("IDENTITY", newcomer.clone()),
+            &newcomer,
+        ));
         let daemon_running = rng.random_bool(0.5);
         let outage = rng.random_bool(0.5);
         history.push(format!(

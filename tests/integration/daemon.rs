@@ -124,17 +124,7 @@ async fn a_door_that_comes_back_gets_the_missed_deletes_before_anything_else() {
     let report = revoke(&d, "u-0001").await;
     assert!(!report.all_doors_reached, "the door is offline: {report:?}");
     sim.remove_from_roster("u-0002");
-    sim.upsert_user(doorsync::cloud::sim::SimUser {
-        key: key("u-0100"),
-        name: "New Comer".into(),
-        status: None,
-        expire_at: None,
-        policy: Policy::Permission,
-        face_version: 1,
-        has_face: true,
-        in_roster: true,
-        image_override: None,
-    });
+    sim.upsert_user(harness::granted_user(key("u-0100"), "New Comer"));
     let offline = d.sync(false).await;
     assert!(!offline.converged);
     let before = door.calls().len();
@@ -435,7 +425,6 @@ async fn a_shutdown_during_a_transfer_leaves_the_record_equal_to_the_door() {
 
 #[tokio::test]
 async fn a_door_changed_by_hand_is_caught_by_the_hourly_verification() {
-    use doorsync::door::vendor;
     let sim = sim(3).await;
     let dir = tempfile::tempdir().unwrap();
     let door = memory_door();
@@ -446,18 +435,7 @@ async fn a_door_changed_by_hand_is_caught_by_the_hourly_verification() {
     let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), options).await;
     d.settle().await;
     // A technician enrols a stranger on the unit by hand.
-    let stranger = doorsync::domain::DoorRecord {
-        id: doorsync::domain::DoorUserId(900),
-        policy: Policy::Permission,
-        expire_at: None,
-        face: doorsync::domain::FaceRef {
-            sha256: vendor::sha256(b"stranger"),
-            len_bytes: 8,
-        },
-        display_name: "Stranger".into(),
-    };
-    let file = vendor::encode_record_file(&[stranger]).unwrap();
-    door.tamper(|db| db.apply_file(vendor::FT_TYPE_RECORDS, &file));
+    harness::enrol_stranger(&door);
     assert_eq!(door.user_ids().len(), 4);
     tokio::time::pause();
     // Virtual time: the guard allows a little over the one-hour verify interval.

@@ -232,3 +232,35 @@ pub fn names_on(door: &MemoryDoor) -> Vec<String> {
 pub fn name_of(sim: &SimHandle, user_id: &str) -> String {
     sim.users().into_iter().find(|u| u.key.user_id == user_id).unwrap().name
 }
+
+/// A user the fake cloud grants (permission, in the roster, no expiry) with a face, as `upsert_user` takes it.
+pub fn granted_user(key: doorsync::domain::UserKey, name: &str) -> doorsync::cloud::sim::SimUser {
+    doorsync::cloud::sim::SimUser {
+        key,
+        name: name.into(),
+        status: None,
+        expire_at: None,
+        policy: doorsync::domain::Policy::Permission,
+        face_version: 1,
+        has_face: true,
+        in_roster: true,
+        image_override: None,
+    }
+}
+
+/// A technician enrols a "Stranger" (door id 900) on the unit by hand, behind the agent's back.
+pub fn enrol_stranger(door: &MemoryDoor) {
+    use doorsync::door::vendor;
+    let stranger = doorsync::domain::DoorRecord {
+        id: doorsync::domain::DoorUserId(900),
+        policy: doorsync::domain::Policy::Permission,
+        expire_at: None,
+        face: doorsync::domain::FaceRef {
+            sha256: vendor::sha256(b"stranger"),
+            len_bytes: 8,
+        },
+        display_name: "Stranger".into(),
+    };
+    let file = vendor::encode_record_file(&[stranger]).unwrap();
+    door.tamper(|db| db.apply_file(vendor::FT_TYPE_RECORDS, &file));
+}

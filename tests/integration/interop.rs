@@ -37,14 +37,24 @@ pub(crate) const LIMITS: DoorDbLimits = DoorDbLimits {
     max_face_jpeg_bytes: 65_536,
 };
 
-/// The CP on a fresh pty, the LibOSDP door on its slave end, both configured from the
-/// `libosdp-reference` firmware profile. `None` when LibOSDP is missing and not required.
-async fn start(test: &str) -> Option<(LibosdpPeer, Link)> {
+/// The LibOSDP door (the `libosdp-reference` profile's vendor code, plus `door_args`) on the slave
+/// end of a fresh pty, and that pty's master. `None` when LibOSDP is missing and not required.
+pub(crate) async fn start_door(test: &str, door_args: &[&str]) -> Option<(LibosdpPeer, Pty)> {
     let python = peer::python_or_skip(test)?;
     let profile = builtin_profile("libosdp-reference").unwrap();
     let pty = Pty::open().unwrap();
     let vendor = profile.vendor_code.map(|b| format!("{b:02x}")).join(":");
-    let door = LibosdpPeer::start(&python, pty.slave_path(), &["--vendor-code", &vendor]).await;
+    let mut args = vec!["--vendor-code", vendor.as_str()];
+    args.extend_from_slice(door_args);
+    let door = LibosdpPeer::start(&python, pty.slave_path(), &args).await;
+    Some((door, pty))
+}
+
+/// The CP on a fresh pty, the LibOSDP door on its slave end, both configured from the
+/// `libosdp-reference` firmware profile. `None` when LibOSDP is missing and not required.
+async fn start(test: &str) -> Option<(LibosdpPeer, Link)> {
+    let (door, pty) = start_door(test, &[]).await?;
+    let profile = builtin_profile("libosdp-reference").unwrap();
     let mut config = SessionConfig::new(1);
     config.max_packet_bytes = usize::from(profile.osdp.max_packet_bytes);
     let link = Link::connect(pty, config, profile.vendor_code).await;

@@ -82,18 +82,31 @@ profile = "generic-face-v1"
 
 /// Runs `doorsync ARGS --config CONFIG` to completion (hang-guarded), echoing its stderr.
 pub async fn doorsync(config: &Path, args: &[&str]) -> Output {
-    let out = tokio::time::timeout(
-        HANG_GUARD,
+    run(
         Command::new(env!("CARGO_BIN_EXE_doorsync"))
             .args(args)
             .arg("--config")
-            .arg(config)
-            .kill_on_drop(true)
-            .output(),
+            .arg(config),
+        args,
     )
     .await
-    .expect("doorsync hung")
-    .unwrap();
+}
+
+/// Runs `doorsync ARGS PATHS` to completion (hang-guarded), echoing its stderr.
+pub async fn doorsync_with_paths(args: &[&str], paths: &[&Path]) -> Output {
+    run(
+        Command::new(env!("CARGO_BIN_EXE_doorsync")).args(args).args(paths),
+        args,
+    )
+    .await
+}
+
+/// Runs `command` (a `doorsync ARGS …`) to completion (hang-guarded), echoing its stderr.
+async fn run(command: &mut Command, args: &[&str]) -> Output {
+    let out = tokio::time::timeout(HANG_GUARD, command.kill_on_drop(true).output())
+        .await
+        .expect("doorsync hung")
+        .unwrap();
     eprintln!(
         "doorsync {args:?}: {}\n{}",
         out.status,
@@ -110,6 +123,17 @@ pub fn json(out: &Output) -> serde_json::Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// Spawns `doorsync run --config CONFIG` (stderr inherited, killed on drop).
+pub fn spawn_daemon(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_doorsync"))
+        .args(["run", "--config"])
+        .arg(config)
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
 }
 
 /// Waits until a daemon listens on `socket`.

@@ -3,14 +3,13 @@
 //! parts: the fake cloud on 127.0.0.1, the daemon in-process over its control socket, and the
 //! `doorsync` binary against `doorsync simulate door` on a pseudo-terminal.
 
-use std::process::Stdio;
 use std::time::Instant;
 
 use doorsync::agent::DaemonEvent;
 use doorsync::agent::control::Request;
-use doorsync::cloud::sim::{Fault, SimHandle, SimUser};
+use doorsync::cloud::sim::{Fault, SimHandle};
 use doorsync::cloud::wire;
-use doorsync::domain::{Policy, UserKey};
+use doorsync::domain::UserKey;
 use doorsync::door::sim::DoorDump;
 use doorsync::sync::engine::{PassReport, RevokeReport};
 use nix::sys::signal::{Signal, kill};
@@ -18,7 +17,7 @@ use nix::unistd::Pid;
 use tokio::process::Command;
 
 use crate::harness::{self, HANG_GUARD, Options, memory_door, names_on, sim, until, wait_for};
-use crate::processes::{doorsync, json, start_door, wait_listening, write_config};
+use crate::processes::{doorsync, json, spawn_daemon, start_door, wait_listening, write_config};
 
 const NEWCOMER: &str = "x-0001";
 
@@ -30,17 +29,7 @@ fn grant_newcomer(sim: &SimHandle) -> UserKey {
 /// Grants `user_id` (named `name`) with a face in the fake cloud.
 fn grant(sim: &SimHandle, user_id: &str, name: &str) -> UserKey {
     let key = UserKey::new("IDENTITY", user_id);
-    sim.upsert_user(SimUser {
-        key: key.clone(),
-        name: name.into(),
-        status: None,
-        expire_at: None,
-        policy: Policy::Permission,
-        face_version: 1,
-        has_face: true,
-        in_roster: true,
-        image_override: None,
-    });
+    sim.upsert_user(harness::granted_user(key.clone(), name));
     key
 }
 
@@ -172,13 +161,7 @@ async fn a_revoke_of_a_user_not_yet_pulled_holds_with_the_daemon_stopped() {
     delete_not_yet_effective(&sim);
 
     // `doorsync run` pulls at start-up; a sync through it pulls again after the acknowledgement.
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_doorsync"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut daemon = spawn_daemon(&config);
     wait_listening(&dir.path().join("store").join("doorsync.sock")).await;
     for _ in 0..2 {
         let out = doorsync(&config, &["sync", "--json"]).await;
@@ -290,7 +273,6 @@ async fn revoke_after_a_kill_between_door_ack_and_record_names_the_offline_door_
 #[tokio::test]
 async fn a_door_back_from_an_outage_is_read_back_by_the_daemon_before_any_upload() {
     use doorsync::door::memory::DoorCall;
-    use doorsync::door::vendor;
     let sim = sim(2).await;
     let dir = tempfile::tempdir().unwrap();
     let door = memory_door();
@@ -300,18 +282,7 @@ async fn a_door_back_from_an_outage_is_read_back_by_the_daemon_before_any_upload
     grant_newcomer(&sim);
     let pass = d.sync(false).await;
     assert!(!pass.converged, "the door is away: {pass:?}");
-    let stranger = doorsync::domain::DoorRecord {
-        id: doorsync::domain::DoorUserId(900),
-        policy: Policy::Permission,
-        expire_at: None,
-        face: doorsync::domain::FaceRef {
-            sha256: vendor::sha256(b"stranger"),
-            len_bytes: 8,
-        },
-        display_name: "Stranger".into(),
-    };
-    let file = vendor::encode_record_file(&[stranger]).unwrap();
-    door.tamper(|db| db.apply_file(vendor::FT_TYPE_RECORDS, &file));
+    harness::enrol_stranger(&door);
     let before = door.calls().len();
     door.set_offline(false);
     // The worker's retry or this request, whichever comes first, brings it back.

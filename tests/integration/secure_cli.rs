@@ -4,40 +4,13 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::Output;
 
 use doorsync::door::sim::DoorDump;
-use tokio::process::Command;
 
-use crate::harness::{HANG_GUARD, sim};
-use crate::processes;
+use crate::harness::sim;
+use crate::processes::{self, doorsync_with_paths as doorsync, json};
 
 const NEW_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
-
-async fn doorsync(args: &[&str], paths: &[&Path]) -> Output {
-    let out = tokio::time::timeout(
-        HANG_GUARD,
-        Command::new(env!("CARGO_BIN_EXE_doorsync"))
-            .args(args)
-            .args(paths)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("doorsync hung")
-    .unwrap();
-    eprintln!(
-        "doorsync {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secure_channel_keyset_probe_and_sync_with_the_simulated_door() {

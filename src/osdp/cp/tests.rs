@@ -9,6 +9,7 @@ use crate::osdp::command::Mfg;
 use crate::osdp::pd::{PdInput, PdLink};
 use crate::osdp::reply::Nak;
 use crate::osdp::reply::{CapRecord, MfgRep};
+use crate::osdp::testutil::reply_packet;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -101,17 +102,7 @@ impl Bench {
 
     /// Reply bytes built by hand (not through the PD cache).
     fn inject(&mut self, sqn: u8, reply: &Reply) {
-        let data = reply.encode();
-        let bytes = PacketRepr {
-            address: 1,
-            reply: true,
-            sqn,
-            use_crc: true,
-            code: reply.code(),
-            data: &data,
-        }
-        .to_vec()
-        .unwrap();
+        let bytes = reply_packet(1, sqn, reply).unwrap();
         self.advance(2 * MS);
         self.s.handle_bytes(self.t, &bytes);
         self.drain();

@@ -10,7 +10,7 @@ use crate::clock::ManualClock;
 use crate::domain::UserKey;
 use crate::door::memory::{DoorCall, MemoryDoor};
 use crate::store::Store;
-use crate::sync::testutil::{FakeCloud, memory_door, now, profile};
+use crate::sync::testutil::{FakeCloud, engine_doors, memory_door, now};
 
 struct Rig {
     _dir: tempfile::TempDir,
@@ -26,15 +26,7 @@ fn rig(users: usize, doors: usize) -> Rig {
     let cloud = Arc::new(FakeCloud::with_users(users));
     let clock = Arc::new(ManualClock::new(now()));
     let memory: Vec<Arc<MemoryDoor>> = (0..doors).map(|_| Arc::new(memory_door())).collect();
-    let engine_doors = memory
-        .iter()
-        .enumerate()
-        .map(|(i, d)| EngineDoor {
-            name: format!("door{i}"),
-            profile: profile(),
-            door: d.clone(),
-        })
-        .collect();
+    let engine_doors = engine_doors(&memory);
     let engine = Engine::new(
         store,
         cloud.clone(),

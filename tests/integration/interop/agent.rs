@@ -11,20 +11,14 @@ use doorsync::domain::{DoorRecord, DoorUserId};
 use doorsync::door::db::{DoorDb, DoorDbLimits};
 use doorsync::door::vendor::{self, FT_TYPE_FACE, FT_TYPE_RECORDS, FileResult};
 use doorsync::door::{Door, DoorError, FailureClass, OsdpDoor, OsdpDoorOptions};
-use doorsync::serial::pty::Pty;
 
-use super::peer::{self, LibosdpPeer};
+use super::peer::LibosdpPeer;
 use super::{LIMITS, assert_json_matches, jpeg, record};
 
 /// The agent's door link (`OsdpDoor` over the pty master, its driver spawned) to the LibOSDP door.
 async fn start_agent(test: &str, door_args: &[&str]) -> Option<(LibosdpPeer, Arc<OsdpDoor>)> {
-    let python = peer::python_or_skip(test)?;
+    let (door, pty) = super::start_door(test, door_args).await?;
     let profile = builtin_profile("libosdp-reference").unwrap();
-    let pty = Pty::open().unwrap();
-    let vendor = profile.vendor_code.map(|b| format!("{b:02x}")).join(":");
-    let mut args = vec!["--vendor-code", vendor.as_str()];
-    args.extend_from_slice(door_args);
-    let door = LibosdpPeer::start(&python, pty.slave_path(), &args).await;
     let (agent, driver) = OsdpDoor::over(pty, 1, &profile, OsdpDoorOptions::default());
     tokio::spawn(driver.run());
     assert!(

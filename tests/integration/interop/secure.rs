@@ -14,10 +14,8 @@ use doorsync::door::vendor::{self, FT_TYPE_FACE, FT_TYPE_RECORDS};
 use doorsync::door::{Door, DoorError, OsdpDoor, OsdpDoorOptions};
 use doorsync::osdp::sc::{Key16, scbk_d};
 use doorsync::osdp::{SecureConfig, SessionConfig};
-use doorsync::serial::pty::Pty;
 
-use super::peer::{self, LibosdpPeer};
-use super::{LIMITS, assert_json_matches, record};
+use super::{LIMITS, assert_json_matches, record, start_door};
 
 const KEY_HEX: &str = "a1a2a3a4a5a6a7a8b1b2b3b4b5b6b7b8";
 
@@ -30,17 +28,6 @@ fn session_config(secure: SecureConfig) -> SessionConfig {
     let mut config = OsdpDoor::session_config(1, &profile);
     config.secure = Some(secure);
     config
-}
-
-async fn start_door(test: &str, door_args: &[&str]) -> Option<(LibosdpPeer, Pty)> {
-    let python = peer::python_or_skip(test)?;
-    let profile = builtin_profile("libosdp-reference").unwrap();
-    let pty = Pty::open().unwrap();
-    let vendor = profile.vendor_code.map(|b| format!("{b:02x}")).join(":");
-    let mut args = vec!["--vendor-code", vendor.as_str()];
-    args.extend_from_slice(door_args);
-    let door = LibosdpPeer::start(&python, pty.slave_path(), &args).await;
-    Some((door, pty))
 }
 
 #[tokio::test]

@@ -5,24 +5,15 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::peer::SharedPeer;
-use crate::osdp::{Command, Decoder, PacketRepr, Reply};
+use crate::osdp::testutil::reply_packet;
+use crate::osdp::{Command, Decoder, Reply};
 
 /// (command, its SQN, the door's honest answer) → the bytes to send back (empty: silence).
 pub(super) type Line = Box<dyn FnMut(&Command, u8, Option<Reply>) -> Vec<u8> + Send>;
 
 /// A well-formed reply packet (CRC mode, no mark byte).
 pub(super) fn packet(address: u8, sqn: u8, reply: &Reply) -> Vec<u8> {
-    let data = reply.encode();
-    PacketRepr {
-        address,
-        reply: true,
-        sqn,
-        use_crc: true,
-        code: reply.code(),
-        data: &data,
-    }
-    .to_vec()
-    .unwrap_or_default()
+    reply_packet(address, sqn, reply).unwrap_or_default()
 }
 
 /// Answers commands on `stream` through `line` until the stream closes.

@@ -12,17 +12,7 @@ fn mfg() -> Command {
 
 /// A reply packet from `address` with the given SQN, its CRC broken when `corrupt`.
 fn reply_bytes(address: u8, sqn: u8, reply: &Reply, corrupt: bool) -> Vec<u8> {
-    let data = reply.encode();
-    let mut bytes = PacketRepr {
-        address,
-        reply: true,
-        sqn,
-        use_crc: true,
-        code: reply.code(),
-        data: &data,
-    }
-    .to_vec()
-    .unwrap();
+    let mut bytes = reply_packet(address, sqn, reply).unwrap();
     if corrupt {
         let last = bytes.len() - 1;
         bytes[last] ^= 0x5A;

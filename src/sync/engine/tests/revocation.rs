@@ -80,15 +80,7 @@ fn faulty_rig(users: usize, doors: usize, urgent_delete_wait: Duration) -> Fault
     let store = Store::open(dir.path()).unwrap();
     let cloud = Arc::new(FakeCloud::with_users(users));
     let faulty: Vec<Arc<Faulty>> = (0..doors).map(|_| Faulty::new()).collect();
-    let engine_doors = faulty
-        .iter()
-        .enumerate()
-        .map(|(i, d)| EngineDoor {
-            name: format!("door{i}"),
-            profile: profile(),
-            door: d.clone(),
-        })
-        .collect();
+    let engine_doors = engine_doors(&faulty);
     let settings = EngineSettings {
         urgent_delete_wait,
         ..EngineSettings::default()
