@@ -5,11 +5,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::ConfigArgs;
+use super::{ConfigArgs, UserArgs};
 use crate::agent::control::{self, Request};
 use crate::clock::{Clock as _, SystemClock, trust};
 use crate::config::{Config, FileChecks};
-use crate::domain::UserKey;
 use crate::store::Store;
 use crate::sync::explain::{self, Explanation};
 
@@ -17,12 +16,8 @@ use crate::sync::explain::{self, Explanation};
 pub struct ExplainArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// The cloud userType of the person.
-    #[arg(long, value_parser = ["IDENTITY", "OPEN", "YUNDUN", "PHONE"], ignore_case = true)]
-    pub user_type: String,
-    /// The cloud userId of the person (the identityId for IDENTITY).
-    #[arg(long)]
-    pub user_id: String,
+    #[command(flatten)]
+    pub user: UserArgs,
     /// Only this configured door.
     #[arg(long)]
     pub door: Option<String>,
@@ -32,10 +27,7 @@ pub struct ExplainArgs {
 }
 
 pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    if args.user_id.trim().is_empty() {
-        anyhow::bail!("--user-id must not be empty");
-    }
-    let key = UserKey::new(args.user_type.to_ascii_uppercase(), args.user_id.clone());
+    let key = args.user.key()?;
     let (config, _warnings) = Config::load(&args.config.config, FileChecks::WarnOnly)?;
     if let Some(d) = &args.door
         && !config.doors.iter().any(|c| &c.name == d)

@@ -60,6 +60,30 @@ pub struct ConfigArgs {
     pub config: PathBuf,
 }
 
+/// The person a verb is about, as the cloud names them.
+#[derive(Debug, Clone, Args)]
+pub struct UserArgs {
+    /// The cloud userType of the person.
+    #[arg(long, value_parser = ["IDENTITY", "OPEN", "YUNDUN", "PHONE"], ignore_case = true)]
+    pub user_type: String,
+    /// The cloud userId of the person (the identityId for IDENTITY).
+    #[arg(long)]
+    pub user_id: String,
+}
+
+impl UserArgs {
+    /// The store's key for this person; an empty id is refused before anything is looked up.
+    pub fn key(&self) -> anyhow::Result<crate::domain::UserKey> {
+        if self.user_id.trim().is_empty() {
+            anyhow::bail!("--user-id must not be empty");
+        }
+        Ok(crate::domain::UserKey::new(
+            self.user_type.to_ascii_uppercase(),
+            self.user_id.clone(),
+        ))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the configuration and firmware profiles; print every problem at once.

@@ -6,10 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::ConfigArgs;
+use super::{ConfigArgs, UserArgs};
 use crate::agent::control::{self, Request};
 use crate::agent::{Standalone, doors};
-use crate::domain::UserKey;
 use crate::sync::engine::RevokeReport;
 
 /// Exit status when some door could not be reached (the revocation is recorded and will be applied).
@@ -19,22 +18,15 @@ pub const EXIT_DOORS_UNREACHED: u8 = 2;
 pub struct RevokeArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// The cloud userType of the person.
-    #[arg(long, value_parser = ["IDENTITY", "OPEN", "YUNDUN", "PHONE"], ignore_case = true)]
-    pub user_type: String,
-    /// The cloud userId of the person (the identityId for IDENTITY).
-    #[arg(long)]
-    pub user_id: String,
+    #[command(flatten)]
+    pub user: UserArgs,
     /// Print one JSON object on standard output instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
-    if args.user_id.trim().is_empty() {
-        anyhow::bail!("--user-id must not be empty");
-    }
-    let key = UserKey::new(args.user_type.to_ascii_uppercase(), args.user_id.clone());
+    let key = args.user.key()?;
     let config = super::load_config(&args.config.config)?;
     let report = match control::connect(&config.control_socket_path()).await? {
         Some(stream) => {
