@@ -607,18 +607,8 @@ mod tests {
                 "c9f1a3b2e4d5f60718293a4b5c6d7e8f",
             )
             .unwrap();
-        let want = [
-            ("accept", "application/json"),
-            ("content-type", "application/octet-stream"),
-            ("content-md5", "BdgiVMV1wqPekqaPCEughw=="),
-            ("date", "Thu, 01 Jan 2026 00:00:00 GMT"),
-            ("x-ca-key", "24681357"),
-            ("x-ca-nonce", "c9f1a3b2e4d5f60718293a4b5c6d7e8f"),
-            ("x-ca-signaturemethod", "HmacSHA256"),
-            ("x-ca-signature-headers", "x-ca-key,x-ca-nonce,x-ca-signaturemethod"),
-            ("x-ca-signature", "hB4JAjHOoAwfeB8nqNJzT5VW0N+/HnZEBCHUSJH5bCU="),
-        ];
-        for (name, value) in want {
+        let want = crate::cloud::sign::tests::vector_a_headers();
+        for &(name, value) in &want {
             assert_eq!(h.get(name).and_then(|v| v.to_str().ok()), Some(value), "{name}");
         }
         assert_eq!(

@@ -129,7 +129,7 @@ pub fn verify<'h>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -216,7 +216,8 @@ mod tests {
         assert_eq!(signature(SECRET, &sts), "NNebdJhFZhdyyK/fY0EyR1tgA/vLcZC2R/8iPTRgr20=");
     }
 
-    fn vector_a_headers() -> Vec<(&'static str, &'static str)> {
+    /// docs/cloud-api.md §4 vector A: the complete signed header set (also checked against the client).
+    pub(crate) fn vector_a_headers() -> Vec<(&'static str, &'static str)> {
         vec![
             ("accept", "application/json"),
             ("content-type", "application/octet-stream"),
