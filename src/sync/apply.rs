@@ -336,33 +336,14 @@ mod tests {
     use mockall::Sequence;
 
     use super::*;
-    use crate::domain::{DoorRecord, UserKey};
+    use crate::domain::UserKey;
     use crate::door::{FileResult, MockDoor};
-    use crate::sync::testutil::{add_user, now, profile};
+    use crate::sync::testutil::{add_user, now, profile, record_on_door};
 
     /// A door that already holds `id` under door id 9 (e.g. someone revoked since the last pass).
     fn seed_applied(store: &Store, id: &str) {
         let face = store.put_face(b"old").unwrap();
-        let key = UserKey::new("IDENTITY", id);
-        store.save_ids("lobby", &[(key.clone(), DoorUserId(9))], 10).unwrap();
-        let record = DoorRecord {
-            id: DoorUserId(9),
-            policy: Policy::Permission,
-            expire_at: None,
-            face,
-            display_name: id.into(),
-        };
-        store
-            .record_applied(
-                "lobby",
-                DoorUserId(9),
-                &AppliedEntry {
-                    key,
-                    record: Some(record),
-                    face: Some(face),
-                },
-            )
-            .unwrap();
+        record_on_door(store, "lobby", id, 9, face);
     }
 
     #[tokio::test]

@@ -42,6 +42,33 @@ pub fn memory_door() -> MemoryDoor {
 }
 
 /// Stores a permitted user `id` with a face (fake JPEG bytes: the door only checks the hash).
+/// Records IDENTITY `id` as acknowledged on `door` under `door_id` with a permission record and
+/// `face`, and maps the id, as an apply would.
+pub fn record_on_door(store: &Store, door: &str, id: &str, door_id: u32, face: FaceRef) {
+    let key = UserKey::new("IDENTITY", id);
+    let record = crate::domain::DoorRecord {
+        id: crate::domain::DoorUserId(door_id),
+        policy: Policy::Permission,
+        expire_at: None,
+        face,
+        display_name: id.into(),
+    };
+    store
+        .record_applied(
+            door,
+            crate::domain::DoorUserId(door_id),
+            &crate::domain::AppliedEntry {
+                key: key.clone(),
+                record: Some(record),
+                face: Some(face),
+            },
+        )
+        .unwrap();
+    store
+        .save_ids(door, &[(key, crate::domain::DoorUserId(door_id))], door_id + 1)
+        .unwrap();
+}
+
 pub fn add_user(store: &Store, id: &str) -> FaceRef {
     let face = store.put_face(format!("jpeg of {id}").as_bytes()).unwrap();
     let mut faces = BTreeMap::new();

@@ -1,7 +1,7 @@
 use super::*;
-use crate::domain::{AppliedEntry, DoorRecord, DoorUserId};
+use crate::domain::DoorUserId;
 use crate::store::{HeldRemovals, HeldUser, Tombstone};
-use crate::sync::testutil::{add_user, now, profile};
+use crate::sync::testutil::{add_user, now, profile, record_on_door};
 
 fn key(id: &str) -> UserKey {
     UserKey::new("IDENTITY", id)
@@ -10,27 +10,7 @@ fn key(id: &str) -> UserKey {
 /// Records `id` as acknowledged on `door` with its record and face, as an apply would.
 fn put_on_door(store: &Store, door: &str, id: &str, door_id: u32) -> String {
     let face = add_user(store, id);
-    let record = DoorRecord {
-        id: DoorUserId(door_id),
-        policy: Policy::Permission,
-        expire_at: None,
-        face,
-        display_name: id.into(),
-    };
-    store
-        .record_applied(
-            door,
-            DoorUserId(door_id),
-            &AppliedEntry {
-                key: key(id),
-                record: Some(record),
-                face: Some(face),
-            },
-        )
-        .unwrap();
-    store
-        .save_ids(door, &[(key(id), DoorUserId(door_id))], door_id + 1)
-        .unwrap();
+    record_on_door(store, door, id, door_id, face);
     face.sha256_hex()
 }
 
