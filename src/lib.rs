@@ -20,6 +20,7 @@
 //! - [`faces`]: image normalisation to a hardware profile's limits.
 //! - [`osdp`]: sans-IO OSDP: packets, CRC, streaming decoder, control-panel session state machine.
 //! - [`domain`], [`clock`]: shared vocabulary and the time boundary.
+//! - [`retry`]: the one retry policy (capped exponential backoff, one jitter rule), sans-IO.
 //! - [`build_info`], [`systemd`]: what this binary is; the service manager's notify protocol.
 
 pub mod agent;
@@ -32,6 +33,7 @@ pub mod domain;
 pub mod door;
 pub mod faces;
 pub mod osdp;
+pub mod retry;
 pub mod serial;
 pub mod store;
 pub mod sync;
