@@ -123,7 +123,7 @@ impl CloudClient {
         params: &P,
         per_user: bool,
     ) -> Result<Option<D>, CloudError> {
-        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        let request_id = super::fresh_id();
         let body = serde_json::to_vec(&wire::RequestEnvelope::new(request_id.clone(), api_ver, params))
             .map_err(|e| CloudError::Config(format!("{path}: cannot serialise request: {e}")))?;
         let url = format!("{}{}", self.settings.endpoint.trim_end_matches('/'), path);
@@ -245,7 +245,7 @@ impl CloudClient {
     /// The header set of docs/cloud-api.md test vector A, signed over exactly `body`, with a fresh nonce.
     fn signed_headers(&self, path: &str, body: &[u8]) -> Result<HeaderMap, CloudError> {
         let date = Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
-        let nonce = uuid::Uuid::new_v4().to_string();
+        let nonce = super::fresh_id();
         self.signed_headers_at(path, body, &date, &nonce)
     }
 

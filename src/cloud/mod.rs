@@ -15,3 +15,9 @@ pub use error::{CloudError, ErrorClass};
 pub use face::MockFaceCloud;
 pub use face::{CloudFace, FaceCloud, ImageSource, RosterEntry};
 pub use settings::{CloudSettings, RetryPolicy};
+
+/// A fresh request id or `X-Ca-Nonce`: 128 bits from the operating-system-seeded CSPRNG as 32 hex
+/// digits (the shape of docs/cloud-api.md test vector A's nonce).
+pub fn fresh_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
