@@ -4,6 +4,8 @@
 //!   (deletes, then upserts, then faces) that take its applied state there.
 //! - [`capacity`]: how many users a door may hold, from its profile and what its INFO reports.
 //! - [`apply`]: runs one door's plan through the `Door` trait, recording each acknowledged op.
+//! - [`desired`]: the stored users as one door profile sees them, the planner's input.
+//! - [`delete`]: the one delete-then-record path (apply, urgent removal and verify use it).
 //! - [`pull`]: the roster and faces from the cloud into the store.
 //! - [`tombstone`]: when a local revocation is lifted (only by evidence that postdates it).
 //! - [`guard`]: the mass-removal guard that holds implicit removals of many users at once.
@@ -14,6 +16,8 @@
 pub mod apply;
 pub mod capacity;
 pub mod crash_hook;
+pub mod delete;
+pub mod desired;
 pub mod engine;
 pub mod explain;
 pub mod guard;
