@@ -6,6 +6,7 @@ pub mod face;
 pub mod roster;
 pub mod settings;
 pub mod sign;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod wire;
 

@@ -5,8 +5,10 @@
 
 pub mod db;
 pub mod failure;
+#[cfg(any(test, feature = "sim"))]
 pub mod memory;
 pub mod osdp_door;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod vendor;
 
