@@ -1,5 +1,6 @@
 //! The wall clock as a boundary trait, so expiry and scheduling logic can be tested with a manual clock.
 
+pub mod duration_text;
 pub mod trust;
 
 use std::sync::Mutex;

@@ -4,13 +4,15 @@
 //!
 //! Data flows from the cloud down to the doors; imports point down this chain and never up (a module
 //! may skip tiers): `cli → agent → sync → {door, cloud} → {serial, store, config, faces} → {osdp,
-//! domain, clock}`. `docs/ARCHITECTURE.md` §4 lists what each module imports today and the known
-//! departures; §3 lists the invariants ("invariant N" in comments) and the tests that prove them.
+//! clock, retry} → core`. The core — [`domain`] and the planner [`sync::plan`] — is the workspace crate
+//! `crates/doorsync-core`, re-exported here; it depends on no module of this crate and on no I/O crate,
+//! which the compiler and `scripts/check-layering` (CI) enforce. `docs/ARCHITECTURE.md` §4 lists what
+//! each module imports; §3 lists the invariants ("invariant N" in comments) and the tests that prove them.
 //!
 //! - [`cli`]: one file per verb.
 //! - [`agent`]: the daemon, the only place that spawns tasks.
-//! - [`sync`]: the planner (desired − applied → ordered ops, deletes first; pure) and the pass engine
-//!   (pull, apply, verify), which drives the store, the cloud client and the doors.
+//! - [`sync`]: the application layer around the pure planner: desired state from the store, pull,
+//!   apply, verify and the pass engine, which drive the store, the cloud client and the doors.
 //! - [`door`]: the `Door` trait, the vendor extension codec, OSDP-backed and simulated doors.
 //! - [`cloud`]: the signed Alibaba IoT client (the only user of reqwest) and the fake cloud server.
 //! - [`serial`]: the only user of tokio-serial: ports, pseudo-terminals, the link driver.
@@ -19,7 +21,10 @@
 //! - [`config`]: the TOML contract, validated in two phases; firmware profiles.
 //! - [`faces`]: image normalisation to a hardware profile's limits.
 //! - [`osdp`]: sans-IO OSDP: packets, CRC, streaming decoder, control-panel session state machine.
-//! - [`domain`], [`clock`]: shared vocabulary and the time boundary.
+//! - [`clock`]: the time boundary; [`retry`]: the one retry policy (capped exponential backoff, one
+//!   jitter rule), sans-IO.
+//! - [`domain`] (core): the shared vocabulary; [`sync::plan`] (core): desired − applied → ordered ops,
+//!   deletes first.
 //! - [`build_info`], [`systemd`]: what this binary is; the service manager's notify protocol.
 
 pub mod agent;
@@ -28,10 +33,11 @@ pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod config;
-pub mod domain;
+pub use doorsync_core::domain;
 pub mod door;
 pub mod faces;
 pub mod osdp;
+pub mod retry;
 pub mod serial;
 pub mod store;
 pub mod sync;

@@ -12,7 +12,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
-use super::backoff::Backoff;
 use super::clock::until;
 use super::events::{DaemonEvent, Events};
 use super::shutdown::CancellationToken;
@@ -23,6 +22,7 @@ use crate::domain::{DoorRecord, DoorUserId, FaceRef, Profile};
 use crate::door::{
     BucketDigest, Door, DoorDigest, DoorError, DoorInfo, DoorListEntry, FaceStatus, OsdpDoor, OsdpDoorOptions,
 };
+use crate::retry::{Backoff, RetryPolicy};
 use crate::sync::engine::Engine;
 
 /// A door ready for the daemon, with the future that drives its link (spawned by the daemon).
@@ -228,7 +228,7 @@ pub(super) async fn door_worker(
     events: Events,
 ) {
     let mut changes = engine.subscribe();
-    let mut retry = Backoff::new(timing.retry_min, timing.retry_max);
+    let mut retry = Backoff::new(RetryPolicy::unbounded(timing.retry_min, timing.retry_max));
     // Start-up verification: the door may have been replaced or reset while the daemon was down.
     let mut verify = true;
     loop {

@@ -6,7 +6,6 @@
 //! - [`doors`]: the door-factory seam and the per-door worker.
 //! - [`control`]: the owner-only Unix socket CLI commands use while the daemon holds the store.
 
-mod backoff;
 pub mod clock;
 pub mod control;
 mod daemon;
@@ -20,7 +19,7 @@ pub mod shutdown;
 mod standalone;
 pub mod trusted_clock;
 
-pub use backoff::Backoff;
+pub use crate::retry::Backoff;
 pub use daemon::{AgentError, Daemon, DaemonConfig, open_store, run, urgent_delete_wait};
 pub use doors::{DaemonDoor, DoorFactory, DoorOpenError, UnopenedDoor};
 pub use events::DaemonEvent;

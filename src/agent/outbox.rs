@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::backoff::Backoff;
 use super::events::{DaemonEvent, Events};
 use super::shutdown::CancellationToken;
+use crate::retry::{Backoff, RetryPolicy};
 use crate::sync::engine::Engine;
 
 pub(super) async fn outbox_sender(
@@ -18,7 +18,7 @@ pub(super) async fn outbox_sender(
     token: CancellationToken,
     events: Events,
 ) {
-    let mut backoff = Backoff::new(retry.0, retry.1);
+    let mut backoff = Backoff::new(RetryPolicy::unbounded(retry.0, retry.1));
     loop {
         let wait = if engine.store().outbox_len() == 0 {
             None

@@ -31,7 +31,7 @@ use crate::door::{self, Door as _, OsdpDoor, OsdpDoorOptions};
 use crate::serial::pty::Pty;
 use crate::store::Store;
 use crate::sync::engine::{Removal, RemovalCause, RevokeReport};
-use crate::sync::{apply, plan};
+use crate::sync::{desired, plan};
 
 const DEMO_APP_KEY: &str = "24681357";
 const DEMO_SECRET: &[u8] = b"demo-secret-0123456789abcdef";
@@ -551,7 +551,7 @@ impl Story<'_> {
 fn desired_ids(store: &Store, profile: &Profile) -> anyhow::Result<BTreeSet<DoorUserId>> {
     let now = Timestamp::now();
     let ids = store.door_ids(DOOR)?;
-    Ok(apply::user_entries(store, &profile.name)?
+    Ok(desired::user_entries(store, &profile.name)?
         .iter()
         .filter(|u| plan::is_desired(now, u))
         .filter_map(|u| ids.get(&u.key).copied())

@@ -50,7 +50,7 @@ pub struct ProbeArgs {
     #[arg(long, default_value = "generic-face-v1")]
     pub profile: String,
     /// How long to wait for the PD to answer discovery.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = crate::clock::duration_text::parse)]
     pub timeout: Duration,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -296,7 +296,7 @@ async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             report.address,
             report.port,
             report.baud,
-            humantime::format_duration(args.timeout)
+            crate::clock::duration_text::format(args.timeout)
         ));
     }
     if args.json {

@@ -45,7 +45,7 @@ pub struct KeysetArgs {
     #[arg(long, default_value = "generic-face-v1")]
     pub profile: String,
     /// How long to wait for each secure connection.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = crate::clock::duration_text::parse)]
     pub timeout: Duration,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -103,7 +103,7 @@ where
                 Some(e) => format!("secure channel handshake failed: {e}"),
                 None => format!(
                     "no secure session with address {address} within {} (state {})",
-                    humantime::format_duration(timeout),
+                    crate::clock::duration_text::format(timeout),
                     status.state
                 ),
             };

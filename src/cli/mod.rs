@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod check_config;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod door;
 pub mod explain;
@@ -14,6 +15,7 @@ pub mod logging;
 pub mod progress;
 pub mod revoke;
 pub mod run;
+#[cfg(feature = "sim")]
 pub mod simulate;
 pub mod status;
 pub mod sync;
@@ -91,9 +93,11 @@ pub enum Command {
     /// Show users, faces and per-door state from the local store.
     Status(status::StatusArgs),
     /// Run the fake cloud or a simulated door on their own.
+    #[cfg(feature = "sim")]
     #[command(subcommand)]
     Simulate(simulate::SimulateCommand),
     /// The embedded demo: fake cloud + simulated door, a real pass, a summary.
+    #[cfg(feature = "sim")]
     Demo(demo::DemoArgs),
     /// Run the daemon: pull loop, expiry timer, doors, cloud outbox, control socket.
     Run(run::RunArgs),
@@ -126,7 +130,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckConfig(args) => check_config::run(args),
         Command::Status(args) => status::run(args).await,
+        #[cfg(feature = "sim")]
         Command::Simulate(cmd) => simulate::run(cmd).await,
+        #[cfg(feature = "sim")]
         Command::Demo(args) => demo::run(args).await,
         Command::Run(args) => run::run(args).await,
         Command::Sync(args) => sync::run(args).await,

@@ -20,6 +20,7 @@ use super::settings::CloudSettings;
 use super::sign::{self, SignInput};
 use super::wire::{self, ImageDeleteParams, ImageGetData, ImageGetParams, RosterPage, RosterParams, UserModifyParams};
 use crate::domain::{Policy, UserKey};
+use crate::retry::Backoff;
 
 /// Items per roster page: the family's observed default and within every documented cap.
 pub const ROSTER_PAGE_SIZE: u32 = 20;
@@ -122,10 +123,11 @@ impl CloudClient {
         params: &P,
         per_user: bool,
     ) -> Result<Option<D>, CloudError> {
-        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        let request_id = super::fresh_id();
         let body = serde_json::to_vec(&wire::RequestEnvelope::new(request_id.clone(), api_ver, params))
             .map_err(|e| CloudError::Config(format!("{path}: cannot serialise request: {e}")))?;
         let url = format!("{}{}", self.settings.endpoint.trim_end_matches('/'), path);
+        let mut backoff = Backoff::new(self.settings.retry);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -143,16 +145,18 @@ impl CloudClient {
                         .transpose();
                 }
                 Err(err) => {
-                    let limit = match err.class() {
-                        ErrorClass::Retryable => self.settings.retry.max_attempts,
-                        ErrorClass::WrongApi => WRONG_API_MAX_ATTEMPTS.min(self.settings.retry.max_attempts),
-                        _ => 1,
+                    let again = match err.class() {
+                        ErrorClass::Retryable => backoff.policy().allows_another(attempt),
+                        ErrorClass::WrongApi => {
+                            attempt < WRONG_API_MAX_ATTEMPTS && backoff.policy().allows_another(attempt)
+                        }
+                        _ => false,
                     };
                     tracing::info!(request_id = %request_id, path, attempt, error = %err, "cloud call failed");
-                    if attempt >= limit {
+                    if !again {
                         return Err(err);
                     }
-                    tokio::time::sleep(self.settings.retry.backoff(attempt - 1)).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }
@@ -241,7 +245,7 @@ impl CloudClient {
     /// The header set of docs/cloud-api.md test vector A, signed over exactly `body`, with a fresh nonce.
     fn signed_headers(&self, path: &str, body: &[u8]) -> Result<HeaderMap, CloudError> {
         let date = Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
-        let nonce = uuid::Uuid::new_v4().to_string();
+        let nonce = super::fresh_id();
         self.signed_headers_at(path, body, &date, &nonce)
     }
 
@@ -334,6 +338,7 @@ impl CloudClient {
         let parsed =
             reqwest::Url::parse(url).map_err(|e| CloudError::ImageRejected(format!("image URL is not a URL: {e}")))?;
         let host = self.check_image_url(&parsed)?;
+        let mut backoff = Backoff::new(self.settings.retry);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -342,10 +347,10 @@ impl CloudClient {
                 Ok(bytes) => return Ok(bytes),
                 Err(err) => {
                     tracing::info!(host = %host, attempt, error = %err, "image download failed");
-                    if err.class() != ErrorClass::Retryable || attempt >= self.settings.retry.max_attempts {
+                    if err.class() != ErrorClass::Retryable || !backoff.policy().allows_another(attempt) {
                         return Err(err);
                     }
-                    tokio::time::sleep(self.settings.retry.backoff(attempt - 1)).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }

@@ -6,6 +6,7 @@ pub mod face;
 pub mod roster;
 pub mod settings;
 pub mod sign;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod wire;
 
@@ -15,3 +16,9 @@ pub use error::{CloudError, ErrorClass};
 pub use face::MockFaceCloud;
 pub use face::{CloudFace, FaceCloud, ImageSource, RosterEntry};
 pub use settings::{CloudSettings, RetryPolicy};
+
+/// A fresh request id or `X-Ca-Nonce`: 128 bits from the operating-system-seeded CSPRNG as 32 hex
+/// digits (the shape of docs/cloud-api.md test vector A's nonce).
+pub fn fresh_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}

@@ -1,12 +1,11 @@
-//! The cloud client's own settings (the config module maps its TOML onto these) and the retry policy.
+//! The cloud client's own settings (the config module maps its TOML onto these).
 
 use std::time::Duration;
 
-use jiff::tz::Offset;
-use rand::Rng as _;
-
 use crate::config::ImageFormat;
 use crate::domain::Secret;
+pub use crate::retry::RetryPolicy;
+use jiff::tz::Offset;
 
 /// Everything the cloud client needs. `Debug` is safe: the secret prints as redacted.
 #[derive(Debug, Clone)]
@@ -77,37 +76,6 @@ pub fn host_matches(patterns: &[String], host: &str) -> bool {
         .any(|p| p.matches(host))
 }
 
-/// Exponential backoff with full jitter, capped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Total attempts including the first.
-    pub max_attempts: u32,
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            base_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The sleep before retry number `retry` (0 = first retry): uniform in `[0, min(cap, base·2^retry)]`.
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let ceiling = self
-            .base_backoff
-            .saturating_mul(1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX))
-            .min(self.max_backoff);
-        let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(rand::rng().random_range(0..=ceiling_ms))
-    }
-}
-
 impl CloudSettings {
     /// Maps the validated `[cloud]` section onto client settings. The config must have been loaded
     /// with `FileChecks::Required`, so the app secret was read (and its permissions checked).
@@ -159,15 +127,5 @@ mod tests {
         let v6 = vec!["::1".to_string()];
         assert!(host_matches(&v6, "[::1]"));
         assert!(host_matches(&v6, "[0:0:0:0:0:0:0:1]"));
-    }
-
-    #[test]
-    fn backoff_stays_within_the_capped_exponential_envelope() {
-        let p = RetryPolicy::default();
-        for retry in 0..30 {
-            let d = p.backoff(retry);
-            let ceiling = (p.base_backoff * 2u32.saturating_pow(retry.min(20))).min(p.max_backoff);
-            assert!(d <= ceiling, "retry {retry}: {d:?} > {ceiling:?}");
-        }
     }
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use jiff::tz::Offset;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::duration_text;
+
 /// Baud rates OSDP defines.
 pub const OSDP_BAUD_RATES: [u32; 6] = [9600, 19200, 38400, 57600, 115200, 230400];
 
@@ -155,15 +157,16 @@ pub fn parse_offset(s: &str) -> Result<Offset, String> {
     Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).map_err(|_| bad())
 }
 
-/// A humantime duration (`"60s"`, `"1h 30m"`, `"200ms"`) within `[min, max]`.
+/// A duration as people write it (`"60s"`, `"1h 30m"`, `"200ms"`; [`crate::clock::duration_text`])
+/// within `[min, max]`.
 pub fn parse_duration(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
+    let d = duration_text::parse(s)
         .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. \"60s\", \"500ms\" or \"1h\""))?;
     if d < min || d > max {
         return Err(format!(
             "{s:?} is outside {}..={}",
-            humantime::format_duration(min),
-            humantime::format_duration(max)
+            duration_text::format(min),
+            duration_text::format(max)
         ));
     }
     Ok(d)

@@ -5,8 +5,10 @@
 
 pub mod db;
 pub mod failure;
+#[cfg(any(test, feature = "sim"))]
 pub mod memory;
 pub mod osdp_door;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod vendor;
 
@@ -106,7 +108,8 @@ pub trait Door: Send + Sync {
     async fn upsert_users(&self, records: &[DoorRecord]) -> Result<(), DoorError>;
     /// Send the face file for a user the door holds a record for; `face.sha256` must match `jpeg`.
     async fn put_face(&self, id: DoorUserId, face: FaceRef, jpeg: Bytes) -> Result<(), DoorError>;
-    /// Remove these users and their faces; absent ids are fine.
+    /// Remove these users and their faces; absent ids are fine. Any number of ids: the door splits
+    /// them into as many messages as its link needs (the caller records them only after `Ok`).
     async fn delete_users(&self, ids: &[DoorUserId]) -> Result<(), DoorError>;
     async fn digest(&self) -> Result<DoorDigest, DoorError>;
     /// All buckets, in bucket order.

@@ -12,10 +12,12 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::delete::{DeleteFailed, delete_and_record};
+use super::desired::user_entries;
 use super::plan::{self, MonotonicIds, Plan};
-use crate::domain::{AppliedEntry, DoorOp, DoorUserId, Policy, Profile, UserEntry};
-use crate::door::{Door, DoorError, vendor};
-use crate::store::{Store, StoreError, StoredUser};
+use crate::domain::{AppliedEntry, DoorOp, DoorUserId, Profile};
+use crate::door::{Door, DoorError};
+use crate::store::{Store, StoreError};
 
 /// Records per `upsert_users` call: small enough that progress is recorded often, large enough to
 /// fill a record file.
@@ -58,31 +60,6 @@ impl ApplyReport {
 pub enum ApplyError {
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// How each stored user looks from a door with `profile_name`, with tombstones applied.
-pub fn user_entries(store: &Store, profile_name: &str) -> Result<Vec<UserEntry>, StoreError> {
-    let tombstoned: std::collections::BTreeSet<_> = store.tombstones()?.into_iter().map(|t| t.key).collect();
-    let (users, corrupt) = store.users()?;
-    for e in corrupt {
-        tracing::error!(error = %e, "skipping a corrupt user record");
-    }
-    Ok(users
-        .iter()
-        .map(|u| user_entry(u, profile_name, tombstoned.contains(&u.key)))
-        .collect())
-}
-
-fn user_entry(u: &StoredUser, profile_name: &str, tombstoned: bool) -> UserEntry {
-    UserEntry {
-        key: u.key.clone(),
-        display_name: u.display_name.clone(),
-        // A roster entry with a pending cloud-side delete must not pass, whatever its policy says.
-        policy: if u.roster_revoked { Policy::Deny } else { u.policy },
-        expire_at: u.expire_at,
-        face: u.faces.get(profile_name).copied(),
-        revoked_locally: tombstoned,
-    }
 }
 
 /// How many ops `target`'s plan holds at `now`, without sending or recording anything (for a door
@@ -230,18 +207,18 @@ async fn run_plan(
             tracing::warn!(door = target.name, error = %e, "acknowledged op does not fit the applied model");
         }
     };
-    let batch = vendor::delete_batch_size(target.profile.osdp.max_mfg_data_bytes).max(1);
     let deletes: Vec<DoorUserId> = plan.deletes().collect();
-    for chunk in deletes.chunks(batch) {
-        target.door.delete_users(chunk).await.map_err(Stop::Door)?;
-        for id in chunk {
-            record(applied, &DoorOp::Delete(*id));
-            store.record_deleted(target.name, *id)?;
-        }
-        store.settle_write_ahead(target.name, chunk)?;
-        report.deleted += chunk.len() as u64;
-        *done += chunk.len() as u64;
+    delete_and_record(store, target.name, target.door, &deletes)
+        .await
+        .map_err(|e| match e {
+            DeleteFailed::Door(e) => Stop::Door(e),
+            DeleteFailed::Store(e) => Stop::Store(e),
+        })?;
+    for id in &deletes {
+        record(applied, &DoorOp::Delete(*id));
     }
+    report.deleted += deletes.len() as u64;
+    *done += deletes.len() as u64;
 
     let upserts: Vec<_> = plan.upserts().cloned().collect();
     for chunk in upserts.chunks(UPSERT_CHUNK) {

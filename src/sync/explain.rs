@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::apply::user_entries;
+use super::desired::user_entries;
 use super::plan::{self, MonotonicIds};
 use crate::clock::trust::ClockStatus;
 use crate::domain::{DoorOp, Policy, Profile, UserKey};

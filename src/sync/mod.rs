@@ -1,9 +1,13 @@
-//! Synchronisation: the pure planner (desired − applied → ordered ops) and the pass engine.
+//! Synchronisation, the application layer: the pure planner's inputs from the store, its ops through
+//! the doors, and the pass engine.
 //!
 //! - [`plan`]: pure decision logic, `now` passed in: which users a door should hold and the ordered ops
-//!   (deletes, then upserts, then faces) that take its applied state there.
+//!   (deletes, then upserts, then faces) that take its applied state there. It lives in the core crate
+//!   (`crates/doorsync-core`), which cannot import the store, the cloud or the doors; re-exported here.
 //! - [`capacity`]: how many users a door may hold, from its profile and what its INFO reports.
 //! - [`apply`]: runs one door's plan through the `Door` trait, recording each acknowledged op.
+//! - [`desired`]: the stored users as one door profile sees them, the planner's input.
+//! - [`delete`]: the one delete-then-record path (apply, urgent removal and verify use it).
 //! - [`pull`]: the roster and faces from the cloud into the store.
 //! - [`tombstone`]: when a local revocation is lifted (only by evidence that postdates it).
 //! - [`guard`]: the mass-removal guard that holds implicit removals of many users at once.
@@ -14,10 +18,12 @@
 pub mod apply;
 pub mod capacity;
 pub mod crash_hook;
+pub mod delete;
+pub mod desired;
 pub mod engine;
 pub mod explain;
 pub mod guard;
-pub mod plan;
+pub use doorsync_core::plan;
 pub mod pull;
 pub mod status;
 pub mod tombstone;

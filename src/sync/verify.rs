@@ -17,6 +17,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::apply::DoorTarget;
+use super::delete::{DeleteFailed, delete_and_record};
 use crate::domain::{AppliedEntry, DoorUserId, UserKey};
 use crate::door::{self, DoorError, vendor};
 use crate::store::{Store, StoreError};
@@ -168,14 +169,13 @@ pub async fn verify_door(store: &Store, target: &DoorTarget<'_>, now: Timestamp)
         store.put_unknown_on_door(target.name, &unknown)?;
         return Ok(report);
     }
-    let batch = vendor::delete_batch_size(target.profile.osdp.max_mfg_data_bytes).max(1);
-    for chunk in unknown.chunks(batch) {
-        target.door.delete_users(chunk).await?;
-        for id in chunk {
-            store.record_deleted(target.name, *id)?;
-        }
-        report.unknown_deleted += chunk.len() as u64;
-    }
+    delete_and_record(store, target.name, target.door, &unknown)
+        .await
+        .map_err(|e| match e {
+            DeleteFailed::Door(e) => VerifyError::Door(e),
+            DeleteFailed::Store(e) => VerifyError::Store(e),
+        })?;
+    report.unknown_deleted += unknown.len() as u64;
     Ok(report)
 }
 

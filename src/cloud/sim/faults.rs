@@ -133,7 +133,7 @@ pub fn body_response(fault: &BodyFault, id: &str) -> Response {
                 status,
                 [
                     ("x-ca-error-message", message.clone()),
-                    ("x-ca-request-id", uuid::Uuid::new_v4().to_string()),
+                    ("x-ca-request-id", crate::cloud::fresh_id()),
                 ],
                 String::new(),
             )

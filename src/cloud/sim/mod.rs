@@ -466,7 +466,7 @@ fn envelope(id: &str, code: i64, message: Option<&str>, data: Value) -> Response
 }
 
 fn gateway_error(status: StatusCode, message: &str) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = crate::cloud::fresh_id();
     (
         status,
         [

@@ -245,7 +245,7 @@ impl FileSend {
             let error = DoorError::Misconfigured(Misconfig::BoundExceeded {
                 detail: format!(
                     "door kept answering FTSTAT \"finishing\" for {} without finishing the file",
-                    humantime::format_duration(self.limits.resume_wait)
+                    crate::clock::duration_text::format(self.limits.resume_wait)
                 ),
             });
             self.fail(error, false);

@@ -113,7 +113,7 @@ impl Drop for Waiter<'_> {
 
 impl OsdpDoor {
     /// One vendor command and its reply. The command is resent with the same request id when no reply
-    /// came for `query_resend_after` (every command is idempotent); `DoorError::Timeout` after `query_timeout`.
+    /// came for `query_resend_after` (less jitter, [`crate::retry`]; every command is idempotent); `DoorError::Timeout` after `query_timeout`.
     pub(super) async fn exchange(&self, command: VCmd, priority: Priority) -> Result<VReply, DoorError> {
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let cmd = MfgCommand { request_id, command };
@@ -136,7 +136,7 @@ impl OsdpDoor {
             resend_after: self.options.query_resend_after,
             poll_interval: self.options.reply_poll_interval,
         };
-        let mut schedule = MfgExchange::new(times, Instant::now().into_std());
+        let mut schedule = MfgExchange::new(times, Instant::now().into_std(), rand::random());
         loop {
             if let Ok(reply) = waiter.rx.try_recv() {
                 return Ok(reply.reply);

@@ -60,7 +60,8 @@ pub struct OsdpDoorOptions {
     pub resume: ResumePolicy,
     /// How long a query may wait for its osdp_MFGREP (direct or on a later poll) before `DoorError::Timeout`.
     pub query_timeout: Duration,
-    /// Send the same query again (same request id) when its reply has not come after this long.
+    /// Send the same query again (same request id) when its reply has not come after this long (less
+    /// the retry policy's jitter: between half and all of it, [`crate::retry`]).
     pub query_resend_after: Duration,
     /// Spacing of the explicit osdp_POLLs that fetch a reply the PD queued after ACKing a query.
     pub reply_poll_interval: Duration,

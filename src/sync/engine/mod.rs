@@ -504,7 +504,7 @@ impl Engine {
         let now = self.now();
         let mut next: Option<Timestamp> = None;
         for p in &self.profiles {
-            let entries = apply::user_entries(&self.store, &p.name)?;
+            let entries = super::desired::user_entries(&self.store, &p.name)?;
             if let Some(t) = plan::next_expiry(now, &entries) {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }

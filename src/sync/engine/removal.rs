@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{DoorSlot, Engine};
 use crate::domain::{UserEntry, UserKey};
-use crate::door::vendor;
 use crate::store::StoreError;
-use crate::sync::{apply, plan};
+use crate::sync::delete::{DeleteFailed, delete_and_record};
+use crate::sync::{desired, plan};
 
 /// Why people are being removed; decides which latency is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ impl Engine {
     pub async fn remove_undesired(&self, cause: RemovalCause, since: Timestamp) -> Result<Vec<Removal>, StoreError> {
         let mut entries: BTreeMap<&str, Vec<UserEntry>> = BTreeMap::new();
         for p in &self.profiles {
-            entries.insert(&p.name, apply::user_entries(&self.store, &p.name)?);
+            entries.insert(&p.name, desired::user_entries(&self.store, &p.name)?);
         }
         let work = self.doors.iter().map(|slot| {
             let users = entries
@@ -107,26 +107,17 @@ impl Engine {
         if ids.is_empty() {
             return Ok(removal);
         }
-        let batch = vendor::delete_batch_size(slot.profile.osdp.max_mfg_data_bytes).max(1);
-        for chunk in ids.chunks(batch) {
-            match slot.door.delete_users(chunk).await {
-                Ok(()) => {
-                    for id in chunk {
-                        self.store.record_deleted(&slot.name, *id)?;
-                        if let Some(e) = applied.get(id) {
-                            removal.removed.push(e.key.clone());
-                        }
-                    }
-                    self.store.settle_write_ahead(&slot.name, chunk)?;
-                }
-                Err(e) => {
-                    slot.note_unreachable();
-                    self.store
-                        .update_door_status(&slot.name, |s| s.last_error = Some(e.to_string()))?;
-                    tracing::warn!(door = slot.name, error = %e, "door unreachable; its deletes stay queued first");
-                    removal.error = Some(e.to_string());
-                    break;
-                }
+        match delete_and_record(&self.store, &slot.name, slot.door.as_ref(), &ids).await {
+            Ok(()) => removal
+                .removed
+                .extend(ids.iter().filter_map(|id| applied.get(id)).map(|e| e.key.clone())),
+            Err(DeleteFailed::Store(e)) => return Err(e),
+            Err(DeleteFailed::Door(e)) => {
+                slot.note_unreachable();
+                self.store
+                    .update_door_status(&slot.name, |s| s.last_error = Some(e.to_string()))?;
+                tracing::warn!(door = slot.name, error = %e, "door unreachable; its deletes stay queued first");
+                removal.error = Some(e.to_string());
             }
         }
         if removal.removed.is_empty() {
