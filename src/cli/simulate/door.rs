@@ -70,8 +70,9 @@ pub struct DoorSimArgs {
     pub turnaround_ms: f64,
     /// Speak OSDP Secure Channel with the key in FILE (mode 0600, 32 hex characters); only osdp_ID and
     /// osdp_CAP are then answered in plain text. With --install-mode, FILE is where a key installed by
-    /// osdp_KEYSET is written (and is loaded if it exists). With several --address, one per address.
-    #[arg(long = "scbk-file", value_name = "FILE")]
+    /// osdp_KEYSET is written (and is loaded if it exists). With several --address: one per address in
+    /// the same order, or ADDRESS=FILE for the doors that have a key (the others speak in clear).
+    #[arg(long = "scbk-file", value_name = "[ADDRESS=]FILE")]
     pub scbk_files: Vec<PathBuf>,
     /// A door fresh from the factory: Secure Channel with the default key SCBK-D until osdp_KEYSET.
     #[arg(long)]
@@ -109,14 +110,11 @@ pub async fn run(args: DoorSimArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let profile = load_profile(&args.profile, &cwd).map_err(|e| anyhow!("{e}"))?;
     let n = args.addresses.len();
-    for (flag, given) in [
-        ("--db-file", args.db_files.len()),
-        ("--scbk-file", args.scbk_files.len()),
-    ] {
-        if given != 0 && given != n {
-            bail!("{flag} is given {given} times for {n} --address; give none or one per address, in the same order");
-        }
+    let given = args.db_files.len();
+    if given != 0 && given != n {
+        bail!("--db-file is given {given} times for {n} --address; give none or one per address, in the same order");
     }
+    let scbk_files = scbk_files(&args.scbk_files, &args.addresses)?;
     let mut configs = Vec::with_capacity(n);
     for (i, &address) in args.addresses.iter().enumerate() {
         let mut cfg = SimDoorConfig::new(address, profile.clone());
@@ -130,7 +128,7 @@ pub async fn run(args: DoorSimArgs) -> anyhow::Result<ExitCode> {
         cfg.seed = args.seed.wrapping_add(i as u64);
         cfg.baud = (!args.no_pacing).then_some(args.baud);
         cfg.turnaround = Duration::from_secs_f64(args.turnaround_ms / 1000.0);
-        cfg.secure = secure_settings(args.scbk_files.get(i), args.install_mode)?;
+        cfg.secure = secure_settings(scbk_files.get(i).and_then(Option::as_ref), args.install_mode)?;
         configs.push(cfg);
     }
     match (&args.port, &args.pty_link) {
@@ -149,6 +147,44 @@ pub async fn run(args: DoorSimArgs) -> anyhow::Result<ExitCode> {
         }
         _ => bail!("give exactly one of --port and --pty-link"),
     }
+}
+
+/// Each address's `--scbk-file` (in address order): all given plainly, one per address, or as
+/// ADDRESS=FILE for some of them.
+fn scbk_files(given: &[PathBuf], addresses: &[u8]) -> anyhow::Result<Vec<Option<PathBuf>>> {
+    let keyed: Vec<Option<(u8, PathBuf)>> = given
+        .iter()
+        .map(|g| {
+            let s = g.to_str()?;
+            let (a, f) = s.split_once('=')?;
+            Some((a.parse().ok()?, PathBuf::from(f)))
+        })
+        .collect();
+    if keyed.iter().all(Option::is_none) {
+        if !given.is_empty() && given.len() != addresses.len() {
+            bail!(
+                "--scbk-file is given {} times for {} --address; give one per address, or ADDRESS=FILE",
+                given.len(),
+                addresses.len()
+            );
+        }
+        return Ok(addresses
+            .iter()
+            .enumerate()
+            .map(|(i, _)| given.get(i).cloned())
+            .collect());
+    }
+    let keyed: Vec<(u8, PathBuf)> = keyed.into_iter().flatten().collect();
+    if keyed.len() != given.len() {
+        bail!("mixing --scbk-file FILE and --scbk-file ADDRESS=FILE; use ADDRESS=FILE for every one");
+    }
+    if let Some((a, _)) = keyed.iter().find(|(a, _)| !addresses.contains(a)) {
+        bail!("--scbk-file {a}=…: no --address {a}");
+    }
+    Ok(addresses
+        .iter()
+        .map(|a| keyed.iter().find(|(k, _)| k == a).map(|(_, f)| f.clone()))
+        .collect())
 }
 
 /// The Secure Channel settings of `--scbk-file` / `--install-mode` for one door.
