@@ -13,12 +13,14 @@
 //!   (pull, apply, verify), which drives the store, the cloud client and the doors.
 //! - [`door`]: the `Door` trait, the vendor extension codec, OSDP-backed and simulated doors.
 //! - [`cloud`]: the signed Alibaba IoT client (the only user of reqwest) and the fake cloud server.
-//! - [`serial`]: the only user of tokio-serial: ports, pseudo-terminals, the link driver.
+//! - [`serial`]: the only user of tokio-serial: ports (and their RS-485 mode), pseudo-terminals, the line
+//!   driver (one per port, for every PD on it).
 //! - [`store`]: the sled database (the only user of sled): users, faces by content hash, per-door
 //!   applied state, cloud outbox, meta.
 //! - [`config`]: the TOML contract, validated in two phases; firmware profiles.
 //! - [`faces`]: image normalisation to a hardware profile's limits.
-//! - [`osdp`]: sans-IO OSDP: packets, CRC, streaming decoder, control-panel session state machine.
+//! - [`osdp`]: sans-IO OSDP: packets, CRC, streaming decoder, control-panel session state machine, and the
+//!   bus of sessions sharing one multidrop line.
 //! - [`domain`], [`clock`]: shared vocabulary and the time boundary.
 //! - [`build_info`], [`systemd`]: what this binary is; the service manager's notify protocol.
 

@@ -76,7 +76,12 @@ impl DoorFactory for OsdpDoorFactory {
         let Some(first) = on_line.first() else {
             return results.into_iter().flatten().collect();
         };
-        let stream = match crate::serial::open_line(&line.port, first.baud, line.rs485.as_ref()) {
+        let rs485 = line.rs485.map(|m| crate::serial::Rs485Mode {
+            rts_low_on_send: m.rts == crate::config::Rs485Rts::LowOnSend,
+            delay_before_send: m.delay_before_send,
+            delay_after_send: m.delay_after_send,
+        });
+        let stream = match crate::serial::open_line(&line.port, first.baud, rs485.as_ref()) {
             Ok(stream) => stream,
             Err(e) => {
                 let reason = e.to_string();

@@ -10,8 +10,6 @@ use std::path::Path;
 
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
-use crate::config::{Rs485Mode, Rs485Rts};
-
 /// Why a serial port could not be used. Names the port and baud so a technician can check the wiring.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -45,6 +43,17 @@ pub fn open(path: &Path, baud: u32) -> Result<SerialStream, SerialError> {
         .map_err(|source| SerialError::Open { port, baud, source })
 }
 
+/// The kernel's RS-485 mode for a port (`TIOCSRS485`): RTS drives the transceiver's driver enable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rs485Mode {
+    /// RTS low while sending and high after (an inverting driver); else high while sending.
+    pub rts_low_on_send: bool,
+    /// After raising RTS, before the first bit (the kernel counts whole milliseconds).
+    pub delay_before_send: std::time::Duration,
+    /// After the last bit, before dropping RTS.
+    pub delay_after_send: std::time::Duration,
+}
+
 /// Opens the port of a line: applies the kernel's RS-485 mode first when `rs485` is set (through the
 /// `serial2` crate, which owns the ioctl; the mode stays with the port after that handle closes),
 /// then [`open`]s it. `None` leaves the port's mode as the system set it.
@@ -63,7 +72,7 @@ fn set_rs485(path: &Path, mode: &Rs485Mode) -> std::io::Result<()> {
     use serial2::rs4xx::{Rs485Config, TransceiverMode};
     let port = serial2::SerialPort::open(path, serial2::KeepSettings)?;
     let mut config = Rs485Config::new();
-    config.set_invert_rts(mode.rts == Rs485Rts::LowOnSend);
+    config.set_invert_rts(mode.rts_low_on_send);
     config.set_delay_before_send(mode.delay_before_send);
     config.set_delay_after_send(mode.delay_after_send);
     port.set_rs4xx_mode(TransceiverMode::Rs485(config))
@@ -85,7 +94,7 @@ mod tests {
     async fn a_port_without_rs485_support_is_refused_with_what_to_check() {
         let pty = pty::Pty::open().unwrap();
         let mode = Rs485Mode {
-            rts: Rs485Rts::HighOnSend,
+            rts_low_on_send: false,
             delay_before_send: std::time::Duration::ZERO,
             delay_after_send: std::time::Duration::ZERO,
         };
