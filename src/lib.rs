@@ -15,12 +15,14 @@
 //!   apply, verify and the pass engine, which drive the store, the cloud client and the doors.
 //! - [`door`]: the `Door` trait, the vendor extension codec, OSDP-backed and simulated doors.
 //! - [`cloud`]: the signed Alibaba IoT client (the only user of reqwest) and the fake cloud server.
-//! - [`serial`]: the only user of tokio-serial: ports, pseudo-terminals, the link driver.
+//! - [`serial`]: the only user of tokio-serial: ports (and their RS-485 mode), pseudo-terminals, the line
+//!   driver (one per port, for every PD on it).
 //! - [`store`]: the sled database (the only user of sled): users, faces by content hash, per-door
 //!   applied state, cloud outbox, meta.
 //! - [`config`]: the TOML contract, validated in two phases; firmware profiles.
 //! - [`faces`]: image normalisation to a hardware profile's limits.
-//! - [`osdp`]: sans-IO OSDP: packets, CRC, streaming decoder, control-panel session state machine.
+//! - [`osdp`]: sans-IO OSDP: packets, CRC, streaming decoder, control-panel session state machine, and the
+//!   bus of sessions sharing one multidrop line.
 //! - [`clock`]: the time boundary; [`retry`]: the one retry policy (capped exponential backoff, one
 //!   jitter rule), sans-IO.
 //! - [`domain`] (core): the shared vocabulary; [`sync::plan`] (core): desired − applied → ordered ops,

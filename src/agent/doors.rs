@@ -17,7 +17,7 @@ use super::events::{DaemonEvent, Events};
 use super::shutdown::CancellationToken;
 use bytes::Bytes;
 
-use crate::config::DoorConfig;
+use crate::config::{DoorConfig, LineConfig};
 use crate::domain::{DoorRecord, DoorUserId, FaceRef, Profile};
 use crate::door::{
     BucketDigest, Door, DoorDigest, DoorError, DoorInfo, DoorListEntry, FaceStatus, OsdpDoor, OsdpDoorOptions,
@@ -44,64 +44,109 @@ pub struct DoorOpenError {
 /// Builds doors from configuration: the OSDP driver in production, in-memory doors in tests.
 #[async_trait]
 pub trait DoorFactory: Send + Sync {
-    async fn open(&self, door: &DoorConfig) -> Result<DaemonDoor, DoorOpenError>;
+    /// Opens the doors of one line (all on `line.port`, in configuration order): one result per door,
+    /// in order. The line's driver future comes with the first door that opened.
+    async fn open_line(&self, doors: &[DoorConfig], line: &LineConfig) -> Vec<Result<DaemonDoor, DoorOpenError>>;
 }
 
-/// Real doors: [`OsdpDoor`] on each `[[door]]`'s serial port.
+/// Real doors: [`OsdpDoor`]s on each line's serial port, one bus driver per port.
 #[derive(Debug, Default)]
-pub struct OsdpDoorFactory {
-    /// Ports already opened, by the door that has them.
-    ports: std::sync::Mutex<Vec<(std::path::PathBuf, String)>>,
-}
+pub struct OsdpDoorFactory;
 
 #[async_trait]
 impl DoorFactory for OsdpDoorFactory {
-    async fn open(&self, door: &DoorConfig) -> Result<DaemonDoor, DoorOpenError> {
-        let fail = |reason: String| DoorOpenError {
+    async fn open_line(&self, doors: &[DoorConfig], line: &LineConfig) -> Vec<Result<DaemonDoor, DoorOpenError>> {
+        let fail = |door: &DoorConfig, reason: String| DoorOpenError {
             door: door.name.clone(),
             reason,
         };
-        // A door with scbk_file speaks only Secure Channel; its key was read (0600) with the config.
-        let secure = match (&door.scbk, &door.scbk_file) {
-            (Some(key), _) => Some(crate::osdp::SecureConfig::new(
-                crate::osdp::sc::Scbk::from_slice(key.expose())
-                    .ok_or_else(|| fail("scbk_file does not hold a 16-byte key".into()))?,
-            )),
-            (None, Some(_)) => return Err(fail("scbk_file is set but the key was not read".into())),
-            (None, None) => None,
-        };
-        {
-            let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((_, other)) = ports.iter().find(|(p, _)| *p == door.port) {
-                return Err(fail(format!(
-                    "shares {} with door {other}; several doors on one line are not supported by this build yet",
-                    door.port.display()
-                )));
+        let mut results: Vec<Option<Result<DaemonDoor, DoorOpenError>>> = Vec::with_capacity(doors.len());
+        let mut sessions = Vec::new();
+        let mut on_line = Vec::new();
+        for door in doors {
+            match session_config(door) {
+                Ok(session) => {
+                    sessions.push(session);
+                    on_line.push(door);
+                    results.push(None);
+                }
+                Err(reason) => results.push(Some(Err(fail(door, reason)))),
             }
-            ports.push((door.port.clone(), door.name.clone()));
         }
-        let stream = crate::serial::open(&door.port, door.baud).map_err(|e| fail(e.to_string()))?;
-        let mut session = OsdpDoor::session_config(door.osdp_address, &door.profile);
-        session.reply_timeout = door.reply_timeout;
-        session.secure = secure;
-        let (osdp, driver) = OsdpDoor::with_session(stream, session, &door.profile, OsdpDoorOptions::default());
-        let name = door.name.clone();
-        let mut link_status = osdp.watch_link();
+        let Some(first) = on_line.first() else {
+            return results.into_iter().flatten().collect();
+        };
+        let rs485 = line.rs485.map(|m| crate::serial::Rs485Mode {
+            rts_low_on_send: m.rts == crate::config::Rs485Rts::LowOnSend,
+            delay_before_send: m.delay_before_send,
+            delay_after_send: m.delay_after_send,
+        });
+        let stream = match crate::serial::open_line(&line.port, first.baud, rs485.as_ref()) {
+            Ok(stream) => stream,
+            Err(e) => {
+                let reason = e.to_string();
+                return doors
+                    .iter()
+                    .zip(results)
+                    .map(|(door, r)| r.unwrap_or_else(|| Err(fail(door, reason.clone()))))
+                    .collect();
+            }
+        };
+        let options = crate::serial::link::LineOptions {
+            discard_echo: line.discard_echo,
+        };
+        let (handles, driver) = crate::serial::link::bus(stream, sessions, options);
+        let mut reports = Vec::new();
+        let mut opened = Vec::new();
+        for (door, handle) in on_line.iter().zip(handles) {
+            let osdp = OsdpDoor::on_link(handle, &door.profile, OsdpDoorOptions::default());
+            reports.push((door.name.clone(), osdp.watch_link()));
+            opened.push(DaemonDoor {
+                name: door.name.clone(),
+                profile: door.profile.clone(),
+                door: Arc::new(osdp),
+                driver: None,
+            });
+        }
+        let port = line.port.display().to_string();
         let driver: BoxFuture<'static, ()> = Box::pin(async move {
+            let reports = futures::future::join_all(
+                reports
+                    .into_iter()
+                    .map(|(name, mut status)| async move { report_secure_channel(&name, &mut status).await }),
+            );
             tokio::select! {
                 ended = driver.run() => if let Err(e) = ended {
-                    tracing::error!(door = name, error = %e, "door link stopped");
+                    tracing::error!(port, error = %e, "door line stopped");
                 },
-                () = report_secure_channel(&name, &mut link_status) => {}
+                _ = reports => {}
             }
         });
-        Ok(DaemonDoor {
-            name: door.name.clone(),
-            profile: door.profile.clone(),
-            door: Arc::new(osdp),
-            driver: Some(driver),
-        })
+        if let Some(first) = opened.first_mut() {
+            first.driver = Some(driver);
+        }
+        let mut opened = opened.into_iter();
+        results
+            .into_iter()
+            .filter_map(|r| r.or_else(|| opened.next().map(Ok)))
+            .collect()
     }
+}
+
+/// A door's session settings; a door with scbk_file speaks only Secure Channel (its key was read,
+/// 0600, with the config).
+fn session_config(door: &DoorConfig) -> Result<crate::osdp::SessionConfig, String> {
+    let secure = match (&door.scbk, &door.scbk_file) {
+        (Some(key), _) => Some(crate::osdp::SecureConfig::new(
+            crate::osdp::sc::Scbk::from_slice(key.expose()).ok_or("scbk_file does not hold a 16-byte key")?,
+        )),
+        (None, Some(_)) => return Err("scbk_file is set but the key was not read".into()),
+        (None, None) => None,
+    };
+    let mut session = OsdpDoor::session_config(door.osdp_address, &door.profile);
+    session.reply_timeout = door.reply_timeout;
+    session.secure = secure;
+    Ok(session)
 }
 
 /// Logs each change of a door's Secure Channel failure once (a wrong key is retried every second; the
@@ -122,31 +167,60 @@ async fn report_secure_channel(name: &str, status: &mut tokio::sync::watch::Rece
 
 /// The factory `doorsync run`, `sync` and `revoke` use.
 pub fn default_factory() -> Box<dyn DoorFactory> {
-    Box::new(OsdpDoorFactory::default())
+    Box::new(OsdpDoorFactory)
 }
 
-/// Opens every configured door. A door that fails to open is still returned, as an [`UnopenedDoor`]
-/// that answers every call with the reason (so `status` and reports show it), and its error is listed.
-pub async fn open_all(factory: &dyn DoorFactory, doors: &[DoorConfig]) -> (Vec<DaemonDoor>, Vec<DoorOpenError>) {
-    let mut opened = Vec::new();
-    let mut failed = Vec::new();
+/// Opens every configured door, the doors of one port together on one line (with that port's
+/// `[[line]]` settings from `lines`). A door that fails to open is still returned, as an
+/// [`UnopenedDoor`] that answers every call with the reason (so `status` and reports show it), and its
+/// error is listed. Doors come back in configuration order.
+pub async fn open_all(
+    factory: &dyn DoorFactory,
+    doors: &[DoorConfig],
+    lines: &[LineConfig],
+) -> (Vec<DaemonDoor>, Vec<DoorOpenError>) {
+    let mut ports: Vec<&std::path::Path> = Vec::new();
     for d in doors {
-        match factory.open(d).await {
-            Ok(door) => opened.push(door),
-            Err(e) => {
+        if !ports.contains(&d.port.as_path()) {
+            ports.push(&d.port);
+        }
+    }
+    let mut by_name: Vec<(String, DaemonDoor)> = Vec::with_capacity(doors.len());
+    let mut failed = Vec::new();
+    for port in ports {
+        let on_port: Vec<DoorConfig> = doors.iter().filter(|d| d.port == port).cloned().collect();
+        let line = lines
+            .iter()
+            .find(|l| l.port == port)
+            .cloned()
+            .unwrap_or_else(|| LineConfig {
+                port: port.to_path_buf(),
+                ..LineConfig::default()
+            });
+        for (d, result) in on_port.iter().zip(factory.open_line(&on_port, &line).await) {
+            let door = result.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot open door");
-                opened.push(DaemonDoor {
+                let unopened = DaemonDoor {
                     name: d.name.clone(),
                     profile: d.profile.clone(),
                     door: Arc::new(UnopenedDoor {
                         reason: e.reason.clone(),
                     }),
                     driver: None,
-                });
+                };
                 failed.push(e);
-            }
+                unopened
+            });
+            by_name.push((d.name.clone(), door));
         }
     }
+    let opened = doors
+        .iter()
+        .filter_map(|d| {
+            let i = by_name.iter().position(|(n, _)| *n == d.name)?;
+            Some(by_name.swap_remove(i).1)
+        })
+        .collect();
     (opened, failed)
 }
 

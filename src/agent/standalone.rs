@@ -28,7 +28,7 @@ impl Standalone {
         let mut doors = Vec::new();
         let mut drivers = Vec::new();
         if let Some(factory) = factory {
-            let (opened, _failed) = open_all(factory, &config.doors).await;
+            let (opened, _failed) = open_all(factory, &config.doors, &config.lines).await;
             for d in opened {
                 drivers.extend(d.driver);
                 doors.push(EngineDoor {

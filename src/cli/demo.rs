@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use jiff::Timestamp;
-use serde::Serialize;
 use tokio::sync::{broadcast, oneshot};
 
 use super::progress::ProgressView;
@@ -35,8 +34,8 @@ use crate::sync::{desired, plan};
 
 const DEMO_APP_KEY: &str = "24681357";
 const DEMO_SECRET: &[u8] = b"demo-secret-0123456789abcdef";
+/// The door's name with `--doors 1`; with more, `demo-door-<address>`.
 const DOOR: &str = "demo-door";
-const OSDP_ADDRESS: u8 = 1;
 /// Only guards against a hung demo; nothing is judged by how long it takes.
 const STEP_GUARD: Duration = Duration::from_secs(600);
 
@@ -54,42 +53,17 @@ pub struct DemoArgs {
     /// Run the whole story inside an OSDP Secure Channel session (a random key for door and agent).
     #[arg(long)]
     pub secure: bool,
+    /// How many doors share the simulated RS-485 bus (addresses 1..=N, one serial line).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub doors: u8,
 }
 
-/// `doorsync demo --json` prints this object.
-#[derive(Debug, Serialize)]
-pub struct DemoSummary {
-    /// The door's read-back (DIGEST over OSDP, and its database) equals desired state.
-    pub converged: bool,
-    /// The door link ran inside an OSDP Secure Channel session (`--secure`) at the end.
-    pub secure_channel: bool,
-    pub users: u64,
-    pub baud: u32,
-    /// Users who may pass at the end (everyone but the revoked and the expired user).
-    pub users_desired: u64,
-    /// Users the door holds at the end, by its own database.
-    pub users_on_door: u64,
-    pub door_digest_matches: bool,
-    pub revoked_user: String,
-    pub revoked_present: bool,
-    pub expired_user: String,
-    pub expired_present: bool,
-    /// Face bytes the agent sent to the door (each face once).
-    pub image_bytes_sent: u64,
-    /// File-transfer payload bytes the door received (faces and record files).
-    pub payload_bytes: u64,
-    /// Bytes both ways on the serial line.
-    pub bytes_on_wire: u64,
-    /// The first pass: daemon start → the door holds every user.
-    pub pass_ms: u64,
-    /// Payload bytes per second during the first pass as a fraction of the line rate (baud / 10).
-    pub goodput: f64,
-    /// `revoke` → the door's ack of the delete (the daemon's measure).
-    pub revocation_latency_ms: Option<u64>,
-    /// `expire_at` → the door's ack of the delete (the daemon's measure).
-    pub expiry_latency_ms: Option<u64>,
-    /// The cloud-side face delete the revocation queued reached the fake cloud.
-    pub cloud_delete_sent: bool,
+/// The demo's doors: their names and OSDP addresses.
+fn door_names(n: u8) -> Vec<(String, u8)> {
+    if n == 1 {
+        return vec![(DOOR.to_string(), 1)];
+    }
+    (1..=n).map(|a| (format!("{DOOR}-{a}"), a)).collect()
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -103,22 +77,28 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let profile = demo_profile()?;
     let pty = Pty::open().context("opening a pseudo-terminal for the simulated door")?;
     let slave = pty.slave_path().to_path_buf();
-    let mut door_config = SimDoorConfig::new(OSDP_ADDRESS, profile.clone());
-    door_config.baud = Some(args.baud);
     let demo_key = crate::osdp::sc::Key16::new(rand::random());
-    if args.secure {
-        door_config.secure = Some(crate::door::sim::SimSecure {
-            scbk: Some(demo_key.clone()),
-            ..Default::default()
-        });
-    }
-    let (sim_door, sim_driver) = SimDoor::new(door_config, pty).context("starting the simulated door")?;
+    let configs = door_names(args.doors)
+        .into_iter()
+        .map(|(_, address)| {
+            let mut door_config = SimDoorConfig::new(address, profile.clone());
+            door_config.baud = Some(args.baud);
+            if args.secure {
+                door_config.secure = Some(crate::door::sim::SimSecure {
+                    scbk: Some(demo_key.clone()),
+                    ..Default::default()
+                });
+            }
+            door_config
+        })
+        .collect();
+    let (sim_doors, sim_driver) = SimDoor::bus(configs, pty).context("starting the simulated door")?;
 
     let script = Script {
         args: &args,
         dir: dir.path(),
         cloud: &cloud,
-        sim_door: &sim_door,
+        sim_doors: &sim_doors,
         slave: &slave,
         profile,
         secure: args.secure.then_some(demo_key),
@@ -141,7 +121,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    sim_door.shutdown();
+    for d in &sim_doors {
+        d.shutdown();
+    }
     cloud.shutdown().await;
     let summary = outcome?;
     if args.json {
@@ -172,7 +154,8 @@ struct Script<'a> {
     args: &'a DemoArgs,
     dir: &'a std::path::Path,
     cloud: &'a SimHandle,
-    sim_door: &'a SimDoor,
+    /// The doors on the simulated bus, in address order.
+    sim_doors: &'a [SimDoor],
     slave: &'a std::path::Path,
     profile: Profile,
     /// The demo's Secure Channel key (`--secure`).
@@ -200,7 +183,7 @@ impl Script<'_> {
             .get(1)
             .map(|u| u.key.clone())
             .context("the fake cloud has one user")?;
-        let expire_in = expected_pass(args.users, args.baud) + Duration::from_secs(3);
+        let expire_in = expected_pass(args.users * u32::from(args.doors), args.baud) + Duration::from_secs(3);
         let expire_at = Timestamp::now()
             .checked_add(jiff::SignedDuration::try_from(expire_in)?)
             .context("computing expire_at")?;
@@ -213,8 +196,12 @@ impl Script<'_> {
             expire_at,
             expire_in.as_secs()
         ));
+        let names = door_names(args.doors);
+        let addresses: Vec<String> = names.iter().map(|(_, a)| a.to_string()).collect();
         self.say(&format!(
-            "simulated door: OSDP address {OSDP_ADDRESS} on {} at {} baud (paced half-duplex line)",
+            "simulated {}: OSDP address {} on {} at {} baud (paced half-duplex line)",
+            if names.len() == 1 { "door" } else { "doors on one bus" },
+            addresses.join(", "),
             self.slave.display(),
             args.baud
         ));
@@ -224,13 +211,40 @@ impl Script<'_> {
         self.say(&format!("store: sled at {}", store_dir.display()));
         let stream = crate::serial::open(self.slave, args.baud)
             .with_context(|| format!("opening the door's line {}", self.slave.display()))?;
-        let mut session = OsdpDoor::line_session_config(OSDP_ADDRESS, &self.profile, args.baud);
-        session.secure = self.secure.clone().map(crate::osdp::SecureConfig::new);
-        if session.secure.is_some() {
+        let sessions = names
+            .iter()
+            .map(|(_, address)| {
+                let mut session = OsdpDoor::line_session_config(*address, &self.profile, args.baud);
+                session.secure = self.secure.clone().map(crate::osdp::SecureConfig::new);
+                session
+            })
+            .collect();
+        if self.secure.is_some() {
             self.say("secure channel: on (OSDP Secure Channel, AES-128, a random key for this demo)");
         }
-        let (osdp, link) = OsdpDoor::with_session(stream, session, &self.profile, OsdpDoorOptions::default());
-        let osdp = Arc::new(osdp);
+        let (handles, link) = crate::serial::link::bus(stream, sessions, Default::default());
+        let osdps: Vec<Arc<OsdpDoor>> = handles
+            .into_iter()
+            .map(|h| Arc::new(OsdpDoor::on_link(h, &self.profile, OsdpDoorOptions::default())))
+            .collect();
+        let mut link = Some(link);
+        let doors = names
+            .iter()
+            .zip(&osdps)
+            .map(|((name, _), osdp)| DaemonDoor {
+                name: name.clone(),
+                profile: self.profile.clone(),
+                door: osdp.clone(),
+                // One driver runs the whole bus; it goes with the first door.
+                driver: link.take().map(|link| -> futures::future::BoxFuture<'static, ()> {
+                    Box::pin(async move {
+                        if let Err(e) = link.run().await {
+                            tracing::error!(error = %e, "door link stopped");
+                        }
+                    })
+                }),
+            })
+            .collect();
         let socket = store_dir.join("doorsync.sock");
         let mut settings = CloudSettings::new(
             self.cloud.base_url(),
@@ -258,16 +272,7 @@ impl Script<'_> {
             store: store.clone(),
             cloud: Arc::new(CloudClient::new(settings)?),
             clock: Arc::new(SystemClock),
-            doors: vec![DaemonDoor {
-                name: DOOR.into(),
-                profile: self.profile.clone(),
-                door: osdp.clone(),
-                driver: Some(Box::pin(async move {
-                    if let Err(e) = link.run().await {
-                        tracing::error!(error = %e, "door link stopped");
-                    }
-                })),
-            }],
+            doors,
             events: Some(tx),
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -278,7 +283,11 @@ impl Script<'_> {
         let story = Story {
             script: &self,
             store: &store,
-            osdp: osdp.as_ref(),
+            doors: names
+                .into_iter()
+                .zip(osdps)
+                .map(|((name, _), osdp)| (name, osdp))
+                .collect(),
             socket: &socket,
             events: Watch {
                 rx: events,
@@ -353,7 +362,8 @@ impl Watch {
 struct Story<'a> {
     script: &'a Script<'a>,
     store: &'a Store,
-    osdp: &'a OsdpDoor,
+    /// Each door's name and its OSDP door, in address order (as `Script::sim_doors`).
+    doors: Vec<(String, Arc<OsdpDoor>)>,
     socket: &'a std::path::Path,
     events: Watch,
     expire_at: Timestamp,
@@ -364,16 +374,17 @@ struct Story<'a> {
 impl Story<'_> {
     async fn tell(mut self) -> anyhow::Result<DemoSummary> {
         let args = self.script.args;
-        let sim_door = self.script.sim_door;
+        let sim_doors = self.script.sim_doors;
         let started = Instant::now();
         self.events.next(|e| matches!(e, DaemonEvent::Ready { .. })).await?;
         self.script
             .say("daemon: running (pull loop, door worker over OsdpDoor, expiry timer, outbox, control socket)");
 
-        // 1. The first pass: every user's face onto the door.
+        // 1. The first pass: every user's face onto every door.
         let progress = (std::io::stderr().is_terminal() && !args.json).then(ProgressView::new);
         let mut shown_tenth = None;
         let total = u64::from(args.users);
+        let all_faces = total * sim_doors.len() as u64;
         let mut ticker = tokio::time::interval(Duration::from_millis(200));
         let pulled = self
             .events
@@ -382,37 +393,49 @@ impl Story<'_> {
         if let DaemonEvent::PullFailed { error } = pulled {
             anyhow::bail!("the daemon could not pull from the fake cloud: {error}");
         }
+        let names: Vec<String> = self.doors.iter().map(|(n, _)| n.clone()).collect();
+        // A door is done once its worker reported a converged pass while the store holds desired state.
+        let mut done: BTreeSet<String> = BTreeSet::new();
         let pass = loop {
-            let faces = sim_door.counters().faces_applied.min(total);
+            let faces: u64 = sim_doors.iter().map(|d| d.counters().faces_applied.min(total)).sum();
             match &progress {
-                Some(bar) => bar.show("faces on the door", faces, total),
+                Some(bar) => bar.show("faces on the doors", faces, all_faces),
                 None => {
-                    let tenth = faces * 10 / total.max(1);
+                    let tenth = faces * 10 / all_faces.max(1);
                     if shown_tenth != Some(tenth) {
-                        self.script.say(&format!("  faces on the door: {faces}/{total}"));
+                        self.script.say(&format!("  faces on the doors: {faces}/{all_faces}"));
                         shown_tenth = Some(tenth);
                     }
                 }
+            }
+            if done.len() == names.len() {
+                break started.elapsed();
             }
             let (store, profile) = (self.store, &self.script.profile);
             tokio::select! {
                 _ = ticker.tick() => {}
                 e = self.events.next(|e| matches!(e, DaemonEvent::DoorSynced { report } if report.converged
-                        && holds_desired(store, profile).unwrap_or(false))) => {
-                    e?;
-                    break started.elapsed();
+                        && holds_desired(store, profile, &report.name).unwrap_or(false))) => {
+                    if let DaemonEvent::DoorSynced { report } = e? {
+                        done.insert(report.name);
+                    }
                 }
             }
         };
         if let Some(bar) = &progress {
             bar.finish();
         }
-        let counters = sim_door.counters();
+        let payload: u64 = sim_doors.iter().map(|d| d.counters().file_payload_bytes).sum();
         let line_bytes_per_s = f64::from(args.baud) / 10.0;
-        let goodput = counters.file_payload_bytes as f64 / (line_bytes_per_s * pass.as_secs_f64().max(1e-3));
+        let goodput = payload as f64 / (line_bytes_per_s * pass.as_secs_f64().max(1e-3));
         self.script.say(&format!(
-            "first pass: {} users on the door in {:.1} s; {} KiB of faces sent, goodput {:.0} % of the line",
-            self.store.applied(DOOR)?.len(),
+            "first pass: {} users on {} in {:.1} s; {} KiB of faces sent, goodput {:.0} % of the line",
+            self.store.applied(&names[0])?.len(),
+            if names.len() == 1 {
+                "the door".to_string()
+            } else {
+                format!("each of {} doors", names.len())
+            },
             pass.as_secs_f64(),
             self.events.image_bytes_sent / 1024,
             goodput * 100.0
@@ -431,7 +454,6 @@ impl Story<'_> {
         )
         .await?;
         let revoke: RevokeReport = serde_json::from_value(value).context("the daemon's revoke answer")?;
-        let revocation_latency_ms = revoke.doors.iter().find(|d| d.door == DOOR).and_then(|d| d.latency_ms);
         for line in super::revoke::render(&revoke).lines() {
             self.script.say(&format!("revoke: {line}"));
         }
@@ -442,80 +464,114 @@ impl Story<'_> {
             self.expiring
         ));
         let expiring = self.expiring.clone();
-        let ours = |r: &Removal| r.door == DOOR && r.removed.contains(&expiring);
-        let mut removed = self.events.expired.iter().find(|r| ours(r)).cloned();
-        if removed.is_none() {
-            // A user whose face had not reached the door when they expired leaves no removal to wait for.
-            let left = self.expire_at.duration_since(Timestamp::now());
-            let wait = Duration::try_from(left).unwrap_or_default() + Duration::from_secs(5);
+        let ours = |r: &Removal| names.contains(&r.door) && r.removed.contains(&expiring);
+        let mut removed: Vec<Removal> = self.events.expired.iter().filter(|r| ours(r)).cloned().collect();
+        // A user whose face had not reached a door when they expired leaves no removal to wait for.
+        let left = self.expire_at.duration_since(Timestamp::now());
+        let deadline = Instant::now() + Duration::try_from(left).unwrap_or_default() + Duration::from_secs(5);
+        while removed.len() < names.len() && Instant::now() < deadline {
             let event = self
                 .events
                 .next(|e| matches!(e, DaemonEvent::Removed { cause: RemovalCause::Expired, removal } if ours(removal)));
-            if let Ok(Ok(DaemonEvent::Removed { removal, .. })) = tokio::time::timeout(wait, event).await {
-                removed = Some(removal);
+            match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), event).await {
+                Ok(Ok(DaemonEvent::Removed { removal, .. })) => removed.push(removal),
+                _ => break,
             }
         }
-        let expiry_latency_ms = removed.as_ref().and_then(|r| r.latency_ms);
-        // Claim the removal only when the daemon reported it; the read-back below says where the user is.
-        self.script.say(&match removed {
-            Some(_) => format!(
-                "expiry: {} removed from {DOOR}{}",
-                self.expiring,
-                expiry_latency_ms
-                    .map(|ms| format!(" {ms} ms after expire_at"))
-                    .unwrap_or_default()
-            ),
-            None => format!("expiry: no removal of {} from {DOOR} was observed", self.expiring),
-        });
+        // Claim a removal only when the daemon reported it; the read-back below says where the user is.
+        for name in &names {
+            let latency = removed.iter().find(|r| r.door == *name).map(|r| r.latency_ms);
+            self.script.say(&match latency {
+                Some(ms) => format!(
+                    "expiry: {} removed from {name}{}",
+                    self.expiring,
+                    ms.map(|ms| format!(" {ms} ms after expire_at")).unwrap_or_default()
+                ),
+                None => format!("expiry: no removal of {} from {name} was observed", self.expiring),
+            });
+        }
 
-        // 4. Read the door back once its worker has settled on the new desired state.
+        // 4. Read the doors back once their workers have settled on the new desired state.
         let synced = self
             .events
             .next(|e| matches!(e, DaemonEvent::DoorSynced { report } if report.converged));
         let _ = tokio::time::timeout(Duration::from_secs(5), synced).await;
-        let check = self.read_back().await?;
+        let mut doors = Vec::with_capacity(names.len());
+        for (i, (name, osdp)) in self.doors.iter().enumerate() {
+            let sim_door = sim_doors.get(i).context("a simulated door per door")?;
+            let check = self.read_back(name, osdp, sim_door).await?;
+            doors.push(DemoDoor {
+                name: name.clone(),
+                osdp_address: u8::try_from(i + 1).unwrap_or(u8::MAX),
+                converged: check.converged,
+                door_digest_matches: check.digest_matches,
+                users_on_door: check.on_door,
+                revoked_present: check.revoked_present,
+                expired_present: check.expired_present,
+                payload_bytes: sim_door.counters().file_payload_bytes,
+                revocation_latency_ms: revoke.doors.iter().find(|d| d.door == *name).and_then(|d| d.latency_ms),
+                expiry_latency_ms: removed.iter().find(|r| r.door == *name).and_then(|r| r.latency_ms),
+            });
+        }
+        let desired = desired_ids(self.store, &self.script.profile, &names[0])?.len() as u64;
         let cloud_delete_sent = self.wait_cloud_delete().await;
-        let counters = sim_door.counters();
+        let wire: u64 = sim_doors.first().map(|d| d.counters()).map_or(0, |c| c.bytes_received)
+            + sim_doors.iter().map(|d| d.counters().bytes_sent).sum::<u64>();
+        let slowest = |f: fn(&DemoDoor) -> Option<u64>| doors.iter().map(f).max().flatten();
         Ok(DemoSummary {
-            converged: check.converged,
-            secure_channel: self.osdp.link_status().secure_channel,
+            converged: doors.iter().all(|d| d.converged),
+            secure_channel: self.doors.iter().all(|(_, o)| o.link_status().secure_channel),
             users: total,
             baud: args.baud,
-            users_desired: check.desired,
-            users_on_door: check.on_door,
-            door_digest_matches: check.digest_matches,
+            users_desired: desired,
+            users_on_door: doors.iter().map(|d| d.users_on_door).max().unwrap_or(0),
+            door_digest_matches: doors.iter().all(|d| d.door_digest_matches),
             revoked_user: self.revoked.to_string(),
-            revoked_present: check.revoked_present,
+            revoked_present: doors.iter().any(|d| d.revoked_present),
             expired_user: self.expiring.to_string(),
-            expired_present: check.expired_present,
+            expired_present: doors.iter().any(|d| d.expired_present),
             image_bytes_sent: self.events.image_bytes_sent,
-            payload_bytes: counters.file_payload_bytes,
-            bytes_on_wire: counters.bytes_received + counters.bytes_sent,
+            payload_bytes: payload,
+            bytes_on_wire: wire,
             pass_ms: u64::try_from(pass.as_millis()).unwrap_or(u64::MAX),
             goodput,
-            revocation_latency_ms,
-            expiry_latency_ms,
+            revocation_latency_ms: if doors.iter().all(|d| d.revocation_latency_ms.is_some()) {
+                slowest(|d| d.revocation_latency_ms)
+            } else {
+                None
+            },
+            expiry_latency_ms: if doors.iter().all(|d| d.expiry_latency_ms.is_some()) {
+                slowest(|d| d.expiry_latency_ms)
+            } else {
+                None
+            },
             cloud_delete_sent,
+            doors,
         })
     }
 
-    /// Compares the door with desired state two ways: its DIGEST over OSDP against the digest of what
+    /// Compares one door with desired state two ways: its DIGEST over OSDP against the digest of what
     /// the agent recorded, and its own database against the users who may pass now.
-    async fn read_back(&self) -> anyhow::Result<ReadBack> {
-        let ids = self.store.door_ids(DOOR)?;
-        let desired = desired_ids(self.store, &self.script.profile)?;
-        let applied = self.store.applied(DOOR)?;
+    async fn read_back(&self, name: &str, osdp: &OsdpDoor, sim_door: &SimDoor) -> anyhow::Result<ReadBack> {
+        let ids = self.store.door_ids(name)?;
+        let desired = desired_ids(self.store, &self.script.profile, name)?;
+        let applied = self.store.applied(name)?;
         let expected = door::expected_digest(&applied);
-        let reported = self.osdp.digest().await.context("reading the door's DIGEST")?;
+        let reported = osdp.digest().await.context("reading the door's DIGEST")?;
         let digest_matches = reported == expected;
-        let db = self.script.sim_door.snapshot();
+        let db = sim_door.snapshot();
         let on_door: BTreeSet<DoorUserId> = db.user_ids().collect();
         let with_faces = on_door.iter().all(|id| db.face_jpeg(*id).is_some());
         let present = |key: &UserKey| ids.get(key).is_some_and(|id| on_door.contains(id));
         let applied_ids: BTreeSet<DoorUserId> = applied.keys().copied().collect();
         let converged = digest_matches && with_faces && on_door == desired && applied_ids == desired;
         self.script.say(&format!(
-            "read-back: door DIGEST {} the agent's record ({} users); door holds {} of {} desired users{}",
+            "read-back{}: door DIGEST {} the agent's record ({} users); door holds {} of {} desired users{}",
+            if self.doors.len() > 1 {
+                format!(" {name}")
+            } else {
+                String::new()
+            },
             if digest_matches { "matches" } else { "DIFFERS from" },
             reported.user_count,
             on_door.intersection(&desired).count(),
@@ -529,7 +585,6 @@ impl Story<'_> {
         Ok(ReadBack {
             converged,
             digest_matches,
-            desired: desired.len() as u64,
             on_door: on_door.len() as u64,
             revoked_present: present(&self.revoked),
             expired_present: present(&self.expiring),
@@ -547,10 +602,10 @@ impl Story<'_> {
     }
 }
 
-/// Door ids of the users who may pass now.
-fn desired_ids(store: &Store, profile: &Profile) -> anyhow::Result<BTreeSet<DoorUserId>> {
+/// `door`'s ids of the users who may pass now.
+fn desired_ids(store: &Store, profile: &Profile, door: &str) -> anyhow::Result<BTreeSet<DoorUserId>> {
     let now = Timestamp::now();
-    let ids = store.door_ids(DOOR)?;
+    let ids = store.door_ids(door)?;
     Ok(desired::user_entries(store, &profile.name)?
         .iter()
         .filter(|u| plan::is_desired(now, u))
@@ -558,56 +613,24 @@ fn desired_ids(store: &Store, profile: &Profile) -> anyhow::Result<BTreeSet<Door
         .collect())
 }
 
-/// The agent's record of the door equals desired state, and there is someone to hold.
-fn holds_desired(store: &Store, profile: &Profile) -> anyhow::Result<bool> {
-    let desired = desired_ids(store, profile)?;
-    let applied: BTreeSet<DoorUserId> = store.applied(DOOR)?.keys().copied().collect();
+/// The agent's record of `door` equals desired state, and there is someone to hold.
+fn holds_desired(store: &Store, profile: &Profile, door: &str) -> anyhow::Result<bool> {
+    let desired = desired_ids(store, profile, door)?;
+    let applied: BTreeSet<DoorUserId> = store.applied(door)?.keys().copied().collect();
     Ok(!desired.is_empty() && applied == desired)
 }
 
 struct ReadBack {
     converged: bool,
     digest_matches: bool,
-    desired: u64,
     on_door: u64,
     revoked_present: bool,
     expired_present: bool,
 }
 
-fn render(s: &DemoSummary) -> String {
-    let ms = |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v} ms"));
-    format!(
-        "\nsummary\n  users: {} in the cloud, {} may pass, {} on the door ({})\n  revoked {}: {}; expired {}: {}\n  \
-         bytes on the wire: {} ({} KiB of faces, {} KiB file payload)\n  first pass: {:.1} s at {} baud, goodput {:.0} % \
-         of the line rate\n  revocation latency: {} (revoke → door ack)\n  expiry latency: {} (expire_at → door ack)\n  \
-         cloud face delete for the revoked user: {}\n",
-        s.users,
-        s.users_desired,
-        s.users_on_door,
-        if s.converged { "converged" } else { "NOT converged" },
-        s.revoked_user,
-        if s.revoked_present {
-            "STILL ON THE DOOR"
-        } else {
-            "gone from the door"
-        },
-        s.expired_user,
-        if s.expired_present {
-            "STILL ON THE DOOR"
-        } else {
-            "gone from the door"
-        },
-        s.bytes_on_wire,
-        s.image_bytes_sent / 1024,
-        s.payload_bytes / 1024,
-        s.pass_ms as f64 / 1000.0,
-        s.baud,
-        s.goodput * 100.0,
-        ms(s.revocation_latency_ms),
-        ms(s.expiry_latency_ms),
-        if s.cloud_delete_sent { "sent" } else { "queued" },
-    )
-}
-
+mod report;
 #[cfg(test)]
 mod tests;
+
+use report::render;
+pub use report::{DemoDoor, DemoSummary};

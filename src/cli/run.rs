@@ -28,7 +28,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let store = agent::open_store(&config.store.path)?;
     let cloud = CloudClient::new(CloudSettings::from_config(&config.cloud)?)?;
     let factory = doors::default_factory();
-    let (doors, failed) = doors::open_all(factory.as_ref(), &config.doors).await;
+    let (doors, failed) = doors::open_all(factory.as_ref(), &config.doors, &config.lines).await;
     if failed.len() == config.doors.len() {
         let reasons: Vec<String> = failed.iter().map(ToString::to_string).collect();
         anyhow::bail!(

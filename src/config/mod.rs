@@ -17,6 +17,7 @@ use jiff::tz::Offset;
 use crate::domain::{Profile, Secret};
 
 mod error;
+mod line;
 mod profile;
 pub mod raw;
 mod scbk;
@@ -25,6 +26,7 @@ mod validate;
 mod values;
 
 pub use error::{ConfigError, ConfigErrors, ConfigWarning, Problem};
+pub use line::{LineConfig, Rs485Mode, Rs485Rts};
 pub use profile::{
     MFG_PACKET_OVERHEAD_BYTES, builtin_profile, builtin_profile_names, load_profile, load_profile_file, parse_profile,
     parse_vendor_code,
@@ -52,6 +54,8 @@ pub struct Config {
     pub sync: SyncConfig,
     /// At least one; names unique; `(port, osdp_address)` unique.
     pub doors: Vec<DoorConfig>,
+    /// `[[line]]`: per-port settings; ports without one use [`LineConfig::default`].
+    pub lines: Vec<LineConfig>,
 }
 
 /// `[cloud]`: the Alibaba IoT face-access API.
@@ -237,6 +241,18 @@ impl Config {
     /// The door of that name.
     pub fn door(&self, name: &str) -> Option<&DoorConfig> {
         self.doors.iter().find(|d| d.name == name)
+    }
+
+    /// The settings of the line at `port` (the defaults when it has no `[[line]]`).
+    pub fn line(&self, port: &Path) -> LineConfig {
+        self.lines
+            .iter()
+            .find(|l| l.port == port)
+            .cloned()
+            .unwrap_or_else(|| LineConfig {
+                port: port.to_path_buf(),
+                ..LineConfig::default()
+            })
     }
 }
 

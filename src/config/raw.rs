@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub store: Option<RawStore>,
     pub sync: Option<RawSync>,
     pub door: Option<Vec<RawDoor>>,
+    pub line: Option<Vec<super::line::RawLine>>,
 }
 
 /// `[cloud]` as written. Integers are `i64` so out-of-range values get a message with the rule.

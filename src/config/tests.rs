@@ -512,3 +512,40 @@ fn a_secret_file_with_two_lines_is_refused_naming_the_file_only() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn line_settings_apply_to_a_door_port_and_their_values_are_checked() {
+    let f = Fixture::new();
+    let line = |body: &str| format!("{MINIMAL}\n[[line]]\nport = \"ttyS1\"\n{body}");
+    let (c, _) = f
+        .load(
+            &line("rs485 = \"rts-low-on-send\"\nrs485_delay_after_send = \"2ms\"\ndiscard_echo = true\n"),
+            FileChecks::Required,
+        )
+        .unwrap();
+    let port = c.doors[0].port.clone();
+    let settings = c.line(&port);
+    assert!(settings.discard_echo);
+    assert_eq!(
+        settings.rs485,
+        Some(crate::config::Rs485Mode {
+            rts: crate::config::Rs485Rts::LowOnSend,
+            delay_before_send: std::time::Duration::ZERO,
+            delay_after_send: std::time::Duration::from_millis(2),
+        })
+    );
+    // A port without [[line]] gets the defaults: the port left as it is, no echo filter.
+    let (c, _) = f.load(MINIMAL, FileChecks::Required).unwrap();
+    assert_eq!((c.line(&port).rs485, c.line(&port).discard_echo), (None, false));
+
+    let errors = f.errors(&line("rs485 = \"auto\"\nrs485_delay_before_send = \"1s\"\n"));
+    assert!(
+        has(&errors, "line[0].rs485: \"auto\" is not an RS-485 mode"),
+        "{errors:?}"
+    );
+    assert!(has(&errors, "line[0].rs485_delay_before_send"), "{errors:?}");
+    let errors = f.errors(&format!("{MINIMAL}\n[[line]]\nport = \"ttyS9\"\n"));
+    assert!(has(&errors, "line[0].port: no [[door]] uses"), "{errors:?}");
+    let errors = f.errors(&format!("{}\n[[line]]\nport = \"ttyS1\"\n", line("")));
+    assert!(has(&errors, "line[1].port: line[0] already sets up"), "{errors:?}");
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::domain::Profile;
 
 use super::error::{ConfigError, ConfigWarning, Problem};
+use super::line::{LineConfig, RS485_VALUES, RawLine, Rs485Mode, parse_rs485};
 use super::raw::{RawCloud, RawConfig, RawDoor, RawStore, RawSync};
 use super::secret::{FileChecks, check_port, read_ca_file, read_scbk_file, read_secret_file};
 use super::values::{HostPattern, OSDP_BAUD_RATES, check_door_name, parse_duration, parse_endpoint, parse_offset};
@@ -58,14 +59,16 @@ pub(super) fn validate_all(
     };
     let sync = v.sync(raw.sync.unwrap_or_default());
     let doors = v.doors(raw.door.unwrap_or_default());
+    let lines = v.lines(raw.line.unwrap_or_default(), doors.as_deref().unwrap_or_default());
 
-    let config = match (cloud, store, sync, doors) {
-        (Some(cloud), Some(store), Some(sync), Some(doors)) if v.errors.is_empty() => Some(Config {
+    let config = match (cloud, store, sync, doors, lines) {
+        (Some(cloud), Some(store), Some(sync), Some(doors), Some(lines)) if v.errors.is_empty() => Some(Config {
             base_dir: base_dir.to_path_buf(),
             cloud,
             store,
             sync,
             doors,
+            lines,
         }),
         _ => None,
     };
@@ -459,6 +462,70 @@ impl Validator<'_> {
             scbk,
             reply_timeout: reply_timeout?,
         })
+    }
+
+    fn lines(&mut self, raw: Vec<RawLine>, doors: &[DoorConfig]) -> Option<Vec<LineConfig>> {
+        let mut lines: Vec<LineConfig> = Vec::with_capacity(raw.len());
+        let mut all_ok = true;
+        for (i, l) in raw.into_iter().enumerate() {
+            let k = |field: &str| format!("line[{i}].{field}");
+            let port = self.path(l.port, &k("port"), "set it to the port of the doors it applies to");
+            if let Some(p) = &port {
+                if !doors.is_empty() && !doors.iter().any(|d| d.port == *p) {
+                    self.err(
+                        &k("port"),
+                        format!(
+                            "no [[door]] uses {}; a [[line]] sets up the port of its doors",
+                            p.display()
+                        ),
+                    );
+                }
+                if let Some(j) = lines.iter().position(|other| other.port == *p) {
+                    self.err(&k("port"), format!("line[{j}] already sets up {}", p.display()));
+                }
+            }
+            let rts = match l.rs485.as_deref().map(parse_rs485) {
+                None => Some(None),
+                Some(Ok(rts)) => Some(rts),
+                Some(Err(msg)) => {
+                    self.err(&k("rs485"), msg);
+                    None
+                }
+            };
+            let before = self.duration(
+                l.rs485_delay_before_send.as_deref(),
+                &k("rs485_delay_before_send"),
+                "0ms",
+                Duration::ZERO,
+                Duration::from_millis(100),
+            );
+            let after = self.duration(
+                l.rs485_delay_after_send.as_deref(),
+                &k("rs485_delay_after_send"),
+                "0ms",
+                Duration::ZERO,
+                Duration::from_millis(100),
+            );
+            if rts == Some(None) && (l.rs485_delay_before_send.is_some() || l.rs485_delay_after_send.is_some()) {
+                self.warn(
+                    &k("rs485"),
+                    format!("the RS-485 delays apply only with rs485 = {RS485_VALUES} other than \"off\""),
+                );
+            }
+            match (port, rts, before, after) {
+                (Some(port), Some(rts), Some(delay_before_send), Some(delay_after_send)) => lines.push(LineConfig {
+                    port,
+                    rs485: rts.map(|rts| Rs485Mode {
+                        rts,
+                        delay_before_send,
+                        delay_after_send,
+                    }),
+                    discard_echo: l.discard_echo.unwrap_or(false),
+                }),
+                _ => all_ok = false,
+            }
+        }
+        all_ok.then_some(lines)
     }
 
     /// RS-485 is multidrop: PDs on one port share its baud rate and need distinct addresses.

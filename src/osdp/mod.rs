@@ -4,6 +4,7 @@
 //! Secure Channel lives in `sc`: the plain-text layers below report security-block packets as unsupported,
 //! and the CP session hands them to its secure channel.
 
+pub mod bus;
 pub mod command;
 pub mod cp;
 pub mod decoder;

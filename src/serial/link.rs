@@ -1,17 +1,18 @@
-//! The session driver: runs one sans-IO [`PdSession`] over a byte stream (a serial port, a pty master, a
-//! `tokio::io::duplex` in tests) and owns the command queue in front of it.
+//! The line driver: runs the sans-IO [`Bus`] (one [`crate::osdp::PdSession`] per PD address) over a
+//! byte stream (a serial port, a pty master, a `tokio::io::duplex` in tests) and owns the request
+//! queues in front of it.
 //!
-//! [`link`] returns a cloneable [`LinkHandle`] for callers and a [`LinkDriver`] whose [`LinkDriver::run`]
-//! future the caller spawns (this module never spawns). The driver reads bytes into the session,
-//! writes what `poll_transmit` returns, sleeps until `poll_at` (so reply timeouts and keep-alive polls
-//! are the session's), and turns session events into answers for waiting callers. The stream must not
-//! buffer writes (the driver never calls `flush`, see [`LinkDriver::run`]).
+//! [`bus`] returns one cloneable [`LinkHandle`] per PD and a [`LinkDriver`] whose [`LinkDriver::run`]
+//! future the caller spawns (this module never spawns); [`link`] is the one-PD case. The driver reads
+//! bytes into the bus, writes what `poll_transmit` returns, sleeps until `poll_at` (so reply timeouts,
+//! keep-alive polls and turns are the bus's), and turns bus events into answers for waiting callers.
+//! The stream must not buffer writes (the driver never calls `flush`, see [`LinkDriver::run`]).
 //!
-//! The queue has two lanes: [`Priority::Urgent`] requests (revocations) go out before any
-//! [`Priority::Normal`] one, so a delete issued while a file is being sent goes out right after the
-//! fragment on the wire. Time comes from `tokio::time`, so tests with a paused clock drive it too.
+//! Each PD has two lanes: [`Priority::Urgent`] requests (revocations) go out before any
+//! [`Priority::Normal`] one on the whole line, so a delete issued while a file is being sent to any
+//! door goes out right after the fragment on the wire. Time comes from `tokio::time`, so tests with a
+//! paused clock drive it too.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,17 +21,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::osdp::LinkDiagnostics;
+use crate::osdp::bus::{Bus, BusEvent, PdShare, RequestError, Token};
 use crate::osdp::decoder::DecodeStats;
 use crate::osdp::reply::{PdCap, PdId};
-use crate::osdp::{Command, CommandId, Event, FailReason, PdSession, PdState, Reply, SessionConfig, SubmitError};
+use crate::osdp::{Command, FailReason, PdSession, PdState, Reply, SessionConfig, SubmitError};
 
-/// Which lane a request waits in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Priority {
-    /// Goes out before every queued normal request (deletes, clear).
-    Urgent,
-    Normal,
-}
+pub use crate::osdp::bus::Priority;
+pub use crate::osdp::bus::echo::EchoStats;
 
 /// Why a request got no reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +41,16 @@ pub enum LinkError {
     Failed(FailReason),
     #[error("{0}")]
     Submit(SubmitError),
+}
+
+impl From<RequestError> for LinkError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::Offline => LinkError::Offline,
+            RequestError::Failed(r) => LinkError::Failed(r),
+            RequestError::Submit(e) => LinkError::Submit(e),
+        }
+    }
 }
 
 /// Why [`LinkDriver::run`] ended with an error.
@@ -74,9 +81,13 @@ pub struct LinkStatus {
     pub secure_channel: bool,
     /// Why the last Secure Channel handshake failed, until one succeeds (no key material).
     pub secure_error: Option<String>,
+    /// How many PDs share this line (1 on a point-to-point line).
+    pub pds_on_line: usize,
+    /// Echo the line's filter dropped (all zero without `echo` in the port's line settings).
+    pub echo: EchoStats,
 }
 
-/// Wire counters since the driver was created.
+/// Wire counters of one PD since the driver was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WireStats {
     pub bytes_written: u64,
@@ -97,21 +108,31 @@ struct Counters {
 
 type Answer = oneshot::Sender<Result<Reply, LinkError>>;
 
-struct Request {
-    command: Command,
-    priority: Priority,
-    answer: Answer,
+impl Token for Answer {
+    fn is_cancelled(&self) -> bool {
+        self.is_closed()
+    }
 }
+
+/// Called synchronously by the driver for every report the PD sent in answer to a keep-alive poll.
+pub type UnsolicitedSink = Box<dyn FnMut(Reply) + Send>;
 
 enum Msg {
-    Request(Request),
+    Request {
+        command: Command,
+        priority: Priority,
+        answer: Answer,
+    },
     Restart,
+    Unsolicited(UnsolicitedSink),
 }
 
-/// A caller's side of the link. Cheap to clone; the driver stops when every handle is dropped.
+/// A caller's side of one PD on the line. Cheap to clone; the driver stops when every handle of every
+/// PD on the line is dropped.
 #[derive(Debug, Clone)]
 pub struct LinkHandle {
-    tx: mpsc::UnboundedSender<Msg>,
+    pd: usize,
+    tx: mpsc::UnboundedSender<(usize, Msg)>,
     status: watch::Receiver<LinkStatus>,
     counters: Arc<Counters>,
 }
@@ -119,31 +140,40 @@ pub struct LinkHandle {
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Msg::Request(r) => write!(f, "Request({}, {:?})", r.command.name(), r.priority),
+            Msg::Request { command, priority, .. } => write!(f, "Request({}, {priority:?})", command.name()),
             Msg::Restart => f.write_str("Restart"),
+            Msg::Unsolicited(_) => f.write_str("Unsolicited"),
         }
     }
 }
 
 impl LinkHandle {
-    /// Sends `command` once the PD is online and its lane's turn comes; resolves with the PD's reply.
+    /// Sends `command` once the PD is online and its turn comes; resolves with the PD's reply.
     /// A NAK is `LinkError::Failed(FailReason::Nak(..))`. Fails at once with `Offline` while the PD is
     /// offline; while discovery runs the request waits (the session marks a silent PD offline in bounded time).
     pub async fn request(&self, command: Command, priority: Priority) -> Result<Reply, LinkError> {
         let (answer, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Request(Request {
-                command,
-                priority,
-                answer,
-            }))
-            .map_err(|_| LinkError::Stopped)?;
+        self.send(Msg::Request {
+            command,
+            priority,
+            answer,
+        })?;
         rx.await.unwrap_or(Err(LinkError::Stopped))
     }
 
     /// Restarts the link (SQN 0, osdp_ID, osdp_CAP), e.g. after FTSTAT said the PD reboots.
     pub fn restart(&self) -> Result<(), LinkError> {
-        self.tx.send(Msg::Restart).map_err(|_| LinkError::Stopped)
+        self.send(Msg::Restart)
+    }
+
+    /// Where reports that arrive as the answer to keep-alive polls go (e.g. a queued osdp_MFGREP);
+    /// replaces the previous sink. Installed before any later request of this handle is sent.
+    pub fn on_unsolicited(&self, sink: UnsolicitedSink) -> Result<(), LinkError> {
+        self.send(Msg::Unsolicited(sink))
+    }
+
+    fn send(&self, msg: Msg) -> Result<(), LinkError> {
+        self.tx.send((self.pd, msg)).map_err(|_| LinkError::Stopped)
     }
 
     pub fn status(&self) -> LinkStatus {
@@ -184,29 +214,26 @@ impl LinkHandle {
     }
 }
 
-/// Called synchronously by the driver for every report the PD sent in answer to a keep-alive poll.
-pub type UnsolicitedSink = Box<dyn FnMut(Reply) + Send>;
-
-/// Owns the stream and the session; run it with [`LinkDriver::run`].
-pub struct LinkDriver<S> {
-    stream: S,
-    session: PdSession,
-    rx: mpsc::UnboundedReceiver<Msg>,
+/// The driver's side of one PD: where its status, counters and unsolicited reports go.
+struct PdPort {
     status: watch::Sender<LinkStatus>,
     counters: Arc<Counters>,
     unsolicited: Option<UnsolicitedSink>,
-    urgent: VecDeque<Request>,
-    normal: VecDeque<Request>,
-    in_flight: Option<(CommandId, Answer)>,
     last_tx: Vec<u8>,
-    online_count: u64,
+}
+
+/// Owns the stream and the bus; run it with [`LinkDriver::run`].
+pub struct LinkDriver<S> {
+    stream: S,
+    bus: Bus<Answer>,
+    rx: mpsc::UnboundedReceiver<(usize, Msg)>,
+    ports: Vec<PdPort>,
 }
 
 impl<S> std::fmt::Debug for LinkDriver<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LinkDriver")
-            .field("address", &self.session.config().address)
-            .field("state", &self.session.state())
+            .field("bus", &self.bus)
             .finish_non_exhaustive()
     }
 }
@@ -215,47 +242,70 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// Line settings the driver applies itself (the kernel's RS-485 mode is set when the port opens).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LineOptions {
+    /// The adapter echoes what we send: drop that many bytes of input after each transmission.
+    pub discard_echo: bool,
+}
+
 /// A handle and the driver for one PD session over `stream`.
 pub fn link<S>(stream: S, config: SessionConfig) -> (LinkHandle, LinkDriver<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let session = PdSession::new(config, now());
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (status_tx, status_rx) = watch::channel(status_of(&session, 0));
-    let counters = Arc::new(Counters::default());
-    let handle = LinkHandle {
-        tx,
-        status: status_rx,
-        counters: counters.clone(),
-    };
-    let driver = LinkDriver {
-        stream,
-        session,
-        rx,
-        status: status_tx,
-        counters,
-        unsolicited: None,
-        urgent: VecDeque::new(),
-        normal: VecDeque::new(),
-        in_flight: None,
-        last_tx: Vec::new(),
-        online_count: 0,
-    };
-    (handle, driver)
+    let (mut handles, driver) = bus(stream, vec![config], LineOptions::default());
+    match handles.pop() {
+        Some(handle) => (handle, driver),
+        // `bus` returns one handle per config.
+        None => unreachable!("one config gives one handle"),
+    }
 }
 
-fn status_of(session: &PdSession, online_count: u64) -> LinkStatus {
+/// One handle per config (in order) and the driver for all of them on `stream`. The configs' addresses
+/// must be distinct (the configuration's validation guarantees it).
+pub fn bus<S>(stream: S, configs: Vec<SessionConfig>, line: LineOptions) -> (Vec<LinkHandle>, LinkDriver<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let bus = Bus::new(configs, line.discard_echo, now());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut handles = Vec::with_capacity(bus.len());
+    let mut ports = Vec::with_capacity(bus.len());
+    for pd in 0..bus.len() {
+        let (status_tx, status_rx) = watch::channel(status_of(&bus, pd));
+        let counters = Arc::new(Counters::default());
+        handles.push(LinkHandle {
+            pd,
+            tx: tx.clone(),
+            status: status_rx,
+            counters: counters.clone(),
+        });
+        ports.push(PdPort {
+            status: status_tx,
+            counters,
+            unsolicited: None,
+            last_tx: Vec::new(),
+        });
+    }
+    let driver = LinkDriver { stream, bus, rx, ports };
+    (handles, driver)
+}
+
+fn status_of(bus: &Bus<Answer>, pd: usize) -> LinkStatus {
+    let session: &PdSession = bus.session(pd);
     LinkStatus {
         state: session.state(),
         pdid: session.pdid().copied(),
         pdcap: session.pdcap().cloned(),
         max_command_data_bytes: session.max_command_data_bytes(),
-        online_count,
+        online_count: bus.online_count(pd),
         diagnostics: session.diagnostics().clone(),
         decode: session.decode_stats().clone(),
         secure_channel: session.secure_channel_open(),
         secure_error: session.secure_failure().map(ToString::to_string),
+        pds_on_line: bus.len(),
+        echo: bus.echo_stats(),
     }
 }
 
@@ -263,13 +313,20 @@ impl<S> LinkDriver<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    /// Where reports that arrive as the answer to keep-alive polls go (e.g. a queued osdp_MFGREP).
+    /// Where the first PD's reports that arrive as the answer to keep-alive polls go.
     pub fn on_unsolicited(mut self, sink: UnsolicitedSink) -> Self {
-        self.unsolicited = Some(sink);
+        if let Some(port) = self.ports.first_mut() {
+            port.unsolicited = Some(sink);
+        }
         self
     }
 
-    /// Drives the link until every [`LinkHandle`] is dropped (then `Ok`) or the stream fails.
+    /// Each PD's share of the line so far (turns and bytes).
+    pub fn shares(&self) -> Vec<PdShare> {
+        (0..self.bus.len()).map(|pd| self.bus.share(pd)).collect()
+    }
+
+    /// Drives the line until every [`LinkHandle`] is dropped (then `Ok`) or the stream fails.
     /// Requests still waiting when it ends fail with [`LinkError::Stopped`]. Writes are not flushed:
     /// `flush` on a tokio-serial port is a blocking tcdrain().
     pub async fn run(mut self) -> Result<(), DriverError> {
@@ -277,22 +334,32 @@ where
         let mut handles_gone = false;
         loop {
             self.pump().await?;
-            if handles_gone && self.in_flight.is_none() {
+            if handles_gone && !self.bus.has_in_flight() {
                 return Ok(());
             }
-            let deadline = self.session.poll_at().map(tokio::time::Instant::from_std);
+            let deadline = self.bus.poll_at().map(tokio::time::Instant::from_std);
             tokio::select! {
                 read = self.stream.read(&mut buf) => match read {
                     Ok(0) => return Err(DriverError::Closed),
                     Ok(n) => {
-                        self.counters.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-                        self.session.handle_bytes(now(), buf.get(..n).unwrap_or_default());
+                        let bytes = buf.get(..n).unwrap_or_default();
+                        self.bus.handle_bytes(now(), bytes);
+                        if let Some(port) = self.ports.get(self.bus.listener()) {
+                            port.counters.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                        }
                     }
                     Err(e) => return Err(DriverError::Io(e)),
                 },
                 msg = self.rx.recv(), if !handles_gone => match msg {
-                    Some(Msg::Request(req)) => self.enqueue(req),
-                    Some(Msg::Restart) => self.session.restart(now()),
+                    Some((pd, Msg::Request { command, priority, answer })) => {
+                        self.bus.request(pd, command, priority, answer);
+                    }
+                    Some((pd, Msg::Restart)) => self.bus.restart(pd, now()),
+                    Some((pd, Msg::Unsolicited(sink))) => {
+                        if let Some(port) = self.ports.get_mut(pd) {
+                            port.unsolicited = Some(sink);
+                        }
+                    }
                     None => handles_gone = true,
                 },
                 () = sleep_until(deadline) => {}
@@ -300,63 +367,30 @@ where
         }
     }
 
-    fn enqueue(&mut self, req: Request) {
-        if self.session.state() == PdState::Offline {
-            let _ = req.answer.send(Err(LinkError::Offline));
-            return;
-        }
-        match req.priority {
-            Priority::Urgent => self.urgent.push_back(req),
-            Priority::Normal => self.normal.push_back(req),
-        }
-    }
-
-    fn next_request(&mut self) -> Option<Request> {
-        loop {
-            let req = self.urgent.pop_front().or_else(|| self.normal.pop_front())?;
-            // A caller that gave up (dropped its future) no longer wants the command sent.
-            if !req.answer.is_closed() {
-                return Some(req);
-            }
-        }
-    }
-
-    /// Submits, transmits and handles events until nothing is left to do right now.
+    /// Transmits and handles events until nothing is left to do right now.
     async fn pump(&mut self) -> Result<(), DriverError> {
         loop {
-            let mut progressed = false;
-            if self.in_flight.is_none()
-                && self.session.can_submit()
-                && let Some(req) = self.next_request()
-            {
-                progressed = true;
-                match self.session.submit(req.command) {
-                    Ok(id) => self.in_flight = Some((id, req.answer)),
-                    Err(e) => {
-                        let _ = req.answer.send(Err(LinkError::Submit(e)));
-                    }
-                }
-            }
-            if let Some(bytes) = self.session.poll_transmit(now()) {
-                progressed = true;
-                self.write(&bytes).await?;
-            }
-            progressed |= self.handle_events();
-            if !progressed {
-                return Ok(());
+            let sent = self.bus.poll_transmit(now());
+            let answered = self.handle_events();
+            match sent {
+                Some(t) => self.write(t.pd, &t.bytes).await?,
+                None if !answered => return Ok(()),
+                None => {}
             }
         }
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), DriverError> {
-        let c = &self.counters;
-        c.transmissions.fetch_add(1, Ordering::Relaxed);
-        if bytes == self.last_tx.as_slice() {
-            c.retries.fetch_add(1, Ordering::Relaxed);
+    async fn write(&mut self, pd: usize, bytes: &[u8]) -> Result<(), DriverError> {
+        if let Some(port) = self.ports.get_mut(pd) {
+            let c = &port.counters;
+            c.transmissions.fetch_add(1, Ordering::Relaxed);
+            if bytes == port.last_tx.as_slice() {
+                c.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            c.bytes_written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            port.last_tx.clear();
+            port.last_tx.extend_from_slice(bytes);
         }
-        c.bytes_written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        self.last_tx.clear();
-        self.last_tx.extend_from_slice(bytes);
         // No `flush`: tokio-serial implements it as tcdrain(), a blocking wait until the bytes are on
         // the wire (89 ms for 1 KB at 115200 baud) that would stall a runtime worker. Serial ports, ptys
         // and duplex pipes do not buffer writes, so the bytes are on their way once written.
@@ -364,54 +398,33 @@ where
         Ok(())
     }
 
-    /// Publishes the new status first, then answers callers, so a caller woken by a failure already
-    /// sees the session's new state.
+    /// Publishes every PD's new status first, then answers callers, so a caller woken by a failure
+    /// already sees the session's new state. True when any event was handled.
     fn handle_events(&mut self) -> bool {
-        let mut events = Vec::new();
-        while let Some(ev) = self.session.poll_event() {
-            events.push(ev);
+        for (pd, port) in self.ports.iter().enumerate() {
+            let status = status_of(&self.bus, pd);
+            port.status.send_if_modified(|s| {
+                let changed = *s != status;
+                *s = status;
+                changed
+            });
         }
-        for ev in &events {
-            if matches!(ev, Event::Online { .. }) {
-                self.online_count += 1;
-            }
-        }
-        let status = status_of(&self.session, self.online_count);
-        self.status.send_if_modified(|s| {
-            let changed = *s != status;
-            *s = status;
-            changed
-        });
-        let any = !events.is_empty();
-        for ev in events {
+        let mut any = false;
+        while let Some(ev) = self.bus.poll_event() {
+            any = true;
             match ev {
-                Event::Reply { id, reply } => self.answer(id, Ok(reply)),
-                Event::Failed { id, reason } => self.answer(id, Err(LinkError::Failed(reason))),
-                Event::Online { .. } => {}
-                Event::Offline => {
-                    for req in self.urgent.drain(..).chain(self.normal.drain(..)) {
-                        let _ = req.answer.send(Err(LinkError::Offline));
+                BusEvent::Answer { token, result, .. } => {
+                    let _ = token.send(result.map_err(LinkError::from));
+                }
+                BusEvent::Unsolicited { pd, reply } => {
+                    match self.ports.get_mut(pd).and_then(|p| p.unsolicited.as_mut()) {
+                        Some(sink) => sink(reply),
+                        None => tracing::debug!(reply = reply.name(), "osdp poll report dropped (no listener)"),
                     }
                 }
-                Event::Unsolicited(reply) => match self.unsolicited.as_mut() {
-                    Some(sink) => sink(reply),
-                    None => tracing::debug!(reply = reply.name(), "osdp poll report dropped (no listener)"),
-                },
             }
         }
         any
-    }
-
-    fn answer(&mut self, id: CommandId, result: Result<Reply, LinkError>) {
-        match self.in_flight.take() {
-            Some((want, answer)) if want == id => {
-                let _ = answer.send(result);
-            }
-            other => {
-                tracing::debug!(id = id.0, "osdp event for a command no caller waits for");
-                self.in_flight = other;
-            }
-        }
     }
 }
 

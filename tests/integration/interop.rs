@@ -12,6 +12,7 @@
 //! failed when `DOORSYNC_REQUIRE_LIBOSDP=1`.
 
 mod agent;
+mod bus;
 mod link;
 mod peer;
 mod secure;

@@ -1,6 +1,7 @@
 //! The one integration-test binary: real parts (127.0.0.1 HTTP, sled in temp dirs, pseudo-terminals).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bus;
 mod cli_demo;
 mod cli_explain;
 mod cli_status;

@@ -24,6 +24,7 @@ fn summary() -> DemoSummary {
         expiry_latency_ms: None,
         cloud_delete_sent: true,
         secure_channel: false,
+        doors: vec![],
     }
 }
 
@@ -51,6 +52,7 @@ fn json_summary_has_exactly_the_keys_the_readme_documents() {
         "expiry_latency_ms",
         "cloud_delete_sent",
         "secure_channel",
+        "doors",
     ];
     let mut keys = keys;
     keys.sort_unstable();

@@ -183,10 +183,17 @@ impl OsdpDoor {
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let (handle, driver) = link::link(stream, session);
+        (Self::on_link(handle, profile, options), driver)
+    }
+
+    /// The door behind `handle`, one PD of a line whose driver the caller runs (several doors on one
+    /// RS-485 bus share one [`link::bus`] driver, one handle each).
+    pub fn on_link(handle: LinkHandle, profile: &Profile, options: OsdpDoorOptions) -> OsdpDoor {
         let replies = Arc::new(mfg::Waiters::new(profile.vendor_code));
         let sink = replies.clone();
-        let driver = driver.on_unsolicited(Box::new(move |reply| sink.route_reply(&reply)));
-        let door = OsdpDoor {
+        // Fails only when the driver is gone, and then every request fails with `Stopped` too.
+        let _ = handle.on_unsolicited(Box::new(move |reply| sink.route_reply(&reply)));
+        OsdpDoor {
             link: handle,
             vendor_code: profile.vendor_code,
             delete_batch: vendor::delete_batch_size(profile.osdp.max_mfg_data_bytes),
@@ -199,8 +206,7 @@ impl OsdpDoor {
             last_info: std::sync::Mutex::new(None),
             profile_name: profile.name.clone(),
             max_ft_delay: Duration::from_millis(u64::from(profile.osdp.max_ft_delay_ms)),
-        };
-        (door, driver)
+        }
     }
 
     pub fn is_online(&self) -> bool {

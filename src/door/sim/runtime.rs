@@ -1,5 +1,7 @@
 //! The async adapter of the simulated door: [`SimDoor`] (a Clone, Send + Sync handle for tests) and
-//! [`SimDoorDriver`] (the future that serves one byte stream; the caller spawns or awaits it).
+//! [`SimDoorDriver`] (the future that serves one byte stream; the caller spawns or awaits it). Several
+//! doors can share one stream as one RS-485 bus ([`SimDoor::bus`]): each answers only its address, and
+//! one pacing model keeps the line half-duplex for all of them.
 //!
 //! The driver reads whatever the stream delivers, holds it back until the pacing model says its last
 //! byte would have arrived, feeds the sans-IO [`SimPd`], persists at every [`PdOutput::Persist`], and
@@ -26,17 +28,34 @@ const PRECISE_WINDOW: Duration = Duration::from_millis(2);
 
 #[derive(Debug)]
 struct Inner {
-    core: SimPd,
+    /// The doors on the line.
+    pds: Vec<BusPd>,
+    /// One model of the line for all doors: their replies never overlap.
     pacer: Option<LinePacer>,
+    /// Received bytes with the instant their last byte arrives on the modelled line.
+    rx: VecDeque<(Instant, Vec<u8>)>,
+    /// Reply bytes (and the door sending them) with the instant they may be written.
+    tx: VecDeque<(Instant, (usize, Vec<u8>))>,
+    shutdown: bool,
+}
+
+/// One door of the line and where its state goes.
+#[derive(Debug)]
+struct BusPd {
+    core: SimPd,
     db_file: Option<DbFile>,
     /// Where a key installed by osdp_KEYSET goes.
     key_file: Option<PathBuf>,
     limits: DoorDbLimits,
-    /// Received bytes with the instant their last byte arrives on the modelled line.
-    rx: VecDeque<(Instant, Vec<u8>)>,
-    /// Reply bytes with the instant they may be written.
-    tx: VecDeque<(Instant, Vec<u8>)>,
-    shutdown: bool,
+}
+
+impl BusPd {
+    fn persist(&mut self) -> Result<(), SimError> {
+        if let Some(file) = self.db_file.as_mut() {
+            file.save(self.core.db())?;
+        }
+        Ok(())
+    }
 }
 
 impl Inner {
@@ -54,26 +73,30 @@ impl Inner {
         [
             self.rx.front().map(|(t, _)| (*t, paced)),
             self.tx.front().map(|(t, _)| (*t, paced)),
-            self.core.poll_at().map(|t| (t, false)),
         ]
         .into_iter()
         .flatten()
+        .chain(self.pds.iter().filter_map(|p| p.core.poll_at()).map(|t| (t, false)))
         .min_by_key(|(t, _)| *t)
     }
 
-    /// Runs everything due by `now`; returns the bytes to write now, in order.
-    fn step(&mut self, now: Instant) -> Result<Vec<Vec<u8>>, SimError> {
+    /// Runs everything due by `now`; returns the bytes to write now (and their door), in order.
+    fn step(&mut self, now: Instant) -> Result<Vec<(usize, Vec<u8>)>, SimError> {
         while let Some((due, _)) = self.rx.front()
             && *due <= now
         {
             if let Some((due, bytes)) = self.rx.pop_front() {
-                self.core.handle_bytes(due, &bytes);
-                self.flush_outputs()?;
+                for pd in 0..self.pds.len() {
+                    self.pds[pd].core.handle_bytes(due, &bytes);
+                    self.flush_outputs(pd)?;
+                }
             }
         }
-        if self.core.poll_at().is_some_and(|t| t <= now) {
-            self.core.handle_timeout(now);
-            self.flush_outputs()?;
+        for pd in 0..self.pds.len() {
+            if self.pds[pd].core.poll_at().is_some_and(|t| t <= now) {
+                self.pds[pd].core.handle_timeout(now);
+                self.flush_outputs(pd)?;
+            }
         }
         let mut out = Vec::new();
         while let Some((due, _)) = self.tx.front()
@@ -86,30 +109,26 @@ impl Inner {
         Ok(out)
     }
 
-    fn flush_outputs(&mut self) -> Result<(), SimError> {
-        while let Some(output) = self.core.poll_output() {
+    fn flush_outputs(&mut self, pd: usize) -> Result<(), SimError> {
+        let Some(p) = self.pds.get_mut(pd) else {
+            return Ok(());
+        };
+        while let Some(output) = p.core.poll_output() {
             match output {
-                PdOutput::Persist => self.persist()?,
+                PdOutput::Persist => p.persist()?,
                 PdOutput::Transmit { at, bytes } => {
                     let due = match self.pacer.as_mut() {
                         Some(p) => p.on_reply(at, bytes.len()).end,
                         None => at,
                     };
-                    self.tx.push_back((due, bytes));
+                    self.tx.push_back((due, (pd, bytes)));
                 }
                 PdOutput::KeyChanged(scbk) => {
-                    if let Some(path) = &self.key_file {
+                    if let Some(path) = &p.key_file {
                         crate::config::write_scbk_file(path, &scbk).map_err(SimError::Io)?;
                     }
                 }
             }
-        }
-        Ok(())
-    }
-
-    fn persist(&mut self) -> Result<(), SimError> {
-        if let Some(file) = self.db_file.as_mut() {
-            file.save(self.core.db())?;
         }
         Ok(())
     }
@@ -131,6 +150,8 @@ impl Shared {
 #[derive(Debug, Clone)]
 pub struct SimDoor {
     shared: Arc<Shared>,
+    /// Which door of the line this handle is.
+    pd: usize,
 }
 
 /// Serves the door on one stream; returns on [`SimDoor::shutdown`] or end of stream.
@@ -148,23 +169,50 @@ impl SimDoor {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        config.validate()?;
-        let limits = config.limits();
-        let mut db_file = config.db_file.as_ref().map(DbFile::new);
-        let db = match db_file.as_mut() {
-            Some(file) => {
-                let db = file.load(limits)?;
-                file.save(&db)?;
-                db
+        let (mut doors, driver) = Self::bus(vec![config], stream)?;
+        let door = doors.pop().ok_or_else(|| SimError::Config("no door".into()))?;
+        Ok((door, driver))
+    }
+
+    /// Several doors on one stream, as PDs on one RS-485 bus: one handle per config (in order). Their
+    /// addresses must differ; the line's pacing (baud, turnaround) is the first config's.
+    pub fn bus<S>(configs: Vec<SimDoorConfig>, stream: S) -> Result<(Vec<SimDoor>, SimDoorDriver<S>), SimError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let first = configs
+            .first()
+            .ok_or_else(|| SimError::Config("a bus needs at least one door".into()))?;
+        let pacer = first.baud.map(|b| LinePacer::new(b, first.turnaround));
+        let mut pds = Vec::with_capacity(configs.len());
+        for (i, config) in configs.iter().enumerate() {
+            config.validate()?;
+            if configs[..i].iter().any(|c| c.address == config.address) {
+                return Err(SimError::Config(format!(
+                    "two doors at address {} on one line",
+                    config.address
+                )));
             }
-            None => DoorDb::new(limits),
-        };
+            let limits = config.limits();
+            let mut db_file = config.db_file.as_ref().map(DbFile::new);
+            let db = match db_file.as_mut() {
+                Some(file) => {
+                    let db = file.load(limits)?;
+                    file.save(&db)?;
+                    db
+                }
+                None => DoorDb::new(limits),
+            };
+            pds.push(BusPd {
+                core: SimPd::new(config, db),
+                db_file,
+                key_file: config.secure.as_ref().and_then(|s| s.key_file.clone()),
+                limits,
+            });
+        }
         let inner = Inner {
-            core: SimPd::new(&config, db),
-            pacer: config.baud.map(|b| LinePacer::new(b, config.turnaround)),
-            db_file,
-            key_file: config.secure.as_ref().and_then(|s| s.key_file.clone()),
-            limits,
+            pds,
+            pacer,
             rx: VecDeque::new(),
             tx: VecDeque::new(),
             shutdown: false,
@@ -173,28 +221,33 @@ impl SimDoor {
             inner: Mutex::new(inner),
             wake: Notify::new(),
         });
-        Ok((
-            SimDoor {
+        let doors = (0..configs.len())
+            .map(|pd| SimDoor {
                 shared: Arc::clone(&shared),
-            },
-            SimDoorDriver { shared, stream },
-        ))
+                pd,
+            })
+            .collect();
+        Ok((doors, SimDoorDriver { shared, stream }))
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        let r = f(&mut self.shared.lock());
+    fn with<R>(&self, f: impl FnOnce(&mut BusPd) -> R) -> R {
+        let r = f(&mut self.shared.lock().pds[self.pd]);
         self.shared.wake.notify_one();
         r
     }
 
+    fn read<R>(&self, f: impl FnOnce(&BusPd) -> R) -> R {
+        f(&self.shared.lock().pds[self.pd])
+    }
+
     /// A copy of the door's database.
     pub fn snapshot(&self) -> DoorDb {
-        self.shared.lock().core.db().clone()
+        self.read(|p| p.core.db().clone())
     }
 
     /// What the door holds, in the db-file format.
     pub fn dump(&self) -> DoorDump {
-        DoorDump::of(self.shared.lock().core.db())
+        self.read(|p| DoorDump::of(p.core.db()))
     }
 
     /// [`SimDoor::dump`] as pretty JSON (the same bytes a `db_file` holds).
@@ -203,16 +256,16 @@ impl SimDoor {
     }
 
     pub fn counters(&self) -> SimCounters {
-        self.shared.lock().core.counters().clone()
+        self.read(|p| p.core.counters().clone())
     }
 
     /// The db file, if the door is file-backed.
     pub fn db_file(&self) -> Option<PathBuf> {
-        self.shared.lock().db_file.as_ref().map(|f| f.path().to_path_buf())
+        self.read(|p| p.db_file.as_ref().map(|f| f.path().to_path_buf()))
     }
 
     pub fn faults(&self) -> FaultRates {
-        self.shared.lock().core.faults().rates()
+        self.read(|p| p.core.faults().rates())
     }
 
     /// New fault rates from now on (the seeded RNG continues).
@@ -245,19 +298,25 @@ impl SimDoor {
     /// queued reports and unsent replies; it keeps its database only if file-backed (reloaded from the
     /// file, which holds everything it acknowledged).
     pub fn reboot(&self) -> Result<(), SimError> {
-        self.with(|i| {
-            let db = match i.db_file.as_mut() {
-                Some(file) => file.load(i.limits)?,
-                None => DoorDb::new(i.limits),
-            };
-            i.core.reboot(db);
-            i.rx.clear();
-            i.tx.clear();
-            if let Some(p) = i.pacer.as_mut() {
+        let mut inner = self.shared.lock();
+        let inner = &mut *inner;
+        let p = &mut inner.pds[self.pd];
+        let db = match p.db_file.as_mut() {
+            Some(file) => file.load(p.limits)?,
+            None => DoorDb::new(p.limits),
+        };
+        p.core.reboot(db);
+        // Its unsent replies die with it; the others' stay on the line.
+        let pd = self.pd;
+        inner.tx.retain(|(_, (from, _))| *from != pd);
+        if inner.pds.len() == 1 {
+            inner.rx.clear();
+            if let Some(p) = inner.pacer.as_mut() {
                 p.reset();
             }
-            Ok(())
-        })
+        }
+        self.shared.wake.notify_one();
+        Ok(())
     }
 
     /// Change what the door holds behind the agent's back (a technician at the unit, a faulty door);
@@ -272,7 +331,8 @@ impl SimDoor {
 
     /// Ask the driver to return (the database is already durable).
     pub fn shutdown(&self) {
-        self.with(|i| i.shutdown = true);
+        self.shared.lock().shutdown = true;
+        self.shared.wake.notify_one();
     }
 }
 
@@ -329,9 +389,11 @@ where
                 }
             }
             let writes = self.shared.lock().step(Instant::now())?;
-            for bytes in writes {
+            for (pd, bytes) in writes {
                 self.stream.write_all(&bytes).await.map_err(SimError::Io)?;
-                self.shared.lock().core.record_sent(bytes.len());
+                if let Some(p) = self.shared.lock().pds.get_mut(pd) {
+                    p.core.record_sent(bytes.len());
+                }
             }
             // No `flush`: on a tokio-serial port it is tcdrain(), which blocks a runtime worker for
             // the whole transmission; neither a tty nor a pty buffers writes in user space.

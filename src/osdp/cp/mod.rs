@@ -48,6 +48,13 @@ struct Outstanding {
     phase: Phase,
 }
 
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The CP side of the link to one PD.
 #[derive(Debug)]
 pub struct PdSession {
@@ -208,33 +215,53 @@ impl PdSession {
 
     /// The earliest instant at which `poll_transmit` has work (a send, a timeout, a state change).
     pub fn poll_at(&self) -> Option<Instant> {
-        let mut at: Option<Instant> = None;
-        let mut take = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
+        earliest(self.transmit_at(), self.timer_at())
+    }
+
+    /// True while a packet of ours is on the line and its reply is awaited: on a shared (multidrop)
+    /// line nobody else may transmit until the reply came or its deadline passed.
+    pub fn awaiting_reply(&self) -> bool {
+        matches!(
+            self.outstanding,
+            Some(Outstanding {
+                phase: Phase::AwaitingReply { .. },
+                ..
+            })
+        )
+    }
+
+    /// When the session next wants the line to send (a command, a resend, discovery, a keep-alive poll).
+    pub fn transmit_at(&self) -> Option<Instant> {
         match &self.outstanding {
             Some(o) => match o.phase {
-                Phase::Due(t) => take(t),
-                Phase::AwaitingReply { deadline } => take(deadline),
+                Phase::Due(t) => Some(t),
+                Phase::AwaitingReply { .. } => None,
             },
             None => {
-                if let Some(t) = self.discover_at {
-                    take(t);
-                }
-                if self.state == PdState::Online {
-                    take(if self.queued.is_some() {
+                let keep_alive = (self.state == PdState::Online).then(|| {
+                    if self.queued.is_some() {
                         self.idle_since
                     } else {
                         self.idle_since + self.config.poll_interval
-                    });
-                }
+                    }
+                });
+                earliest(self.discover_at, keep_alive)
             }
         }
-        if self.state != PdState::Offline {
-            take(self.last_heard + self.config.offline_after);
-        }
-        if let Some(t) = self.decoder.poll_at() {
-            take(t);
-        }
-        at
+    }
+
+    /// The earliest deadline that needs no line time: the reply timeout, the offline timer, the
+    /// decoder's inter-character timer.
+    pub fn timer_at(&self) -> Option<Instant> {
+        let reply = match &self.outstanding {
+            Some(Outstanding {
+                phase: Phase::AwaitingReply { deadline },
+                ..
+            }) => Some(*deadline),
+            _ => None,
+        };
+        let offline = (self.state != PdState::Offline).then(|| self.last_heard + self.config.offline_after);
+        earliest(earliest(reply, offline), self.decoder.poll_at())
     }
 
     /// Run timers and return the next bytes to write, if any. Call when `poll_at` passes and after

@@ -29,7 +29,7 @@ async fn start_agent(test: &str, door_args: &[&str]) -> Option<(LibosdpPeer, Arc
 }
 
 /// Every reconciliation answer the agent gets from the LibOSDP door equals the model's.
-async fn assert_door_answers_match(agent: &OsdpDoor, model: &DoorDb, probe_ids: &[u32]) {
+pub(super) async fn assert_door_answers_match(agent: &OsdpDoor, model: &DoorDb, probe_ids: &[u32]) {
     assert_eq!(agent.digest().await.unwrap(), model.digest(), "DIGEST");
     let buckets = agent.bucket_digests().await.unwrap();
     assert_eq!(buckets, model.bucket_digests(), "BUCKET_DIGESTS");
