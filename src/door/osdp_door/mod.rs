@@ -254,27 +254,20 @@ impl OsdpDoor {
         }
     }
 
-    /// Waits (bounded) for the first discovery so that a call made right after start-up does not fail.
+    /// Waits (bounded by `connect_wait`) for the first discovery so that a call made right after
+    /// start-up does not fail; the wait ends as soon as the link is online, goes offline, or the
+    /// Secure Channel handshake fails, since none of those changes within the wait.
     async fn ensure_connected(&self) -> Result<(), DoorError> {
-        let status = self.link.status();
-        if status.state != PdState::Online
-            && let Some(e) = status.secure_error
-        {
-            return Err(DoorError::Offline {
-                reason: format!("secure channel handshake failed: {e}"),
-            });
-        }
-        match status.state {
-            PdState::Online => Ok(()),
-            PdState::Offline => Err(offline("the PD does not answer")),
-            _ => {
-                if self.link.wait_online(self.options.connect_wait).await {
-                    Ok(())
-                } else {
-                    Err(offline("the PD did not complete discovery (osdp_ID/osdp_CAP)"))
-                }
-            }
-        }
+        let mut status = self.link.watch_status();
+        let settled =
+            |s: &LinkStatus| matches!(s.state, PdState::Online | PdState::Offline) || s.secure_error.is_some();
+        let waited = tokio::time::timeout(self.options.connect_wait, status.wait_for(settled)).await;
+        let now = match waited {
+            Ok(Ok(s)) => s.clone(),
+            // Still discovering after `connect_wait`, or the driver stopped.
+            _ => self.link.status(),
+        };
+        connect_verdict(&now)
     }
 
     /// The last INFO, asking for it when none was read yet.
@@ -340,6 +333,29 @@ fn check_info(info: &DoorInfo) -> Result<(), DoorError> {
         }));
     }
     Ok(())
+}
+
+/// Whether a call may go out on a link in `status`, else why not (naming a malformed discovery reply,
+/// which is what a technician needs when a door answers osdp_ID/osdp_CAP with something unusable).
+fn connect_verdict(status: &LinkStatus) -> Result<(), DoorError> {
+    if status.state == PdState::Online {
+        return Ok(());
+    }
+    if let Some(e) = &status.secure_error {
+        return Err(DoorError::Offline {
+            reason: format!("secure channel handshake failed: {e}"),
+        });
+    }
+    let what = match status.state {
+        PdState::Offline => "the PD does not answer",
+        _ => "the PD did not complete discovery (osdp_ID/osdp_CAP)",
+    };
+    Err(match &status.diagnostics.last_malformed {
+        Some(malformed) => DoorError::Offline {
+            reason: format!("{what}; its last malformed reply: {malformed}"),
+        },
+        None => offline(what),
+    })
 }
 
 fn offline(reason: &str) -> DoorError {

@@ -2,6 +2,7 @@
 
 mod hostile;
 mod hostile_line;
+mod hostile_pty;
 mod line;
 mod peer;
 
@@ -482,4 +483,25 @@ async fn door_that_never_answers_is_offline_with_a_reason() {
     assert!(!door.is_online());
     let result = door.digest().await;
     assert!(matches!(result, Err(DoorError::Offline { .. })), "{result:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_waiting_for_discovery_ends_when_the_link_goes_offline_not_after_connect_wait() {
+    let (cp, _pd) = tokio::io::duplex(1024);
+    let mut session = OsdpDoor::session_config(ADDR, &profile());
+    session.offline_after = Duration::from_secs(2);
+    let options = OsdpDoorOptions::default();
+    assert_eq!(options.connect_wait, Duration::from_secs(10));
+    let (door, driver) = OsdpDoor::with_session(cp, session, &profile(), options);
+    tokio::spawn(driver.run());
+    // Called while discovery is still going on: the wait ends with the session's offline verdict.
+    let started = tokio::time::Instant::now();
+    let result = door.digest().await;
+    let took = started.elapsed();
+    assert!(matches!(result, Err(DoorError::Offline { .. })), "{result:?}");
+    assert!(result.unwrap_err().to_string().contains("does not answer"));
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+        "ended at the 2 s offline timeout: {took:?}"
+    );
 }
