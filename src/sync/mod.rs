@@ -14,6 +14,7 @@
 pub mod apply;
 pub mod capacity;
 pub mod crash_hook;
+pub mod door_faces;
 pub mod engine;
 pub mod explain;
 pub mod guard;
