@@ -1,8 +1,9 @@
 //! `OsdpDoor`: the [`Door`] trait over a real OSDP link, speaking `firmware-config/PROTOCOL.md`.
 //!
 //! The link itself (session, queue, serial I/O) is [`crate::serial::link`]; this module adds the vendor
-//! extension: osdp_MFG exchanges matched by request id (`mfg.rs`) and record/face files over
-//! osdp_FILETRANSFER with confirmation and resume (`transfer.rs`).
+//! extension: osdp_MFG exchanges matched by request id (`mfg.rs`; the schedule and the matching are
+//! sans-IO in `mfg_exchange.rs` and `mfg_route.rs`) and record/face files over osdp_FILETRANSFER with
+//! confirmation and resume (`transfer.rs`).
 //!
 //! Concurrency: every method takes `&self` and may run concurrently with the others. Files go one at a
 //! time (a PD assembles one file at once); DELETE and CLEAR use the link's urgent lane, so a revocation
@@ -21,6 +22,7 @@
 mod file_send;
 mod mfg;
 mod mfg_exchange;
+mod mfg_route;
 mod transfer;
 
 #[cfg(test)]
