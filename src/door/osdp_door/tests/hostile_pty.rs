@@ -483,3 +483,39 @@ async fn pty_pdcap_of_odd_length_or_a_truncated_pdid_never_comes_online_and_the_
         assert_eq!(held.tombstones, 0);
     }
 }
+
+#[tokio::test]
+async fn pty_faces_over_the_doors_info_limit_are_re_normalised_to_fit_and_delivered_once() {
+    // The profile allows 40 KB faces; this door takes (and its INFO says) 8,000 bytes at most.
+    const DOOR_MAX: u32 = 8_000;
+    let rig = Rig::new(Pd::Session, None);
+    rig.peer.lock().unwrap().db = crate::door::db::DoorDb::new(crate::door::db::DoorDbLimits {
+        max_face_jpeg_bytes: DOOR_MAX,
+        ..peer::limits()
+    });
+    let (first, _) = rig.pass(PassOptions::default(), "INFO max face 8000", SLACK).await;
+    assert!(first.converged, "{}", errors(&first));
+    let held = Held::of(&rig.engine, &rig.peer);
+    assert_eq!(held.on_door.len(), 2);
+    for entry in held.applied.values() {
+        let face = entry.face.expect("the face was delivered");
+        assert!(face.len_bytes <= DOOR_MAX, "{} > {DOOR_MAX}", face.len_bytes);
+    }
+    assert_eq!(
+        held.applied
+            .values()
+            .map(|e| e.face.map(|f| f.sha256))
+            .collect::<Vec<_>>(),
+        held.on_door.values().map(|(_, f)| *f).collect::<Vec<_>>(),
+        "the door holds the fitted faces the store records"
+    );
+    let (second, _) = rig
+        .pass(PassOptions::default(), "INFO max face 8000, again", SLACK)
+        .await;
+    assert!(second.converged);
+    assert_eq!(
+        second.doors[0].apply,
+        crate::sync::apply::ApplyReport::default(),
+        "nothing sent again"
+    );
+}
