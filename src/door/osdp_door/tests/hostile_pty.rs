@@ -155,14 +155,27 @@ impl Rig {
     /// [`Rig::new`] after an honest first pass that put both users and their faces on the door.
     async fn synced(pd: Pd) -> Rig {
         let mut rig = Rig::new(pd, None);
-        let (first, _) = rig.pass(PassOptions::default(), "the honest first pass", SLACK).await;
-        assert!(first.converged, "{first:?}");
+        rig.converge("the honest first pass").await;
         let before = Held::of(&rig.engine, &rig.peer);
         assert_eq!(before.applied.len(), 2);
         assert_eq!(before.on_door.len(), 2);
         assert!(before.on_door.values().all(|(r, f)| r.is_some() && f.is_some()));
         rig.before = Some(before);
         rig
+    }
+
+    /// Honest passes until the door holds the desired state. More than one only when a loaded machine
+    /// stalled the test past a reply timeout (the setup must not depend on the machine's speed).
+    async fn converge(&self, case: &str) -> PassReport {
+        let mut last = None;
+        for _ in 0..3 {
+            let (report, _) = self.pass(PassOptions::default(), case, SLACK).await;
+            if report.converged {
+                return report;
+            }
+            last = Some(report);
+        }
+        panic!("{case}: no convergence in 3 passes: {last:?}");
     }
 
     fn turn_hostile(&self, hook: Hook) {
@@ -186,7 +199,10 @@ impl Rig {
             ..PassOptions::default()
         };
         let (report, took) = self.pass(options, case, bound).await;
-        eprintln!("{case}: pass ended after {took:?} (bound {bound:?})");
+        eprintln!(
+            "{case}: pass ended after {took:?} (bound {bound:?}): {}",
+            errors(&report)
+        );
         report
     }
 
@@ -474,7 +490,7 @@ async fn pty_pdcap_of_odd_length_or_a_truncated_pdid_never_comes_online_and_the_
         let (report, took) = rig
             .pass(options, case, OsdpDoorOptions::default().connect_wait * 2)
             .await;
-        eprintln!("{case}: pass ended after {took:?}");
+        eprintln!("{case}: pass ended after {took:?}: {}", errors(&report));
         assert!(!report.converged, "{case}");
         let errors = errors(&report);
         assert!(errors.contains(case), "{case}: {errors}");
@@ -493,8 +509,7 @@ async fn pty_faces_over_the_doors_info_limit_are_re_normalised_to_fit_and_delive
         max_face_jpeg_bytes: DOOR_MAX,
         ..peer::limits()
     });
-    let (first, _) = rig.pass(PassOptions::default(), "INFO max face 8000", SLACK).await;
-    assert!(first.converged, "{}", errors(&first));
+    rig.converge("INFO max face 8000").await;
     let held = Held::of(&rig.engine, &rig.peer);
     assert_eq!(held.on_door.len(), 2);
     for entry in held.applied.values() {
