@@ -317,8 +317,34 @@ impl OsdpDoor {
                     receive_buffer_bytes: self.pdcap().and_then(|c| c.receive_buffer_bytes()),
                 })
             }
+            DoorError::Timeout => self.garbled_line().unwrap_or(DoorError::Timeout),
             other => other,
         }
+    }
+
+    /// Why a command got no valid reply when the line did carry something: packets that failed OSDP's
+    /// check or replies from another address (counted since the link started). "Did not answer" would
+    /// send a technician to the power supply; this names the line.
+    fn garbled_line(&self) -> Option<DoorError> {
+        let status = self.link.status();
+        let d = &status.diagnostics;
+        let mut seen = Vec::new();
+        if status.decode.malformed > 0 {
+            seen.push(format!("{} packets that failed their check", status.decode.malformed));
+        }
+        if let Some(a) = d.foreign_address.filter(|_| d.foreign_replies > 0) {
+            seen.push(format!("{} replies from address {a}", d.foreign_replies));
+        }
+        if seen.is_empty() {
+            return None;
+        }
+        Some(DoorError::Offline {
+            reason: format!(
+                "no valid reply; the line carried {}: check the baud rate, RS-485 A/B polarity, noise and \
+                 termination, and the door's OSDP address",
+                seen.join(" and ")
+            ),
+        })
     }
 }
 
