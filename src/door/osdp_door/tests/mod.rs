@@ -505,3 +505,41 @@ async fn a_call_waiting_for_discovery_ends_when_the_link_goes_offline_not_after_
         "ended at the 2 s offline timeout: {took:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_waiting_for_discovery_ends_at_a_failed_secure_channel_handshake() {
+    use crate::osdp::SecureConfig;
+    use crate::osdp::reply::{CapRecord, PdCap};
+    use crate::osdp::sc::{Key16, PdChannel};
+    use crate::osdp::{Command, PdLink, Reply};
+
+    let (cp, pd) = tokio::io::duplex(4096);
+    // The door holds another key than the agent: every handshake fails its cryptogram check.
+    let pd_link = PdLink::new(ADDR, 4096).with_secure(PdChannel::new(Some(Key16::new([0x3C; 16])), false), Some(9));
+    tokio::spawn(crate::serial::test_pd::run_pd_link(pd, pd_link, |c| match c {
+        Command::Cap => Some(Reply::PdCap(PdCap {
+            records: [(8, 1, 0), (9, 1, 1), (10, 0, 4)]
+                .map(|(function, compliance, items)| CapRecord {
+                    function,
+                    compliance,
+                    items,
+                })
+                .to_vec(),
+        })),
+        other => crate::serial::test_pd::basic_reply(other, 1024),
+    }));
+    let mut session = OsdpDoor::session_config(ADDR, &profile());
+    session.secure = Some(SecureConfig {
+        scbk: Key16::new([1; 16]),
+        install_mode: false,
+        rng_seed: Some(7),
+    });
+    let (door, driver) = OsdpDoor::with_session(cp, session, &profile(), OsdpDoorOptions::default());
+    tokio::spawn(driver.run());
+    let started = tokio::time::Instant::now();
+    let result = door.digest().await;
+    let took = started.elapsed();
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("secure channel handshake failed"), "{err}");
+    assert!(took < Duration::from_secs(1), "ended at the failed handshake: {took:?}");
+}
