@@ -412,6 +412,9 @@ fn face_of(jpeg: Vec<u8>, width_px: u32, height_px: u32, jpeg_quality: u8, kept_
     }
 }
 
+mod door_fit;
 mod keep;
 #[cfg(test)]
 mod tests;
+
+pub use door_fit::fit_to_door;

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use super::*;
 
 /// The generic-face-v1 profile.
-const PROFILE: ImageLimits = ImageLimits {
+pub(super) const PROFILE: ImageLimits = ImageLimits {
     max_width_px: 480,
     max_height_px: 640,
     max_bytes: 40 * 1024,
@@ -49,7 +49,7 @@ fn jpeg_of(img: &RgbImage, quality: u8) -> Vec<u8> {
     out
 }
 
-fn png_of(buf: &[u8], w: u32, h: u32, color: ExtendedColorType) -> Vec<u8> {
+pub(super) fn png_of(buf: &[u8], w: u32, h: u32, color: ExtendedColorType) -> Vec<u8> {
     let mut out = Vec::new();
     PngEncoder::new(&mut out).write_image(buf, w, h, color).unwrap();
     out

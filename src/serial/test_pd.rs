@@ -45,12 +45,20 @@ pub(crate) fn basic_reply(command: &Command, rx_buffer: u16) -> Option<Reply> {
 }
 
 /// Answers commands on `stream` until it closes.
-pub(crate) async fn run_pd<S, F>(mut stream: S, address: u8, mut handler: F)
+pub(crate) async fn run_pd<S, F>(stream: S, address: u8, handler: F)
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnMut(&Command) -> Option<Reply>,
 {
-    let mut link = PdLink::new(address, 4096);
+    run_pd_link(stream, PdLink::new(address, 4096), handler).await
+}
+
+/// [`run_pd`] with a PD-side link set up by the test (e.g. with Secure Channel).
+pub(crate) async fn run_pd_link<S, F>(mut stream: S, mut link: PdLink, mut handler: F)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnMut(&Command) -> Option<Reply>,
+{
     let mut buf = vec![0u8; 4096];
     loop {
         let n = match stream.read(&mut buf).await {

@@ -99,7 +99,7 @@ pub async fn apply_door_with_progress(
     progress: ApplyProgress<'_>,
 ) -> Result<ApplyReport, ApplyError> {
     let started_generation = generation.load(Ordering::SeqCst);
-    let entries = user_entries(store, &target.profile.name)?;
+    let mut entries = user_entries(store, &target.profile.name)?;
     let mut applied = store.may_hold(target.name)?;
     let ids = store.door_ids(target.name)?;
     let mut alloc = MonotonicIds {
@@ -107,6 +107,13 @@ pub async fn apply_door_with_progress(
     };
     let mut capacity = target.profile.capacity_users;
     let mut plan = plan::plan(now, &entries, &applied, &ids, capacity, &mut alloc);
+    // Faces go out: fit them to the door's own INFO limit first (it may be below the profile's).
+    if plan.faces().next().is_some() && super::door_faces::fit_entries(store, target, &mut entries).await? {
+        alloc = MonotonicIds {
+            next: store.next_id(target.name)?,
+        };
+        plan = plan::plan(now, &entries, &applied, &ids, capacity, &mut alloc);
+    }
     if plan.assignments.len() > applied.len() {
         // The door would grow: it must not grow past what it declares it can hold.
         let declared = super::capacity::door_capacity(target.door, capacity, applied.len()).await;

@@ -20,6 +20,7 @@ pub mod capacity;
 pub mod crash_hook;
 pub mod delete;
 pub mod desired;
+pub mod door_faces;
 pub mod engine;
 pub mod explain;
 pub mod guard;

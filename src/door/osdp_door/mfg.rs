@@ -2,7 +2,6 @@
 //! osdp_MFGREP to its request whether it is the direct reply, the reply to an explicit osdp_POLL, or a
 //! report delivered on a keep-alive poll. Replies nobody waits for (late, duplicated) are ignored.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
@@ -10,6 +9,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::mfg_exchange::{ExchangeTimes, MfgAction, MfgExchange};
+use super::mfg_route::{MfgRoutes, Routed};
 use super::{OsdpDoor, door_error};
 use crate::domain::DoorUserId;
 use crate::door::DoorError;
@@ -20,33 +20,29 @@ use crate::osdp::reply::MfgRep;
 use crate::osdp::{Command, Reply};
 use crate::serial::link::Priority;
 
-/// Requests waiting for their osdp_MFGREP, by request id.
+/// Requests waiting for their osdp_MFGREP: the sans-IO table of `mfg_route.rs` behind a lock (the
+/// driver's poll sink and the querying tasks both route replies), each answer handed over by a oneshot.
 #[derive(Debug)]
 pub(super) struct Waiters {
-    vendor_code: [u8; 3],
-    waiting: Mutex<HashMap<u16, (MfgCommand, oneshot::Sender<MfgReply>)>>,
-    /// The vendor code of the last osdp_MFGREP that carried another one (a profile/door mismatch).
-    other_vendor_code: Mutex<Option<[u8; 3]>>,
+    routes: Mutex<MfgRoutes<oneshot::Sender<MfgReply>>>,
 }
 
 impl Waiters {
     pub(super) fn new(vendor_code: [u8; 3]) -> Self {
         Self {
-            vendor_code,
-            waiting: Mutex::new(HashMap::new()),
-            other_vendor_code: Mutex::new(None),
+            routes: Mutex::new(MfgRoutes::new(vendor_code)),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u16, (MfgCommand, oneshot::Sender<MfgReply>)>> {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, MfgRoutes<oneshot::Sender<MfgReply>>> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Waits for the reply to `cmd` until the returned guard is dropped.
     fn register(&self, cmd: MfgCommand) -> Waiter<'_> {
         let (tx, rx) = oneshot::channel();
         let request_id = cmd.request_id;
-        self.lock().insert(request_id, (cmd, tx));
+        self.lock().register(cmd, tx);
         Waiter {
             waiters: self,
             request_id,
@@ -63,39 +59,29 @@ impl Waiters {
     }
 
     fn route(&self, rep: &MfgRep) {
-        if rep.vendor_code != self.vendor_code {
-            tracing::debug!(vendor_code = ?rep.vendor_code, "osdp_MFGREP of another vendor ignored");
-            *self.other_vendor_code.lock().unwrap_or_else(|p| p.into_inner()) = Some(rep.vendor_code);
-            return;
-        }
-        let reply = match MfgReply::decode(&rep.data) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "osdp_MFGREP ignored: not a vendor-extension reply");
-                return;
+        let routed = self.lock().route(rep);
+        match routed {
+            Routed::Answer { waiter, reply } => {
+                let _ = waiter.send(reply);
             }
-        };
-        let mut waiting = self.lock();
-        match waiting.remove(&reply.request_id) {
-            Some((cmd, tx)) if reply.answers(&cmd) => {
-                let _ = tx.send(reply);
+            Routed::OtherVendor(vendor_code) => {
+                tracing::debug!(?vendor_code, "osdp_MFGREP of another vendor ignored")
             }
-            Some(entry) => {
-                tracing::debug!(
-                    request_id = reply.request_id,
-                    "osdp_MFGREP with a matching id but another op ignored"
-                );
-                waiting.insert(reply.request_id, entry);
+            Routed::Undecodable(error) => {
+                tracing::warn!(%error, "osdp_MFGREP ignored: not a vendor-extension reply")
             }
-            None => tracing::debug!(request_id = reply.request_id, "late or duplicate osdp_MFGREP ignored"),
+            Routed::WrongOp { request_id } => {
+                tracing::debug!(request_id, "osdp_MFGREP with a matching id but another op ignored")
+            }
+            Routed::Unexpected { request_id } => {
+                tracing::debug!(request_id, "late or duplicate osdp_MFGREP ignored")
+            }
         }
     }
-}
 
-impl Waiters {
     /// The other vendor code seen since the last call, if any.
     fn take_other_vendor_code(&self) -> Option<[u8; 3]> {
-        self.other_vendor_code.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.lock().take_other_vendor_code()
     }
 }
 
@@ -107,7 +93,7 @@ struct Waiter<'a> {
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
-        self.waiters.lock().remove(&self.request_id);
+        self.waiters.lock().forget(self.request_id);
     }
 }
 

@@ -1,8 +1,9 @@
 //! `OsdpDoor`: the [`Door`] trait over a real OSDP link, speaking `firmware-config/PROTOCOL.md`.
 //!
 //! The link itself (session, queue, serial I/O) is [`crate::serial::link`]; this module adds the vendor
-//! extension: osdp_MFG exchanges matched by request id (`mfg.rs`) and record/face files over
-//! osdp_FILETRANSFER with confirmation and resume (`transfer.rs`).
+//! extension: osdp_MFG exchanges matched by request id (`mfg.rs`; the schedule and the matching are
+//! sans-IO in `mfg_exchange.rs` and `mfg_route.rs`) and record/face files over osdp_FILETRANSFER with
+//! confirmation and resume (`transfer.rs`).
 //!
 //! Concurrency: every method takes `&self` and may run concurrently with the others. Files go one at a
 //! time (a PD assembles one file at once); DELETE and CLEAR use the link's urgent lane, so a revocation
@@ -21,6 +22,7 @@
 mod file_send;
 mod mfg;
 mod mfg_exchange;
+mod mfg_route;
 mod transfer;
 
 #[cfg(test)]
@@ -261,27 +263,20 @@ impl OsdpDoor {
         }
     }
 
-    /// Waits (bounded) for the first discovery so that a call made right after start-up does not fail.
+    /// Waits (bounded by `connect_wait`) for the first discovery so that a call made right after
+    /// start-up does not fail; the wait ends as soon as the link is online, goes offline, or the
+    /// Secure Channel handshake fails, since none of those changes within the wait.
     async fn ensure_connected(&self) -> Result<(), DoorError> {
-        let status = self.link.status();
-        if status.state != PdState::Online
-            && let Some(e) = status.secure_error
-        {
-            return Err(DoorError::Offline {
-                reason: format!("secure channel handshake failed: {e}"),
-            });
-        }
-        match status.state {
-            PdState::Online => Ok(()),
-            PdState::Offline => Err(offline("the PD does not answer")),
-            _ => {
-                if self.link.wait_online(self.options.connect_wait).await {
-                    Ok(())
-                } else {
-                    Err(offline("the PD did not complete discovery (osdp_ID/osdp_CAP)"))
-                }
-            }
-        }
+        let mut status = self.link.watch_status();
+        let settled =
+            |s: &LinkStatus| matches!(s.state, PdState::Online | PdState::Offline) || s.secure_error.is_some();
+        let waited = tokio::time::timeout(self.options.connect_wait, status.wait_for(settled)).await;
+        let now = match waited {
+            Ok(Ok(s)) => s.clone(),
+            // Still discovering after `connect_wait`, or the driver stopped.
+            _ => self.link.status(),
+        };
+        connect_verdict(&now)
     }
 
     /// The last INFO, asking for it when none was read yet.
@@ -329,8 +324,34 @@ impl OsdpDoor {
                     receive_buffer_bytes: self.pdcap().and_then(|c| c.receive_buffer_bytes()),
                 })
             }
+            DoorError::Timeout => self.garbled_line().unwrap_or(DoorError::Timeout),
             other => other,
         }
+    }
+
+    /// Why a command got no valid reply when the line did carry something: packets that failed OSDP's
+    /// check or replies from another address (counted since the link started). "Did not answer" would
+    /// send a technician to the power supply; this names the line.
+    fn garbled_line(&self) -> Option<DoorError> {
+        let status = self.link.status();
+        let d = &status.diagnostics;
+        let mut seen = Vec::new();
+        if status.decode.malformed > 0 {
+            seen.push(format!("{} packets that failed their check", status.decode.malformed));
+        }
+        if let Some(a) = d.foreign_address.filter(|_| d.foreign_replies > 0) {
+            seen.push(format!("{} replies from address {a}", d.foreign_replies));
+        }
+        if seen.is_empty() {
+            return None;
+        }
+        Some(DoorError::Offline {
+            reason: format!(
+                "no valid reply; the line carried {}: check the baud rate, RS-485 A/B polarity, noise and \
+                 termination, and the door's OSDP address",
+                seen.join(" and ")
+            ),
+        })
     }
 }
 
@@ -347,6 +368,29 @@ fn check_info(info: &DoorInfo) -> Result<(), DoorError> {
         }));
     }
     Ok(())
+}
+
+/// Whether a call may go out on a link in `status`, else why not (naming a malformed discovery reply,
+/// which is what a technician needs when a door answers osdp_ID/osdp_CAP with something unusable).
+fn connect_verdict(status: &LinkStatus) -> Result<(), DoorError> {
+    if status.state == PdState::Online {
+        return Ok(());
+    }
+    if let Some(e) = &status.secure_error {
+        return Err(DoorError::Offline {
+            reason: format!("secure channel handshake failed: {e}"),
+        });
+    }
+    let what = match status.state {
+        PdState::Offline => "the PD does not answer",
+        _ => "the PD did not complete discovery (osdp_ID/osdp_CAP)",
+    };
+    Err(match &status.diagnostics.last_malformed {
+        Some(malformed) => DoorError::Offline {
+            reason: format!("{what}; its last malformed reply: {malformed}"),
+        },
+        None => offline(what),
+    })
 }
 
 fn offline(reason: &str) -> DoorError {

@@ -14,7 +14,7 @@ use crate::osdp::reply::{FtStat, FtStatus, MfgRep, Nak, NakCode};
 use crate::osdp::{Command, Reply};
 
 /// What a hook returns (see `peer::Hook`).
-type Answer = Option<Option<Reply>>;
+pub(super) type Answer = Option<Option<Reply>>;
 
 /// The test's own deadline: far above every bound, so only a hang trips it.
 const HANG_GUARD: Duration = Duration::from_secs(600);
@@ -39,19 +39,19 @@ fn vendor_code() -> [u8; 3] {
 }
 
 /// A hook that answers osdp_MFG commands through `f` (`None`: the door answers itself).
-fn on_mfg(mut f: impl FnMut(&MfgCommand) -> Option<Option<Reply>> + Send + 'static) -> Hook {
+pub(super) fn on_mfg(mut f: impl FnMut(&MfgCommand) -> Option<Option<Reply>> + Send + 'static) -> Hook {
     Box::new(move |c| match c {
         Command::Mfg(m) => MfgCommand::decode(&m.data).ok().and_then(|mc| f(&mc)),
         _ => None,
     })
 }
 
-fn mfgrep_with(vendor_code: [u8; 3], request_id: u16, reply: VReply) -> Option<Option<Reply>> {
+pub(super) fn mfgrep_with(vendor_code: [u8; 3], request_id: u16, reply: VReply) -> Option<Option<Reply>> {
     let data = MfgReply { request_id, reply }.encode().unwrap();
     Some(Some(Reply::MfgRep(MfgRep { vendor_code, data })))
 }
 
-fn mfgrep(request_id: u16, reply: VReply) -> Option<Option<Reply>> {
+pub(super) fn mfgrep(request_id: u16, reply: VReply) -> Option<Option<Reply>> {
     mfgrep_with(vendor_code(), request_id, reply)
 }
 
@@ -77,7 +77,7 @@ fn info_says(i: DoorInfo) -> Hook {
     })
 }
 
-fn entry(id: u32) -> DoorListEntry {
+pub(super) fn entry(id: u32) -> DoorListEntry {
     DoorListEntry {
         id: DoorUserId(id),
         record_hash_prefix: [1; 4],

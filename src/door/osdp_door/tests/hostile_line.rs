@@ -21,7 +21,7 @@ fn on_line(line: Line) -> (Arc<OsdpDoor>, SharedPeer) {
 }
 
 /// Honest until the door is online and has two users, then `bad` for every reply.
-fn turns_bad(
+pub(super) fn turns_bad(
     mut bad: impl FnMut(u8, Option<Reply>) -> Vec<u8> + Send + 'static,
 ) -> (Line, Arc<std::sync::atomic::AtomicBool>) {
     let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));

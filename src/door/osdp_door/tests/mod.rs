@@ -2,6 +2,7 @@
 
 mod hostile;
 mod hostile_line;
+mod hostile_pty;
 mod line;
 mod peer;
 
@@ -482,4 +483,63 @@ async fn door_that_never_answers_is_offline_with_a_reason() {
     assert!(!door.is_online());
     let result = door.digest().await;
     assert!(matches!(result, Err(DoorError::Offline { .. })), "{result:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_waiting_for_discovery_ends_when_the_link_goes_offline_not_after_connect_wait() {
+    let (cp, _pd) = tokio::io::duplex(1024);
+    let mut session = OsdpDoor::session_config(ADDR, &profile());
+    session.offline_after = Duration::from_secs(2);
+    let options = OsdpDoorOptions::default();
+    assert_eq!(options.connect_wait, Duration::from_secs(10));
+    let (door, driver) = OsdpDoor::with_session(cp, session, &profile(), options);
+    tokio::spawn(driver.run());
+    // Called while discovery is still going on: the wait ends with the session's offline verdict.
+    let started = tokio::time::Instant::now();
+    let result = door.digest().await;
+    let took = started.elapsed();
+    assert!(matches!(result, Err(DoorError::Offline { .. })), "{result:?}");
+    assert!(result.unwrap_err().to_string().contains("does not answer"));
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+        "ended at the 2 s offline timeout: {took:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_waiting_for_discovery_ends_at_a_failed_secure_channel_handshake() {
+    use crate::osdp::SecureConfig;
+    use crate::osdp::reply::{CapRecord, PdCap};
+    use crate::osdp::sc::{Key16, PdChannel};
+    use crate::osdp::{Command, PdLink, Reply};
+
+    let (cp, pd) = tokio::io::duplex(4096);
+    // The door holds another key than the agent: every handshake fails its cryptogram check.
+    let pd_link = PdLink::new(ADDR, 4096).with_secure(PdChannel::new(Some(Key16::new([0x3C; 16])), false), Some(9));
+    tokio::spawn(crate::serial::test_pd::run_pd_link(pd, pd_link, |c| match c {
+        Command::Cap => Some(Reply::PdCap(PdCap {
+            records: [(8, 1, 0), (9, 1, 1), (10, 0, 4)]
+                .map(|(function, compliance, items)| CapRecord {
+                    function,
+                    compliance,
+                    items,
+                })
+                .to_vec(),
+        })),
+        other => crate::serial::test_pd::basic_reply(other, 1024),
+    }));
+    let mut session = OsdpDoor::session_config(ADDR, &profile());
+    session.secure = Some(SecureConfig {
+        scbk: Key16::new([1; 16]),
+        install_mode: false,
+        rng_seed: Some(7),
+    });
+    let (door, driver) = OsdpDoor::with_session(cp, session, &profile(), OsdpDoorOptions::default());
+    tokio::spawn(driver.run());
+    let started = tokio::time::Instant::now();
+    let result = door.digest().await;
+    let took = started.elapsed();
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("secure channel handshake failed"), "{err}");
+    assert!(took < Duration::from_secs(1), "ended at the failed handshake: {took:?}");
 }

@@ -72,7 +72,7 @@ impl Default for Knobs {
 }
 
 /// A hostile door's script: `Some(answer)` replaces the door's own answer to a command (`Some(None)`:
-/// stay silent); `None` lets the door answer.
+/// stay silent); `None` lets the door answer. It runs with the peer locked, so it must not lock the peer.
 pub(super) type Hook = Box<dyn FnMut(&Command) -> Option<Option<Reply>> + Send>;
 
 pub(super) struct Peer {

@@ -1,0 +1,172 @@
+//! A door's own face limit: faces over the `max_face_jpeg_bytes` a door declares in INFO
+//! (PROTOCOL.md §6) are re-normalised within the profile to fit that door before the plan is made
+//! ([`crate::faces::fit_to_door`]), so a door with a smaller limit than its profile gets a face it can
+//! take. A face that cannot fit stays as it is and the door's `put_face` fails that user with the
+//! reason; a door that cannot answer INFO is planned with the stored faces (its pushes fail on their own).
+
+use crate::domain::{FaceRef, UserEntry};
+use crate::faces::{self, FaceError};
+use crate::store::{Store, StoreError};
+
+use super::apply::DoorTarget;
+
+/// Replaces each face in `entries` that is larger than `target`'s INFO limit by its fit for that door
+/// (stored content-addressed like any face). True when any entry changed, so the caller re-plans.
+pub async fn fit_entries(
+    store: &Store,
+    target: &DoorTarget<'_>,
+    entries: &mut [UserEntry],
+) -> Result<bool, StoreError> {
+    let max_bytes = match target.door.info().await {
+        Ok(info) => info.max_face_jpeg_bytes,
+        Err(e) => {
+            tracing::debug!(door = target.name, error = %e, "door INFO unavailable; faces as stored");
+            return Ok(false);
+        }
+    };
+    let mut over: Vec<(usize, FaceRef, Vec<u8>)> = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        if let Some(face) = entry.face
+            && face.len_bytes > max_bytes
+            && let Some(jpeg) = store.get_face(&face)?
+        {
+            over.push((i, face, jpeg));
+        }
+    }
+    if over.is_empty() {
+        return Ok(false);
+    }
+    let profile = target.profile.image;
+    let fitted = tokio::task::spawn_blocking(move || {
+        over.into_iter()
+            .map(|(i, face, jpeg)| (i, face, faces::fit_to_door(&jpeg, &profile, max_bytes)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut changed = false;
+    for (i, face, result) in fitted {
+        match result {
+            Ok(n) => {
+                let fitted = store.put_face(&n.jpeg)?;
+                if let Some(entry) = entries.get_mut(i) {
+                    tracing::debug!(door = target.name, user = %entry.key, from = face.len_bytes,
+                        to = fitted.len_bytes, max_bytes, "face re-normalised for the door's limit");
+                    entry.face = Some(fitted);
+                    changed = true;
+                }
+            }
+            Err(e @ FaceError::TooLarge { .. }) => {
+                tracing::warn!(door = target.name, error = %e, "face cannot fit the door's limit");
+            }
+            Err(e) => tracing::warn!(door = target.name, error = %e, "face could not be re-normalised"),
+        }
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::door::Door;
+    use crate::door::db::DoorDbLimits;
+    use crate::door::memory::MemoryDoor;
+    use crate::sync::apply::apply_door;
+    use crate::sync::testutil::{now, profile};
+
+    /// A stored user whose face is a real photo-like JPEG (from the simulated cloud) of `len` bytes.
+    fn user_with_real_face(store: &Store, id: &str) -> FaceRef {
+        let jpeg = faces::normalise(&crate::cloud::sim::face_jpeg(id), &profile().image)
+            .unwrap()
+            .jpeg;
+        let face = store.put_face(&jpeg).unwrap();
+        let mut faces = std::collections::BTreeMap::new();
+        faces.insert(profile().name, face);
+        let u = crate::store::StoredUser {
+            key: crate::domain::UserKey::new("IDENTITY", id),
+            display_name: id.into(),
+            policy: crate::domain::Policy::Permission,
+            expire_at: None,
+            cloud_face_id: None,
+            image_fingerprint: None,
+            faces,
+            failure: None,
+            roster_revoked: false,
+            updated_at: now(),
+        };
+        store.put_user(&u).unwrap();
+        face
+    }
+
+    fn door_with_face_limit(max_face_jpeg_bytes: u32) -> MemoryDoor {
+        MemoryDoor::new(DoorDbLimits {
+            capacity_users: 100,
+            max_record_file_bytes: 64 * 1024,
+            max_face_jpeg_bytes,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_face_over_the_door_limit_is_refitted_delivered_and_not_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let stored = user_with_real_face(&store, "u1");
+        let limit = stored.len_bytes * 2 / 3;
+        let door = door_with_face_limit(limit);
+        let profile = profile();
+        let target = DoorTarget {
+            name: "door0",
+            profile: &profile,
+            door: &door,
+        };
+        let generation = AtomicU64::new(0);
+        let first = apply_door(&store, &target, now(), &generation).await.unwrap();
+        assert!(first.converged() && first.failed.is_empty(), "{first:?}");
+        assert_eq!(first.faces_sent, 1);
+        let applied = store.applied("door0").unwrap();
+        let sent = applied.values().next().unwrap().face.unwrap();
+        assert!(sent.len_bytes <= limit, "{} > {limit}", sent.len_bytes);
+        assert_ne!(sent, stored);
+        assert_eq!(door.digest().await.unwrap().user_count, 1);
+        let second = apply_door(&store, &target, now(), &generation).await.unwrap();
+        assert_eq!((second.upserted, second.faces_sent), (0, 0), "{second:?}");
+    }
+
+    #[tokio::test]
+    async fn a_face_that_cannot_fit_fails_that_user_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        user_with_real_face(&store, "u1");
+        let door = door_with_face_limit(200);
+        let profile = profile();
+        let target = DoorTarget {
+            name: "door0",
+            profile: &profile,
+            door: &door,
+        };
+        let report = apply_door(&store, &target, now(), &AtomicU64::new(0)).await.unwrap();
+        assert_eq!(report.faces_sent, 0);
+        let reason = report.failed.get("IDENTITY:u1").or(report.failed.values().next());
+        assert!(reason.is_some_and(|r| !r.is_empty()), "{report:?}");
+        assert!(store.applied("door0").unwrap().values().all(|e| e.face.is_none()));
+    }
+
+    #[tokio::test]
+    async fn faces_within_the_limit_are_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let stored = user_with_real_face(&store, "u1");
+        let door = door_with_face_limit(stored.len_bytes);
+        let profile = profile();
+        let target = DoorTarget {
+            name: "door0",
+            profile: &profile,
+            door: &door,
+        };
+        let mut entries = crate::sync::desired::user_entries(&store, &profile.name).unwrap();
+        assert!(!fit_entries(&store, &target, &mut entries).await.unwrap());
+        assert_eq!(entries[0].face, Some(stored));
+    }
+}
