@@ -29,7 +29,13 @@ impl ControlHandler for Handler {
         let engine = &self.engine;
         match request {
             Request::Status => {
-                let report = status::collect(engine.store(), &engine.door_names(), true).map_err(|e| e.to_string())?;
+                let mut report =
+                    status::collect(engine.store(), &engine.door_names(), true).map_err(|e| e.to_string())?;
+                for (name, link) in engine.link_snapshots() {
+                    if let Some(d) = report.doors.iter_mut().find(|d| d.name == name) {
+                        d.link = link;
+                    }
+                }
                 to_json(&report)
             }
             Request::Sync {

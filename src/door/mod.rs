@@ -120,6 +120,23 @@ pub trait Door: Send + Sync {
     /// Remove every user and face.
     async fn clear(&self) -> Result<(), DoorError>;
     async fn info(&self) -> Result<DoorInfo, DoorError>;
+    /// The live state of the door's link, for `status` (`None`: the door has no link of its own).
+    fn link_snapshot(&self) -> Option<LinkSnapshot> {
+        None
+    }
+}
+
+/// What `status` shows of a door's live OSDP link (only a running daemon has one).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinkSnapshot {
+    /// `init`, `id-discovery`, `cap-discovery`, `online` or `offline`.
+    pub state: String,
+    /// A Secure Channel session is established right now.
+    pub secure_channel: bool,
+    /// Why the last Secure Channel handshake failed, until one succeeds.
+    pub secure_error: Option<String>,
+    /// PDs sharing this door's line (1 on a point-to-point line).
+    pub pds_on_line: usize,
 }
 
 /// What the door should report for one applied entry, or `None` when the door should not hold it

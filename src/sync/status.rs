@@ -63,6 +63,9 @@ pub struct DoorReport {
     /// text after discovery. Filled from the configuration by the `status` command.
     #[serde(default)]
     pub secure_channel: bool,
+    /// The door's live link as the running daemon sees it (absent without a daemon).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<crate::door::LinkSnapshot>,
 }
 
 /// Reads the report from the store for the configured doors.
@@ -92,6 +95,7 @@ pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<St
             last_error: status.last_error,
             unknown_users: store.unknown_on_door(name)?.into_iter().map(|id| id.0).collect(),
             secure_channel: false,
+            link: None,
         });
     }
     Ok(StatusReport {
@@ -190,6 +194,27 @@ impl std::fmt::Display for StatusReport {
                     .map(|e| format!("; last error: {e}"))
                     .unwrap_or_default()
             )?;
+            if let Some(link) = &d.link {
+                writeln!(
+                    f,
+                    "  link: {}{}{}{}",
+                    link.state,
+                    if link.secure_channel {
+                        ", secure channel open"
+                    } else {
+                        ""
+                    },
+                    link.secure_error
+                        .as_ref()
+                        .map(|e| format!(", secure channel handshake failed: {e}"))
+                        .unwrap_or_default(),
+                    if link.pds_on_line > 1 {
+                        format!(", {} doors on this line", link.pds_on_line)
+                    } else {
+                        String::new()
+                    }
+                )?;
+            }
             for (who, why) in &d.failed {
                 writeln!(f, "  failed {who}: {why}")?;
             }

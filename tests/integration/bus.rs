@@ -187,6 +187,13 @@ async fn the_example_configuration_runs_two_doors_on_one_bus_sync_revoke_probe_a
     let status = json(&out);
     let doors = status["doors"].as_array().cloned().unwrap_or_default();
     assert_eq!(doors.len(), 2, "{status}");
+    // The daemon shows each door's live link: both on one line, the lobby inside its secure session.
+    for (door, secure) in doors.iter().zip([true, false]) {
+        assert_eq!(door["secure_channel"], secure, "{door}");
+        assert_eq!(door["link"]["state"], "online", "{door}");
+        assert_eq!(door["link"]["secure_channel"], secure, "{door}");
+        assert_eq!(door["link"]["pds_on_line"], 2, "{door}");
+    }
 }
 
 /// `doorsync door probe ARGS` (no config).

@@ -573,6 +573,16 @@ impl Door for OsdpDoor {
         }
     }
 
+    fn link_snapshot(&self) -> Option<super::LinkSnapshot> {
+        let status = self.link.status();
+        Some(super::LinkSnapshot {
+            state: status.state.to_string(),
+            secure_channel: status.secure_channel,
+            secure_error: status.secure_error,
+            pds_on_line: status.pds_on_line,
+        })
+    }
+
     async fn info(&self) -> Result<DoorInfo, DoorError> {
         self.ensure_connected().await?;
         match self.exchange(VCmd::Info, Priority::Normal).await? {

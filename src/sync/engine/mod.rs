@@ -253,6 +253,14 @@ impl Engine {
         self.doors.iter().map(|d| (d.name.as_str(), &d.profile)).collect()
     }
 
+    /// Each door's live link state (for the daemon's `status`), by name.
+    pub fn link_snapshots(&self) -> Vec<(&str, Option<crate::door::LinkSnapshot>)> {
+        self.doors
+            .iter()
+            .map(|d| (d.name.as_str(), d.door.link_snapshot()))
+            .collect()
+    }
+
     pub fn door_names(&self) -> Vec<&str> {
         self.doors.iter().map(|d| d.name.as_str()).collect()
     }
