@@ -216,14 +216,14 @@ impl<T: Token> Bus<T> {
         self.collect_events();
     }
 
-    /// Runs timers, hands queued requests to their sessions, and returns the next packet to write if
-    /// the line is free and someone's turn has come. Call until it returns `None`, then sleep until
+    /// Runs timers and returns the next packet to write if the line is free and someone's turn has
+    /// come. A request is handed to its session only when its PD gets the line, so a PD's delete never
+    /// waits behind its own bulk command. Call until it returns `None`, then sleep until
     /// [`Bus::poll_at`] or the next input.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         for p in &mut self.pds {
             p.session.handle_timeout(now);
         }
-        self.submit_queued();
         self.collect_events();
         if self.line_busy() {
             return None;
@@ -233,12 +233,11 @@ impl<T: Token> Bus<T> {
                 .pds
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| p.session.transmit_at().is_some_and(|t| t <= now))
-                .map(|(i, p)| (i, p.need()))
+                .filter_map(|(i, p)| p.want(now).map(|need| (i, need)))
                 .collect();
             let pd = self.turns.pick(&wants)?;
-            let p = &mut self.pds[pd];
-            let sent = p.session.poll_transmit(now);
+            self.submit_next(pd);
+            let sent = self.pds[pd].session.poll_transmit(now);
             self.collect_events();
             if let Some(bytes) = sent {
                 let p = &mut self.pds[pd];
@@ -250,11 +249,11 @@ impl<T: Token> Bus<T> {
                 }
                 return Some(Transmit { pd, bytes });
             }
-            // The session had nothing after all (its state changed in the call); ask again.
-            if self.pds[pd].session.transmit_at().is_none_or(|t| t > now) {
-                continue;
+            // Nothing went out after all (every queued caller had given up, or the session's state
+            // changed in the call); ask again without it if it no longer wants the line.
+            if self.pds[pd].want(now).is_some() {
+                return None;
             }
-            return None;
         }
     }
 
@@ -282,20 +281,20 @@ impl<T: Token> Bus<T> {
         self.pds.iter().any(|p| p.session.awaiting_reply())
     }
 
-    fn submit_queued(&mut self) {
-        for (pd, p) in self.pds.iter_mut().enumerate() {
-            while p.in_flight.is_none() && p.session.can_submit() {
-                let Some((req, priority)) = p.next_request() else {
-                    break;
-                };
-                match p.session.submit(req.command) {
-                    Ok(id) => p.in_flight = Some((id, req.token, priority)),
-                    Err(e) => self.events.push_back(BusEvent::Answer {
-                        pd,
-                        token: req.token,
-                        result: Err(RequestError::Submit(e)),
-                    }),
-                }
+    /// Hands PD `pd`'s next request (urgent lane first) to its session, if it can take one now.
+    fn submit_next(&mut self, pd: usize) {
+        let p = &mut self.pds[pd];
+        while p.in_flight.is_none() && p.session.can_submit() {
+            let Some((req, priority)) = p.next_request() else {
+                break;
+            };
+            match p.session.submit(req.command) {
+                Ok(id) => p.in_flight = Some((id, req.token, priority)),
+                Err(e) => self.events.push_back(BusEvent::Answer {
+                    pd,
+                    token: req.token,
+                    result: Err(RequestError::Submit(e)),
+                }),
             }
         }
     }
@@ -340,14 +339,25 @@ impl<T: Token> BusPd<T> {
         }
     }
 
-    /// What this PD wants the line for: the priority of its command in the session, else a
-    /// keep-alive (online) or discovery (bulk rank, so a dead PD's probes take turns with real work).
-    fn need(&self) -> Need {
+    /// What this PD wants the line for now, if anything: its command in the session (a resend or a
+    /// BUSY retry) at that command's priority; else its next queued request; else a due keep-alive
+    /// (online) or discovery (bulk rank, so a dead PD's probes take turns with real work).
+    fn want(&self, now: Instant) -> Option<Need> {
+        let due = self.session.transmit_at().is_some_and(|t| t <= now);
         match &self.in_flight {
-            Some((_, _, Priority::Urgent)) => Need::Urgent,
-            Some((_, _, Priority::Normal)) => Need::Bulk,
-            None if self.session.state() == PdState::Online => Need::KeepAlive,
-            None => Need::Bulk,
+            Some((_, _, priority)) => due.then_some(Self::need_of(*priority)),
+            None if self.session.can_submit() && !self.urgent.is_empty() => Some(Need::Urgent),
+            None if self.session.can_submit() && !self.normal.is_empty() => Some(Need::Bulk),
+            None if !due => None,
+            None if self.session.state() == PdState::Online => Some(Need::KeepAlive),
+            None => Some(Need::Bulk),
+        }
+    }
+
+    fn need_of(priority: Priority) -> Need {
+        match priority {
+            Priority::Urgent => Need::Urgent,
+            Priority::Normal => Need::Bulk,
         }
     }
 

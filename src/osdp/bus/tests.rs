@@ -321,3 +321,32 @@ fn with_an_echoing_adapter_our_own_bytes_are_dropped_before_the_reply() {
     assert_eq!(bus.session(0).pdid(), Some(&pdid(1)));
     assert_eq!(bus.echo_stats().echo_bytes, t.bytes.len() as u64);
 }
+
+#[test]
+fn a_revocation_for_every_pd_goes_out_right_after_the_fragment_on_the_line_even_while_all_stream() {
+    let mut line = Line::new(4, &[]);
+    line.run_for(Duration::from_millis(100));
+    // Every PD streams: one bulk command queued behind another, as a file transfer does.
+    for pd in 0..4 {
+        for tag in 0..20 {
+            line.bus.request(pd, bulk(tag), Priority::Normal, u32::from(tag));
+        }
+    }
+    let t0 = line.now;
+    line.run_until(t0 + Duration::from_millis(1));
+    let from = line.sent.len();
+    for pd in 0..4 {
+        line.bus
+            .request(pd, urgent(pd as u8), Priority::Urgent, 900 + pd as u32);
+    }
+    line.run_for(Duration::from_millis(100));
+    // The exchange already on the line finishes; then the four deletes, before any more bulk work.
+    let mut next: Vec<String> = line.mfgs_since(from).into_iter().take(4).map(|(_, n)| n).collect();
+    next.sort();
+    assert_eq!(
+        next,
+        ["mfg:7:0", "mfg:7:1", "mfg:7:2", "mfg:7:3"],
+        "{:?}",
+        line.mfgs_since(from)
+    );
+}

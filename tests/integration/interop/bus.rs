@@ -1,6 +1,9 @@
 //! Two LibOSDP doors on one line: a small bus splitter forwards every byte the agent's single line
 //! driver sends to both PDs' pseudo-terminals and merges their replies back, as an RS-485 pair does.
-//! Each PD answers only its own address; the agent keeps one session (SQN, discovery) per PD.
+//! Each PD answers only its own address; the agent keeps one session (SQN, discovery) per PD. The
+//! splitter paces the CP's bytes to 115200 baud as the pair would: every PD must read and discard the
+//! packets for the others, and LibOSDP's receive ring overflows when they arrive faster than a line
+//! can carry them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +23,11 @@ use super::agent::assert_door_answers_match;
 use super::peer::{self, LibosdpPeer};
 use super::{LIMITS, assert_json_matches, jpeg, record};
 
-/// Forwards `cp`'s bytes to every PD line and every PD's bytes to `cp`, until `cp` closes.
+/// 10 bits per byte at 115200 baud.
+const BYTE_TIME: Duration = Duration::from_nanos(86_806);
+
+/// Forwards `cp`'s bytes to every PD line at the line rate and every PD's bytes to `cp`, until `cp`
+/// closes.
 async fn splitter(cp: DuplexStream, pds: Vec<Pty>) {
     let (mut cp_rx, mut cp_tx) = tokio::io::split(cp);
     let (merged_tx, mut merged) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -55,6 +62,7 @@ async fn splitter(cp: DuplexStream, pds: Vec<Pty>) {
                 return;
             }
         }
+        tokio::time::sleep(BYTE_TIME * n as u32).await;
     }
 }
 
