@@ -11,6 +11,7 @@
 mod faces;
 mod local;
 mod removal;
+mod sink;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +26,7 @@ use tokio::sync::{Mutex, watch};
 
 pub use local::{DroppedCall, ModifyReport, OutboxReport, RevokeReport};
 pub use removal::{Removal, RemovalCause};
+use sink::PassSink;
 
 use super::apply::{self, ApplyError, ApplyReport, DoorTarget};
 use super::guard::{self, GuardSettings, HeldSummary};
@@ -65,6 +67,9 @@ pub struct EngineSettings {
     pub urgent_delete_wait: Duration,
     /// The mass-removal guard (`sync.max_implicit_removals`, `sync.removal_hold`).
     pub guard: GuardSettings,
+    /// Walk the roster again this long after the last walk while a pull's detail calls still run
+    /// (the daemon's `cloud.poll_interval`); `None` (one-shot CLI passes): once per pull.
+    pub roster_interval: Option<Duration>,
 }
 
 impl Default for EngineSettings {
@@ -74,6 +79,7 @@ impl Default for EngineSettings {
             verify_interval: Duration::from_secs(3600),
             urgent_delete_wait: DEFAULT_URGENT_DELETE_WAIT,
             guard: GuardSettings::default(),
+            roster_interval: None,
         }
     }
 }
@@ -306,18 +312,20 @@ impl Engine {
             max_concurrency: self.settings.max_concurrency,
             guard: self.settings.guard,
             confirm_removals,
+            roster_interval: self.settings.roster_interval,
         };
-        let pulled = pull::pull(self.cloud.as_ref(), &self.store, &self.profiles, self.now(), options).await;
-        if let Err(PullError::Incomplete { changed: true, .. }) = &pulled {
-            self.bump();
-            self.remove_undesired(RemovalCause::RosterChange, self.now()).await?;
-        }
+        let sink = PassSink::new(self);
+        let pulled = pull::pull_into(
+            self.cloud.as_ref(),
+            &self.store,
+            &self.profiles,
+            self.now(),
+            options,
+            &sink,
+        )
+        .await;
+        let removals = sink.finish();
         let report = pulled?;
-        let mut removals = Vec::new();
-        if report.changed {
-            self.bump();
-            removals = self.remove_undesired(RemovalCause::RosterChange, self.now()).await?;
-        }
         self.collect_faces_locked().await;
         Ok((report, removals))
     }
