@@ -275,6 +275,12 @@ impl Engine {
         self.changes.send_replace(g);
     }
 
+    /// Wakes idle door workers without invalidating plans in flight: for additions (a new user, a new
+    /// face), which a stale plan cannot make unsafe — it only sends them one apply later.
+    pub fn notify(&self) {
+        self.changes.send_modify(|_| {});
+    }
+
     /// Stops applies in flight at their next op boundary (graceful shutdown); urgent deletes still run.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
