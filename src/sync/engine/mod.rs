@@ -459,13 +459,13 @@ impl Engine {
         });
         let pulled = self.pull_with(options.force_refresh, options.confirm_removals).await;
         report.removals_held = guard::summary(&self.store.held_removals()?);
-        report.failed = self
-            .store
-            .users()?
-            .0
-            .into_iter()
-            .filter_map(|u| u.failure.map(|f| (u.key.to_string(), f)))
-            .collect();
+        let mut failed = BTreeMap::new();
+        self.store.each_user(|u| {
+            if let Some(f) = u.failure {
+                failed.insert(u.key.to_string(), f);
+            }
+        })?;
+        report.failed = failed;
         match pulled {
             Ok((pulled, removals)) => {
                 report.removed_at_once = removals.iter().map(|r| r.removed.len() as u64).sum();
