@@ -146,6 +146,7 @@ pub async fn run(daemon: Daemon, shutdown: impl Future<Output = ()> + Send) -> R
         verify_interval: config.verify_interval,
         urgent_delete_wait: config.urgent_delete_wait,
         guard: config.guard,
+        roster_interval: Some(config.poll_interval),
     };
     // Expiry decisions take "now" from the trust rule (README "Clock trust").
     let clock = Arc::new(super::TrustedClock::new(clock, store.clone(), cloud.clone()));

@@ -43,6 +43,7 @@ impl Standalone {
             verify_interval: config.sync.verify_interval,
             urgent_delete_wait: super::daemon::urgent_delete_wait(&config.doors),
             guard: crate::sync::guard::GuardSettings::from_config(&config.sync),
+            roster_interval: None,
         };
         let cloud: Arc<dyn crate::cloud::FaceCloud> = Arc::new(cloud);
         let clock = Arc::new(super::TrustedClock::new(

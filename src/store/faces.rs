@@ -289,8 +289,9 @@ impl Store {
         self.faces.usage()
     }
 
-    /// Streams every user record through `visit`; false if any record was unreadable.
-    fn each_user(&self, mut visit: impl FnMut(StoredUser)) -> Result<bool, StoreError> {
+    /// Streams every user record through `visit` without collecting them; false if any record was
+    /// unreadable (each is logged).
+    pub fn each_user(&self, mut visit: impl FnMut(StoredUser)) -> Result<bool, StoreError> {
         let mut all_readable = true;
         for item in self.users.iter() {
             let (k, v) = item?;

@@ -2,7 +2,7 @@
 //! installed, the implicit removals the mass-removal guard holds, and the strangers verification found
 //! on a door but may not remove yet (README, "Roster integrity").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,33 @@ impl HeldRemovals {
 }
 
 impl Store {
+    /// The key of every readable stored user (a corrupt entry is reported by `users`), without keeping
+    /// the records: the roster phase of a pull needs only who is there.
+    pub fn user_keys(&self) -> Result<BTreeSet<UserKey>, StoreError> {
+        let mut keys = BTreeSet::new();
+        for item in self.users.iter() {
+            let (k, v) = item?;
+            if let Ok(u) = super::decode::<super::StoredUser>(&self.users, &k, &v) {
+                keys.insert(u.key);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Removes these users in one atomic batch; durable on return. Called with the removals of a
+    /// complete, consistent roster walk only (and the users the cloud said are gone).
+    pub fn remove_users(&self, keys: &BTreeSet<UserKey>) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for key in keys {
+            batch.remove(super::user_key_bytes(key));
+        }
+        self.users.apply_batch(batch)?;
+        self.flush()
+    }
+
     /// Whether the store ever held one complete, consistent roster walk. Until then verification must
     /// not remove people from a door that the agent did not put there. A store written before this
     /// flag existed counts when its last pull succeeded.

@@ -9,14 +9,10 @@ use crate::store::{Store, StoreError, StoredUser};
 /// How each stored user looks from a door with `profile_name`, with tombstones applied.
 pub fn user_entries(store: &Store, profile_name: &str) -> Result<Vec<UserEntry>, StoreError> {
     let tombstoned: BTreeSet<_> = store.tombstones()?.into_iter().map(|t| t.key).collect();
-    let (users, corrupt) = store.users()?;
-    for e in corrupt {
-        tracing::error!(error = %e, "skipping a corrupt user record");
-    }
-    Ok(users
-        .iter()
-        .map(|u| user_entry(u, profile_name, tombstoned.contains(&u.key)))
-        .collect())
+    // One record at a time: only the compact entries are kept (BENCHMARKS.md, memory budget).
+    let mut entries = Vec::new();
+    store.each_user(|u| entries.push(user_entry(&u, profile_name, tombstoned.contains(&u.key))))?;
+    Ok(entries)
 }
 
 fn user_entry(u: &StoredUser, profile_name: &str, tombstoned: bool) -> UserEntry {

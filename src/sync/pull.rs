@@ -1,22 +1,30 @@
-//! Pulling desired state from the cloud: the roster walk, each user's face (downloaded only when it
-//! changed), normalisation per hardware profile, and one atomic roster install.
+//! Pulling desired state from the cloud in three phases, each written to the store as soon as it is
+//! known so the caller can act on it before the pull ends (a [`PullSink`]):
 //!
-//! A cloud failure leaves the cached state in force: nothing is written until the walk is complete,
-//! so doors keep working from the cache. A per-user failure marks that user failed and keeps their
-//! previous face. A pass in which most users come back "gone" is refused as a likely cloud-side
-//! configuration problem, rather than wiping every door. A roster walk that does not add up updates
-//! the users it listed (so their explicit revocations apply) and removes nobody else; users who
-//! simply vanish from a consistent roster go through the mass-removal guard (`guard`).
+//! 1. **Roster.** The walk; once it is complete and consistent, users it no longer lists are removed
+//!    through the mass-removal guard (`guard`) and roster-revoked users are flagged, in the store, at
+//!    once. A walk that does not add up flags the revocations of users it listed and removes nobody.
+//!    A cloud failure during the walk writes nothing, so doors keep working from the cache.
+//! 2. **Details.** Each listed user's face record (image downloaded only when it changed, normalised
+//!    per hardware profile), at most `max_concurrency` at a time; each answer is written as it arrives
+//!    (DENY, `expireTime`, face), so one slow user delays nobody else. A per-user failure marks that
+//!    user failed and keeps their previous face.
+//! 3. **Gone.** Users the cloud said no longer exist are removed last, unless most users came back
+//!    "gone": that is refused as a likely cloud-side configuration problem rather than wiping every door.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod user;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
 
 use futures::StreamExt as _;
+use futures::future::{BoxFuture, OptionFuture};
+use futures::stream::FuturesUnordered;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::cloud::{CloudError, CloudFace, ErrorClass, FaceCloud, RosterEntry};
-use crate::domain::{Profile, UserKey};
-use crate::faces;
+use crate::cloud::{CloudError, FaceCloud, RosterEntry};
+use crate::domain::{Policy, Profile, UserKey};
 use crate::store::{PassSummary, Store, StoreError, StoredUser};
 use crate::sync::guard::{self, GuardSettings};
 
@@ -74,6 +82,9 @@ pub struct PullOptions {
     pub guard: GuardSettings,
     /// Apply the removals the guard holds (`sync --confirm-removals`), if this pull agrees.
     pub confirm_removals: bool,
+    /// Walk the roster again this long after the previous walk ended while detail calls are still
+    /// running (the daemon's `cloud.poll_interval`); `None`: one walk per pull.
+    pub roster_interval: Option<Duration>,
 }
 
 enum UserOutcome {
@@ -85,6 +96,30 @@ enum UserOutcome {
     Gone(UserKey),
 }
 
+/// Where a pull reports each change of desired state as soon as it is in the store.
+#[async_trait::async_trait]
+pub trait PullSink: Send + Sync {
+    /// Desired state changed. `removal`: someone may have to leave the doors now (a roster removal,
+    /// a roster revocation, DENY, an expiry in the past, a user gone); otherwise only additions or
+    /// updates (a new user, a new face, a rename) wait for the doors.
+    async fn changed(&self, removal: bool) -> Result<(), StoreError>;
+
+    /// The time for decisions taken after the pull started (the guard's, on a roster walked again).
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A sink that does nothing: the caller acts on the store after the pull.
+pub struct NoSink;
+
+#[async_trait::async_trait]
+impl PullSink for NoSink {
+    async fn changed(&self, _removal: bool) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
 /// One pull pass. `profiles` are the distinct profiles of the configured doors.
 pub async fn pull(
     cloud: &dyn FaceCloud,
@@ -92,6 +127,18 @@ pub async fn pull(
     profiles: &[Profile],
     now: Timestamp,
     options: PullOptions,
+) -> Result<PullReport, PullError> {
+    pull_into(cloud, store, profiles, now, options, &NoSink).await
+}
+
+/// [`pull`], telling `sink` of each change as soon as it is in the store.
+pub async fn pull_into(
+    cloud: &dyn FaceCloud,
+    store: &Store,
+    profiles: &[Profile],
+    now: Timestamp,
+    options: PullOptions,
+    sink: &dyn PullSink,
 ) -> Result<PullReport, PullError> {
     let started_at = now;
     // Taken before the roster is read: only a pull that starts after a face delete's ack may lift.
@@ -112,58 +159,119 @@ pub async fn pull(
             return Err(e.into());
         }
     };
-    let before: BTreeMap<UserKey, StoredUser> = store.users()?.0.into_iter().map(|u| (u.key.clone(), u)).collect();
-    let mut seen = BTreeSet::new();
-    let roster: Vec<RosterEntry> = roster
-        .into_iter()
-        .filter(|e| seen.insert(e.key.clone()))
-        // A broken walk is trusted for nothing but explicit news about users already known.
-        .filter(|e| incomplete.is_none() || before.contains_key(&e.key))
-        .collect();
-    let total = roster.len() as u64;
+    let mut report = PullReport::default();
 
-    let outcomes: Vec<Result<UserOutcome, PullError>> = futures::stream::iter(roster)
-        .map(|entry| pull_user(cloud, store, profiles, entry, now, options.force_refresh))
-        .buffer_unordered(options.max_concurrency.max(1))
-        .collect()
-        .await;
-
-    let mut report = PullReport {
-        users_total: total,
-        ..Default::default()
+    // Phase 1: the roster's own news, before any detail call.
+    let roster = match apply_roster(store, roster, incomplete.is_some(), now, &options, &mut report) {
+        Ok((r, _)) => r,
+        Err(e) => {
+            record_failed_pass(store, started_at, &e.to_string());
+            return Err(e);
+        }
     };
-    let mut users = Vec::with_capacity(outcomes.len());
+    if report.changed {
+        sink.changed(true).await?;
+    }
+
+    // Phase 2: each user's details, written as they arrive, at most `max_concurrency` at a time; the
+    // roster is walked again every `roster_interval` meanwhile, so a removal made in the cloud during
+    // a long detail phase does not wait for its end.
+    let limit = options.max_concurrency.max(1);
+    let mut current: BTreeSet<UserKey> = roster.iter().map(|e| e.key.clone()).collect();
+    let mut scheduled = current.clone();
+    let mut queue: VecDeque<RosterEntry> = roster.into();
+    let mut in_flight = FuturesUnordered::new();
+    let mut walk: Option<BoxFuture<'_, Result<Vec<RosterEntry>, CloudError>>> = None;
+    let mut next_walk = options.roster_interval.map(|i| tokio::time::Instant::now() + i);
     let mut gone = BTreeSet::new();
-    for outcome in outcomes {
-        match outcome {
+    loop {
+        while in_flight.len() < limit {
+            let Some(entry) = queue.pop_front() else { break };
+            if current.contains(&entry.key) {
+                in_flight.push(user::pull_user(
+                    cloud,
+                    store,
+                    profiles,
+                    entry,
+                    now,
+                    options.force_refresh,
+                ));
+            }
+        }
+        if in_flight.is_empty() && walk.is_none() {
+            break;
+        }
+        let walk_due = next_walk.filter(|_| walk.is_none());
+        let outcome = tokio::select! {
+            Some(outcome) = in_flight.next(), if !in_flight.is_empty() => outcome,
+            () = tokio::time::sleep_until(walk_due.unwrap_or_else(tokio::time::Instant::now)), if walk_due.is_some() => {
+                walk = Some(cloud.roster());
+                continue;
+            }
+            Some(walked) = OptionFuture::from(walk.as_mut()), if walk.is_some() => {
+                walk = None;
+                next_walk = options.roster_interval.map(|i| tokio::time::Instant::now() + i);
+                let walked = match walked {
+                    Ok(walked) => walked,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "roster walk during the detail calls failed; it removes nobody");
+                        continue;
+                    }
+                };
+                let (walked, changed) = apply_roster(store, walked, false, sink.now(), &options, &mut report)?;
+                if changed {
+                    sink.changed(true).await?;
+                }
+                current = walked.iter().map(|e| e.key.clone()).collect();
+                for entry in walked {
+                    if scheduled.insert(entry.key.clone()) {
+                        queue.push_back(entry);
+                    }
+                }
+                continue;
+            }
+        };
+        let (user, downloaded_bytes, failed) = match outcome {
             Ok(UserOutcome::Keep {
                 user,
                 downloaded_bytes,
                 failed,
-            }) => {
-                match downloaded_bytes {
-                    Some(n) => {
-                        report.images_downloaded += 1;
-                        report.image_bytes_downloaded += n;
-                    }
-                    None if !failed => report.images_skipped += 1,
-                    None => {}
-                }
-                report.users_failed += u64::from(failed);
-                if let Some(why) = &user.failure {
-                    report.failed.insert(user.key.to_string(), why.clone());
-                }
-                users.push(user);
-            }
+            }) => (user, downloaded_bytes, failed),
             Ok(UserOutcome::Gone(key)) => {
                 gone.insert(key);
+                continue;
             }
             Err(e) => {
                 record_failed_pass(store, started_at, &e.to_string());
                 return Err(e);
             }
+        };
+        // A later walk no longer lists this user: their answer must not bring them back.
+        if !current.contains(&user.key) {
+            continue;
+        }
+        match downloaded_bytes {
+            Some(n) => {
+                report.images_downloaded += 1;
+                report.image_bytes_downloaded += n;
+            }
+            None if !failed => report.images_skipped += 1,
+            None => {}
+        }
+        report.users_failed += u64::from(failed);
+        if let Some(why) = &user.failure {
+            report.failed.insert(user.key.to_string(), why.clone());
+        }
+        if let Some(removal) = record_user(store, &user, now, tombstone_mark, &mut report)? {
+            report.changed = true;
+            sink.changed(removal).await?;
         }
     }
+    let total = scheduled.len() as u64;
+    report.users_total = total;
+    gone.retain(|k| current.contains(k));
+
+    // Phase 3: users the cloud says no longer exist.
     report.users_gone = gone.len() as u64;
     if report.users_gone >= 2 && report.users_gone * 2 > total {
         let e = PullError::MassUserGone {
@@ -176,51 +284,12 @@ pub async fn pull(
     for key in &gone {
         tracing::info!(user = %key, "the cloud says this user no longer exists; removing them");
     }
-
-    let listed: BTreeSet<UserKey> = users.iter().map(|u| u.key.clone()).collect();
-    // Stored users neither listed nor explicitly gone: kept as they were (incomplete pull, or held by
-    // the guard), or removed implicitly.
-    let unlisted: BTreeSet<UserKey> = before
-        .keys()
-        .filter(|k| !listed.contains(*k) && !gone.contains(*k))
-        .cloned()
-        .collect();
-    let keep: BTreeSet<UserKey> = match &incomplete {
-        Some(_) => unlisted,
-        None => {
-            let decision = guard::decide(
-                &options.guard,
-                before.len() as u64,
-                &unlisted,
-                &store.held_removals()?,
-                now,
-                options.confirm_removals,
-            );
-            if decision.started {
-                tracing::warn!(
-                    held = decision.held.users.len(),
-                    roster_before = before.len(),
-                    hold = ?options.guard.removal_hold,
-                    "the roster dropped many users at once; holding their removal (confirm with `doorsync sync \
-                     --confirm-removals`)"
-                );
-            }
-            report.removed_implicitly = decision.remove.len() as u64;
-            report.removals_held = decision.held.users.len() as u64;
-            store.put_held_removals(&decision.held)?;
-            decision.held.users.into_values().map(|h| h.key).collect()
-        }
-    };
-    users.extend(keep.iter().filter_map(|k| before.get(k).cloned()));
-
-    report.tombstones_lifted = super::tombstone::review(store, &users, tombstone_mark)?;
-    users.sort_by(|a, b| a.key.cmp(&b.key));
-    report.changed = report.tombstones_lifted > 0
-        || before.len() != users.len()
-        || users
-            .iter()
-            .any(|u| before.get(&u.key).is_none_or(|b| desired_fields_differ(b, u)));
-    store.replace_roster(&users)?;
+    if !gone.is_empty() {
+        store.remove_users(&gone)?;
+        report.changed = true;
+        sink.changed(true).await?;
+    }
+    store.flush()?;
     if let Some(reason) = incomplete {
         record_failed_pass(store, started_at, &reason);
         return Err(PullError::Incomplete {
@@ -238,6 +307,107 @@ pub async fn pull(
         error: None,
     })?;
     Ok(report)
+}
+
+/// Phase 1: writes what the roster walk alone tells — users a consistent roster no longer lists leave
+/// the store (as far as the guard lets them), and roster revocations are flagged — and returns the
+/// entries whose details are to be fetched. An incomplete walk is trusted for nothing but explicit
+/// news about users already known.
+fn apply_roster(
+    store: &Store,
+    roster: Vec<RosterEntry>,
+    incomplete: bool,
+    now: Timestamp,
+    options: &PullOptions,
+    report: &mut PullReport,
+) -> Result<(Vec<RosterEntry>, bool), PullError> {
+    let before = store.user_keys()?;
+    let mut seen = BTreeSet::new();
+    let roster: Vec<RosterEntry> = roster
+        .into_iter()
+        .filter(|e| seen.insert(e.key.clone()))
+        .filter(|e| !incomplete || before.contains(&e.key))
+        .collect();
+    drop(seen);
+    let listed: BTreeSet<&UserKey> = roster.iter().map(|e| &e.key).collect();
+    // Stored users not listed: kept as they were (incomplete walk, or held by the guard), or removed.
+    let unlisted: BTreeSet<UserKey> = before.iter().filter(|k| !listed.contains(k)).cloned().collect();
+    drop(listed);
+    let mut changed = false;
+    if !incomplete {
+        let decision = guard::decide(
+            &options.guard,
+            before.len() as u64,
+            &unlisted,
+            &store.held_removals()?,
+            now,
+            options.confirm_removals,
+        );
+        if decision.started {
+            tracing::warn!(
+                held = decision.held.users.len(),
+                roster_before = before.len(),
+                hold = ?options.guard.removal_hold,
+                "the roster dropped many users at once; holding their removal (confirm with `doorsync sync \
+                 --confirm-removals`)"
+            );
+        }
+        report.removed_implicitly += decision.remove.len() as u64;
+        report.removals_held = decision.held.users.len() as u64;
+        store.put_held_removals(&decision.held)?;
+        store.remove_users(&decision.remove)?;
+        changed |= !decision.remove.is_empty();
+    }
+    // A revocation the roster shows applies now, not after this user's detail call.
+    for entry in &roster {
+        if let Some(mut user) = store.get_user(&entry.key)?
+            && user.roster_revoked != entry.revoked
+        {
+            user.roster_revoked = entry.revoked;
+            store.put_user(&user)?;
+            changed = true;
+        }
+    }
+    report.changed |= changed;
+    Ok((roster, changed))
+}
+
+/// Phase 2 for one user: writes the user if anything about them changed and reviews their tombstone.
+/// Returns `None` when desired state did not change, else whether the change may remove them.
+fn record_user(
+    store: &Store,
+    user: &StoredUser,
+    now: Timestamp,
+    tombstone_mark: u64,
+    report: &mut PullReport,
+) -> Result<Option<bool>, PullError> {
+    let before = store.get_user(&user.key).unwrap_or_else(|e| {
+        tracing::warn!(user = %user.key, error = %e, "cached record unreadable; replacing it");
+        None
+    });
+    let changed = before.as_ref().is_none_or(|b| desired_fields_differ(b, user));
+    let differs = changed || before.as_ref().is_some_and(|b| bookkeeping_differs(b, user));
+    if differs {
+        store.put_user(user)?;
+    }
+    let mut lifted = false;
+    if store.get_tombstone(&user.key)?.is_some() {
+        let n = super::tombstone::review(store, std::slice::from_ref(user), tombstone_mark)?;
+        report.tombstones_lifted += n;
+        lifted = n > 0;
+    }
+    if !changed && !lifted {
+        return Ok(None);
+    }
+    let may_not_pass =
+        user.policy != Policy::Permission || user.roster_revoked || user.expire_at.is_some_and(|at| at <= now);
+    Ok(Some(may_not_pass))
+}
+
+/// Fields that change no door but are kept: the fingerprint that saves the next download, the
+/// failure `status` shows, the cloud's faceId.
+fn bookkeeping_differs(a: &StoredUser, b: &StoredUser) -> bool {
+    a.image_fingerprint != b.image_fingerprint || a.failure != b.failure || a.cloud_face_id != b.cloud_face_id
 }
 
 fn desired_fields_differ(a: &StoredUser, b: &StoredUser) -> bool {
@@ -261,167 +431,4 @@ fn record_failed_pass(store: &Store, started_at: Timestamp, error: &str) {
     if let Err(e) = store.put_last_pass(&summary) {
         tracing::error!(error = %e, "cannot record the failed pass");
     }
-}
-
-async fn pull_user(
-    cloud: &dyn FaceCloud,
-    store: &Store,
-    profiles: &[Profile],
-    entry: RosterEntry,
-    now: Timestamp,
-    force_refresh: bool,
-) -> Result<UserOutcome, PullError> {
-    let existing = store.get_user(&entry.key).unwrap_or_else(|e| {
-        tracing::warn!(user = %entry.key, error = %e, "cached record unreadable; fetching afresh");
-        None
-    });
-    let face = match cloud.get_face(&entry.key).await {
-        Ok(face) => face,
-        Err(e) if e.class() == ErrorClass::UserGone => return Ok(UserOutcome::Gone(entry.key)),
-        // Credentials or configuration: every other call would fail the same way; stop the pass.
-        Err(e) if matches!(e.class(), ErrorClass::Auth | ErrorClass::Config | ErrorClass::WrongApi) => {
-            return Err(e.into());
-        }
-        Err(e) => {
-            let reason = format!("user {}: cloud record: {e}", entry.key);
-            tracing::warn!(%reason, "user failed; keeping what was known of them");
-            return Ok(failed_user(existing, &entry, now, reason));
-        }
-    };
-    let fingerprint = face.fingerprint();
-    let mut user = StoredUser {
-        key: entry.key.clone(),
-        display_name: display_name(&face, &entry),
-        policy: face.policy,
-        expire_at: face.expire_at,
-        cloud_face_id: face.face_id.clone(),
-        image_fingerprint: existing.as_ref().and_then(|u| u.image_fingerprint.clone()),
-        faces: existing.as_ref().map(|u| u.faces.clone()).unwrap_or_default(),
-        failure: None,
-        roster_revoked: entry.revoked,
-        updated_at: now,
-    };
-    let unchanged = existing.as_ref().is_some_and(|u| {
-        u.image_fingerprint.as_deref() == Some(fingerprint.as_str())
-            && u.failure.is_none()
-            && profiles.iter().all(|p| u.faces.contains_key(&p.name))
-    });
-    if unchanged && !force_refresh {
-        return Ok(UserOutcome::Keep {
-            user,
-            downloaded_bytes: None,
-            failed: false,
-        });
-    }
-    let bytes = match cloud.fetch_image(&face.image).await {
-        Ok(b) => b,
-        // Everything about one user's image fails that user only (README, "Roster integrity").
-        Err(e) => {
-            let reason = format!("user {}: {e}", entry.key);
-            tracing::warn!(%reason, "face image not fetched; keeping the previous face");
-            user.failure = Some(reason);
-            return Ok(UserOutcome::Keep {
-                user,
-                downloaded_bytes: None,
-                failed: true,
-            });
-        }
-    };
-    let downloaded = bytes.len() as u64;
-    match normalise_all(store, profiles, bytes).await {
-        Ok(faces) => {
-            user.faces = faces;
-            user.image_fingerprint = Some(fingerprint);
-            Ok(UserOutcome::Keep {
-                user,
-                downloaded_bytes: Some(downloaded),
-                failed: false,
-            })
-        }
-        Err(reason) => {
-            let reason = format!("user {}: {reason}", entry.key);
-            tracing::warn!(%reason, "face image rejected; keeping the previous face");
-            user.failure = Some(reason);
-            Ok(UserOutcome::Keep {
-                user,
-                downloaded_bytes: Some(downloaded),
-                failed: true,
-            })
-        }
-    }
-}
-
-/// Longest display name kept (characters); doors keep fewer, terminals need no more.
-const DISPLAY_NAME_MAX_CHARS: usize = 64;
-
-fn display_name(face: &CloudFace, entry: &RosterEntry) -> String {
-    [face.name.as_deref(), entry.name.as_deref()]
-        .into_iter()
-        .flatten()
-        .map(clean_name)
-        .find(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| clean_name(&entry.key.user_id))
-}
-
-/// A name as the cloud sent it, without control characters (NUL included), which must reach neither
-/// a door nor a terminal, and cut to [`DISPLAY_NAME_MAX_CHARS`].
-fn clean_name(name: &str) -> String {
-    name.chars()
-        .filter(|c| !c.is_control())
-        .take(DISPLAY_NAME_MAX_CHARS)
-        .collect()
-}
-
-fn failed_user(existing: Option<StoredUser>, entry: &RosterEntry, now: Timestamp, reason: String) -> UserOutcome {
-    let user = match existing {
-        // Keep what we knew (still on the roster), but flag it.
-        Some(mut u) => {
-            u.failure = Some(reason);
-            u.roster_revoked = entry.revoked;
-            u
-        }
-        None => StoredUser {
-            key: entry.key.clone(),
-            display_name: clean_name(entry.name.as_deref().unwrap_or(&entry.key.user_id)),
-            policy: crate::domain::Policy::Permission,
-            expire_at: None,
-            cloud_face_id: None,
-            image_fingerprint: None,
-            faces: BTreeMap::new(),
-            failure: Some(reason),
-            roster_revoked: entry.revoked,
-            updated_at: now,
-        },
-    };
-    UserOutcome::Keep {
-        user,
-        downloaded_bytes: None,
-        failed: true,
-    }
-}
-
-/// Normalises one image for every profile, off the async threads (it is CPU work), and stores the
-/// results by content hash.
-async fn normalise_all(
-    store: &Store,
-    profiles: &[Profile],
-    bytes: Vec<u8>,
-) -> Result<BTreeMap<String, crate::domain::FaceRef>, String> {
-    let limits: Vec<(String, crate::domain::ImageLimits)> =
-        profiles.iter().map(|p| (p.name.clone(), p.image)).collect();
-    let normalised = tokio::task::spawn_blocking(move || {
-        limits
-            .into_iter()
-            .map(|(name, limits)| faces::normalise(&bytes, &limits).map(|n| (name, n.jpeg)))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| format!("image worker failed: {e}"))?
-    .map_err(|e| format!("face image: {e}"))?;
-    let mut out = BTreeMap::new();
-    for (name, jpeg) in normalised {
-        let face = store.put_face(&jpeg).map_err(|e| e.to_string())?;
-        out.insert(name, face);
-    }
-    Ok(out)
 }

@@ -96,6 +96,8 @@ pub fn add_user(store: &Store, id: &str) -> FaceRef {
 #[derive(Default)]
 pub struct FakeCloud {
     pub state: std::sync::Mutex<FakeCloudState>,
+    /// Wakes detail calls waiting on [`FakeCloudState::blocked`].
+    released: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -108,6 +110,10 @@ pub struct FakeCloudState {
     pub calls: Vec<String>,
     /// Identity ids whose modify is refused as a bad request.
     pub refuse_modify: Vec<String>,
+    /// Users whose detail call (`get_face`) waits until [`FakeCloud::release`].
+    pub blocked: std::collections::BTreeSet<UserKey>,
+    /// Users whose detail call was answered, in order.
+    pub answered: Vec<UserKey>,
 }
 
 impl FakeCloud {
@@ -133,6 +139,22 @@ impl FakeCloud {
 
     pub fn remove(&self, id: &str) {
         self.state.lock().unwrap().users.retain(|u| u.key.user_id != id);
+    }
+
+    /// Holds the detail call of every user now in the cloud until [`FakeCloud::release`].
+    pub fn block_details(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.blocked = s.users.iter().map(|u| u.key.clone()).collect();
+    }
+
+    /// Lets the held detail call of `id` (or of everyone, `None`) answer.
+    pub fn release(&self, id: Option<&str>) {
+        self.state
+            .lock()
+            .unwrap()
+            .blocked
+            .retain(|k| id.is_some_and(|id| k.user_id != id));
+        self.released.notify_waiters();
     }
 
     pub fn set_down(&self, down: bool) {
@@ -185,7 +207,16 @@ impl crate::cloud::FaceCloud for FakeCloud {
 
     async fn get_face(&self, key: &UserKey) -> Result<crate::cloud::CloudFace, crate::cloud::CloudError> {
         self.check_up("/face/paas/image/get")?;
-        let s = self.state.lock().unwrap();
+        loop {
+            // Registered before the check, so a release in between is not missed.
+            let released = self.released.notified();
+            if !self.state.lock().unwrap().blocked.contains(key) {
+                break;
+            }
+            released.await;
+        }
+        let mut s = self.state.lock().unwrap();
+        s.answered.push(key.clone());
         if s.gone.contains(key) {
             return Err(gone("/face/paas/image/get"));
         }

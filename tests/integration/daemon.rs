@@ -156,18 +156,18 @@ async fn a_revocation_through_the_socket_reaches_the_door_before_a_slow_transfer
     let door = memory_door();
     door.set_face_delay(Duration::from_millis(60));
     let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
+    // Records and faces go out as the pull's answers arrive: wait for every record and two faces.
     until(|| {
-        door.calls()
-            .iter()
-            .filter(|c| matches!(c, DoorCall::PutFace(_)))
-            .count()
-            >= 2
+        door.user_ids().len() == 12
+            && door
+                .calls()
+                .iter()
+                .filter(|c| matches!(c, DoorCall::PutFace(_)))
+                .count()
+                >= 2
     })
     .await;
-    assert!(
-        door.user_ids().len() == 12 && door.image_bytes_received() > 0,
-        "the transfer is under way"
-    );
+    assert!(door.image_bytes_received() > 0, "the transfer is under way");
     let store_ids: Vec<_> = door.user_ids();
     // Someone already fully on the door: revoke them while the other faces are still on the line.
     let db = door.snapshot();

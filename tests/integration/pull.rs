@@ -43,6 +43,7 @@ const OPTS: PullOptions = PullOptions {
         removal_hold: Duration::from_secs(600),
     },
     confirm_removals: false,
+    roster_interval: None,
 };
 
 #[tokio::test]

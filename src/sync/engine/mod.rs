@@ -11,6 +11,7 @@
 mod faces;
 mod local;
 mod removal;
+mod sink;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +26,7 @@ use tokio::sync::{Mutex, watch};
 
 pub use local::{DroppedCall, ModifyReport, OutboxReport, RevokeReport};
 pub use removal::{Removal, RemovalCause};
+use sink::PassSink;
 
 use super::apply::{self, ApplyError, ApplyReport, DoorTarget};
 use super::guard::{self, GuardSettings, HeldSummary};
@@ -65,6 +67,9 @@ pub struct EngineSettings {
     pub urgent_delete_wait: Duration,
     /// The mass-removal guard (`sync.max_implicit_removals`, `sync.removal_hold`).
     pub guard: GuardSettings,
+    /// Walk the roster again this long after the last walk while a pull's detail calls still run
+    /// (the daemon's `cloud.poll_interval`); `None` (one-shot CLI passes): once per pull.
+    pub roster_interval: Option<Duration>,
 }
 
 impl Default for EngineSettings {
@@ -74,6 +79,7 @@ impl Default for EngineSettings {
             verify_interval: Duration::from_secs(3600),
             urgent_delete_wait: DEFAULT_URGENT_DELETE_WAIT,
             guard: GuardSettings::default(),
+            roster_interval: None,
         }
     }
 }
@@ -277,6 +283,12 @@ impl Engine {
         self.changes.send_replace(g);
     }
 
+    /// Wakes idle door workers without invalidating plans in flight: for additions (a new user, a new
+    /// face), which a stale plan cannot make unsafe — it only sends them one apply later.
+    pub fn notify(&self) {
+        self.changes.send_modify(|_| {});
+    }
+
     /// Stops applies in flight at their next op boundary (graceful shutdown); urgent deletes still run.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
@@ -314,18 +326,20 @@ impl Engine {
             max_concurrency: self.settings.max_concurrency,
             guard: self.settings.guard,
             confirm_removals,
+            roster_interval: self.settings.roster_interval,
         };
-        let pulled = pull::pull(self.cloud.as_ref(), &self.store, &self.profiles, self.now(), options).await;
-        if let Err(PullError::Incomplete { changed: true, .. }) = &pulled {
-            self.bump();
-            self.remove_undesired(RemovalCause::RosterChange, self.now()).await?;
-        }
+        let sink = PassSink::new(self);
+        let pulled = pull::pull_into(
+            self.cloud.as_ref(),
+            &self.store,
+            &self.profiles,
+            self.now(),
+            options,
+            &sink,
+        )
+        .await;
+        let removals = sink.finish();
         let report = pulled?;
-        let mut removals = Vec::new();
-        if report.changed {
-            self.bump();
-            removals = self.remove_undesired(RemovalCause::RosterChange, self.now()).await?;
-        }
         self.collect_faces_locked().await;
         Ok((report, removals))
     }
@@ -453,13 +467,13 @@ impl Engine {
         });
         let pulled = self.pull_with(options.force_refresh, options.confirm_removals).await;
         report.removals_held = guard::summary(&self.store.held_removals()?);
-        report.failed = self
-            .store
-            .users()?
-            .0
-            .into_iter()
-            .filter_map(|u| u.failure.map(|f| (u.key.to_string(), f)))
-            .collect();
+        let mut failed = BTreeMap::new();
+        self.store.each_user(|u| {
+            if let Some(f) = u.failure {
+                failed.insert(u.key.to_string(), f);
+            }
+        })?;
+        report.failed = failed;
         match pulled {
             Ok((pulled, removals)) => {
                 report.removed_at_once = removals.iter().map(|r| r.removed.len() as u64).sum();

@@ -21,19 +21,17 @@ struct Rig {
 }
 
 fn rig(users: usize, doors: usize) -> Rig {
+    rig_with(users, doors, EngineSettings::default())
+}
+
+fn rig_with(users: usize, doors: usize, settings: EngineSettings) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let cloud = Arc::new(FakeCloud::with_users(users));
     let clock = Arc::new(ManualClock::new(now()));
     let memory: Vec<Arc<MemoryDoor>> = (0..doors).map(|_| Arc::new(memory_door())).collect();
     let engine_doors = engine_doors(&memory);
-    let engine = Engine::new(
-        store,
-        cloud.clone(),
-        clock.clone(),
-        engine_doors,
-        EngineSettings::default(),
-    );
+    let engine = Engine::new(store, cloud.clone(), clock.clone(), engine_doors, settings);
     Rig {
         _dir: dir,
         engine: Arc::new(engine),
@@ -296,6 +294,7 @@ async fn an_unknown_door_name_is_an_error_naming_it() {
 }
 
 mod revocation;
+mod streaming;
 /// Gives cloud user `id` a new face (a new faceId and image), as a re-enrolment does.
 fn change_face(cloud: &FakeCloud, id: &str, version: u32) {
     let mut s = cloud.state.lock().unwrap();
