@@ -11,15 +11,17 @@
 //! can be changed with `BUS_FACES=N` (default 12).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/people.rs"]
+mod people;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use doorsync::cloud::sim::face_jpeg;
 use doorsync::config::builtin_profile;
-use doorsync::domain::{DoorRecord, DoorUserId, FaceRef, Policy};
+use doorsync::domain::{DoorRecord, DoorUserId};
 use doorsync::door::sim::{SimDoor, SimDoorConfig};
-use doorsync::door::{Door, OsdpDoor, OsdpDoorOptions, vendor};
+use doorsync::door::{Door, OsdpDoor, OsdpDoorOptions};
 use doorsync::serial::link::{self, LineOptions};
 use doorsync::serial::pty::Pty;
 
@@ -35,21 +37,6 @@ struct Run {
     payload: Vec<u64>,
     /// Per revocation, each PD's latency.
     revocations: Vec<Vec<Duration>>,
-}
-
-fn person(i: usize) -> (DoorRecord, Bytes) {
-    let jpeg = face_jpeg(&format!("bus-face-{i}"));
-    let record = DoorRecord {
-        id: DoorUserId(i as u32 + 1),
-        policy: Policy::Permission,
-        expire_at: None,
-        face: FaceRef {
-            sha256: vendor::sha256(&jpeg),
-            len_bytes: jpeg.len() as u32,
-        },
-        display_name: format!("Bus {i}"),
-    };
-    (record, Bytes::from(jpeg))
 }
 
 async fn run(pds: usize, faces: usize) -> Run {
@@ -81,7 +68,7 @@ async fn run(pds: usize, faces: usize) -> Run {
             "a simulated door never came online"
         );
     }
-    let people: Vec<(DoorRecord, Bytes)> = (0..faces).map(person).collect();
+    let people = people::people("bus-face", faces);
     let shares: Vec<Vec<(DoorRecord, Bytes)>> = (0..pds)
         .map(|p| people.iter().skip(p).step_by(pds).cloned().collect())
         .collect();

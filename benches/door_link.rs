@@ -15,12 +15,13 @@
 //! changed with `DOOR_LINK_FACES=generic,libosdp` (default `50,10`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/people.rs"]
+mod people;
+
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use doorsync::cloud::sim::face_jpeg;
 use doorsync::config::builtin_profile;
-use doorsync::domain::{DoorRecord, DoorUserId, FaceRef, Policy};
+use doorsync::domain::DoorRecord;
 use doorsync::door::sim::{DEFAULT_TURNAROUND, SimDoor, SimDoorConfig, SimSecure};
 use doorsync::door::{Door, OsdpDoor, OsdpDoorOptions, vendor};
 use doorsync::osdp::SecureConfig;
@@ -63,25 +64,6 @@ impl Run {
     }
 }
 
-fn people(n: usize) -> Vec<(DoorRecord, Bytes)> {
-    (0..n)
-        .map(|i| {
-            let jpeg = face_jpeg(&format!("bench-face-{i}"));
-            let record = DoorRecord {
-                id: DoorUserId(i as u32 + 1),
-                policy: Policy::Permission,
-                expire_at: None,
-                face: FaceRef {
-                    sha256: vendor::sha256(&jpeg),
-                    len_bytes: jpeg.len() as u32,
-                },
-                display_name: format!("Bench {i}"),
-            };
-            (record, Bytes::from(jpeg))
-        })
-        .collect()
-}
-
 const KEY: [u8; 16] = [0x2B; 16];
 
 async fn run(profile_name: &'static str, faces: usize, secure: bool) -> Run {
@@ -109,7 +91,7 @@ async fn run(profile_name: &'static str, faces: usize, secure: bool) -> Run {
     );
     assert_eq!(door.link_status().secure_channel, secure);
 
-    let people = people(faces);
+    let people = people::people("bench-face", faces);
     let records: Vec<DoorRecord> = people.iter().map(|(r, _)| r.clone()).collect();
     door.upsert_users(&records).await.unwrap();
 

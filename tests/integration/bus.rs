@@ -4,16 +4,13 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use doorsync::cloud::sim::{SimConfig, SimHandle};
 use doorsync::domain::Secret;
-use doorsync::door::sim::DoorDump;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::harness::{HANG_GUARD, SECRET, name_of, sim_with, until};
-use crate::processes::{doorsync, json, spawn_daemon, wait_listening};
+use crate::processes::{doorsync, json, names_in, spawn_daemon, spawn_simulated_door, wait_listening};
 
 /// The example configuration's cloud identity (kept as written).
 const EXAMPLE_APP_KEY: &str = "203xxxxxxx";
@@ -35,36 +32,19 @@ fn write_private(path: &Path, contents: &[u8]) {
 async fn start_bus(dir: &Path, scbk: &Path) -> Bus {
     let link = dir.join("ttyS1");
     let dbs = [dir.join("lobby.json"), dir.join("lobby-exit.json")];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_doorsync"))
-        .args([
-            "simulate",
-            "door",
-            "--address",
-            "1",
-            "--address",
-            "2",
-            "--baud",
-            "115200",
-        ])
-        .arg("--db-file")
-        .arg(&dbs[0])
-        .arg("--db-file")
-        .arg(&dbs[1])
-        .arg("--scbk-file")
-        .arg(format!("1={}", scbk.display()))
-        .arg("--pty-link")
-        .arg(&link)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = tokio::time::timeout(HANG_GUARD, lines.next_line())
-        .await
-        .expect("the simulated bus never said it was ready")
-        .unwrap()
-        .expect("the simulated bus exited before it was ready");
+    let mut args: Vec<std::ffi::OsString> = ["--address", "1", "--address", "2", "--baud", "115200"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.extend([
+        "--db-file".into(),
+        dbs[0].clone().into(),
+        "--db-file".into(),
+        dbs[1].clone().into(),
+    ]);
+    args.extend(["--scbk-file".into(), format!("1={}", scbk.display()).into()]);
+    args.extend(["--pty-link".into(), link.clone().into()]);
+    let (child, ready) = spawn_simulated_door(&args).await;
     assert!(ready.contains("address 1 2"), "{ready}");
     Bus {
         _child: child,
@@ -105,15 +85,6 @@ fn example_config(dir: &Path, sim: &SimHandle, bus: &Bus) -> PathBuf {
     path
 }
 
-fn names_on(db: &Path) -> Vec<String> {
-    DoorDump::read(db)
-        .unwrap()
-        .users
-        .into_iter()
-        .map(|u| u.display_name)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_configuration_runs_two_doors_on_one_bus_sync_revoke_probe_and_daemon() {
     let mut cloud = SimConfig::new(EXAMPLE_APP_KEY, Secret::new(SECRET.to_vec()), 3);
@@ -132,7 +103,7 @@ async fn the_example_configuration_runs_two_doors_on_one_bus_sync_revoke_probe_a
     assert_eq!(pass["converged"], true, "{pass}");
     for (i, db) in bus.dbs.iter().enumerate() {
         assert_eq!(pass["doors"][i]["apply"]["faces_sent"], 3, "{pass}");
-        assert_eq!(names_on(db).len(), 3, "door {i}");
+        assert_eq!(names_in(db).len(), 3, "door {i}");
     }
 
     // A revocation reaches every door on the bus.
@@ -144,8 +115,8 @@ async fn the_example_configuration_runs_two_doors_on_one_bus_sync_revoke_probe_a
     .await;
     assert!(out.status.success(), "exit {}", out.status);
     for db in &bus.dbs {
-        assert!(!names_on(db).contains(&leaving), "{:?}", names_on(db));
-        assert_eq!(names_on(db).len(), 2);
+        assert!(!names_in(db).contains(&leaving), "{:?}", names_in(db));
+        assert_eq!(names_in(db).len(), 2);
     }
 
     // Each PD answers a probe at its own address, the first inside its secure session.
@@ -179,7 +150,7 @@ async fn the_example_configuration_runs_two_doors_on_one_bus_sync_revoke_probe_a
     assert!(out.status.success(), "exit {}", out.status);
     tokio::time::timeout(
         HANG_GUARD,
-        until(|| bus.dbs.iter().all(|db| !names_on(db).contains(&leaving))),
+        until(|| bus.dbs.iter().all(|db| !names_in(db).contains(&leaving))),
     )
     .await
     .expect("the revocation never reached both doors");

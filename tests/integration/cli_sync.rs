@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use doorsync::cloud::sim::SimHandle;
-use doorsync::door::sim::DoorDump;
 use tokio::process::Child;
 
 use crate::harness::{HANG_GUARD, name_of, sim};
@@ -31,12 +30,7 @@ fn write_config(dir: &Path, sim: &SimHandle, door: &Door) -> PathBuf {
 }
 
 fn names_on(door: &Door) -> Vec<String> {
-    DoorDump::read(&door.db)
-        .unwrap()
-        .users
-        .into_iter()
-        .map(|u| u.display_name)
-        .collect()
+    processes::names_in(&door.db)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,25 +22,44 @@ pub struct DoorProcess {
 pub async fn start_door(dir: &Path, pacing: &[&str]) -> DoorProcess {
     let link = dir.join("door-tty");
     let db = dir.join("door.json");
+    let mut args: Vec<std::ffi::OsString> = pacing.iter().map(Into::into).collect();
+    args.extend([
+        "--pty-link".into(),
+        link.clone().into(),
+        "--db-file".into(),
+        db.clone().into(),
+    ]);
+    let (child, _ready) = spawn_simulated_door(&args).await;
+    DoorProcess { child, link, db }
+}
+
+/// Spawns `doorsync simulate door ARGS` and waits for its ready line, which it returns.
+pub async fn spawn_simulated_door(args: &[std::ffi::OsString]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_doorsync"))
         .args(["simulate", "door"])
-        .args(pacing)
-        .arg("--pty-link")
-        .arg(&link)
-        .arg("--db-file")
-        .arg(&db)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    tokio::time::timeout(HANG_GUARD, lines.next_line())
+    let ready = tokio::time::timeout(HANG_GUARD, lines.next_line())
         .await
         .expect("the simulated door never said it was ready")
         .unwrap()
         .expect("the simulated door exited before it was ready");
-    DoorProcess { child, link, db }
+    (child, ready)
+}
+
+/// The display names a simulated door's `--db-file` holds.
+pub fn names_in(db: &Path) -> Vec<String> {
+    doorsync::door::sim::DoorDump::read(db)
+        .unwrap()
+        .users
+        .into_iter()
+        .map(|u| u.display_name)
+        .collect()
 }
 
 /// Writes an owner-only app secret and `DIR/doorsync.toml` for one door named "lobby" on `port`.
