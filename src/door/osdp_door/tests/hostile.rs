@@ -468,10 +468,12 @@ async fn ftstat_update_msg_max_too_small_for_a_header_fails_the_file() {
     assert_eq!(user_count(&peer), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn pdcap_of_odd_length_or_a_truncated_pdid_never_comes_online_and_says_why() {
-    type Case = (&'static str, fn(&Command) -> Answer);
-    let cases: [Case; 2] = [
+/// A hostile case: the reply name a diagnosis must give, and the hook that answers wrongly.
+pub(super) type DiscoveryCase = (&'static str, fn(&Command) -> Answer);
+
+/// A PDCAP of odd length and a truncated PDID.
+pub(super) fn malformed_discovery() -> [DiscoveryCase; 2] {
+    [
         ("osdp_PDCAP", |c| match c {
             Command::Cap => Some(Some(Reply::Other {
                 code: crate::osdp::reply::pdcap::CODE,
@@ -486,7 +488,12 @@ async fn pdcap_of_odd_length_or_a_truncated_pdid_never_comes_online_and_says_why
             })),
             _ => None,
         }),
-    ];
+    ]
+}
+
+#[tokio::test(start_paused = true)]
+async fn pdcap_of_odd_length_or_a_truncated_pdid_never_comes_online_and_says_why() {
+    let cases = malformed_discovery();
     for (name, f) in cases {
         let (door, _) = hostile(Knobs::default(), Box::new(f));
         let (online, _) = bounded(door.wait_online(Duration::from_secs(3))).await;

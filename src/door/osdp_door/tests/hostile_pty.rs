@@ -468,23 +468,7 @@ async fn pty_ftstat_with_unusual_statuses_fails_the_new_user_and_keeps_the_other
 
 #[tokio::test]
 async fn pty_pdcap_of_odd_length_or_a_truncated_pdid_never_comes_online_and_the_pass_says_why() {
-    type Case = (&'static str, fn(&Command) -> Answer);
-    let cases: [Case; 2] = [
-        ("osdp_PDCAP", |c| match c {
-            Command::Cap => Some(Some(Reply::Other {
-                code: crate::osdp::reply::pdcap::CODE,
-                data: vec![8, 1, 0, 10],
-            })),
-            _ => None,
-        }),
-        ("osdp_PDID", |c| match c {
-            Command::Id => Some(Some(Reply::Other {
-                code: crate::osdp::reply::pdid::CODE,
-                data: vec![0x0A, 0x0B, 0x0C, 7],
-            })),
-            _ => None,
-        }),
-    ];
+    let cases = super::hostile::malformed_discovery();
     for (case, hook) in cases {
         // Hostile from its first reply, so there is no honest pass: the store must stay empty of doors.
         let rig = Rig::new(Pd::Session, Some(Box::new(hook)));
