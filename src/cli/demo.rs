@@ -415,7 +415,7 @@ impl Story<'_> {
             tokio::select! {
                 _ = ticker.tick() => {}
                 e = self.events.next(|e| matches!(e, DaemonEvent::DoorSynced { report } if report.converged
-                        && holds_desired(store, profile, &report.name).unwrap_or(false))) => {
+                        && holds_desired(store, profile, &report.name, total).unwrap_or(false))) => {
                     if let DaemonEvent::DoorSynced { report } = e? {
                         done.insert(report.name);
                     }
@@ -613,11 +613,12 @@ fn desired_ids(store: &Store, profile: &Profile, door: &str) -> anyhow::Result<B
         .collect())
 }
 
-/// The agent's record of `door` equals desired state, and there is someone to hold.
-fn holds_desired(store: &Store, profile: &Profile, door: &str) -> anyhow::Result<bool> {
+/// The agent's record of `door` equals desired state, and that is all `users` of the fake cloud (the
+/// pull stores users as their details arrive, so a door can converge on a part of them first).
+fn holds_desired(store: &Store, profile: &Profile, door: &str, users: u64) -> anyhow::Result<bool> {
     let desired = desired_ids(store, profile, door)?;
     let applied: BTreeSet<DoorUserId> = store.applied(door)?.keys().copied().collect();
-    Ok(!desired.is_empty() && applied == desired)
+    Ok(desired.len() as u64 == users && applied == desired)
 }
 
 struct ReadBack {
