@@ -121,7 +121,11 @@ async fn agent_door_link_leaves_the_libosdp_door_holding_exactly_what_was_pushed
         sent_by_then < fragments_total,
         "the DELETE overtook the face file ({sent_by_then} of {fragments_total} fragments sent)"
     );
-    match push.await.unwrap() {
+    // Hang guard only: a face push is bounded by the session's timeouts, so this never decides a run.
+    let pushed = tokio::time::timeout(Duration::from_secs(60), push)
+        .await
+        .expect("the face push never ended");
+    match pushed.unwrap() {
         Err(DoorError::FileRejected { result }) => assert_eq!(result, FileResult::UnknownUser),
         other => panic!("face for a user deleted mid-transfer: {other:?}"),
     }
