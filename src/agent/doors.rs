@@ -189,14 +189,7 @@ pub async fn open_all(
     let mut failed = Vec::new();
     for port in ports {
         let on_port: Vec<DoorConfig> = doors.iter().filter(|d| d.port == port).cloned().collect();
-        let line = lines
-            .iter()
-            .find(|l| l.port == port)
-            .cloned()
-            .unwrap_or_else(|| LineConfig {
-                port: port.to_path_buf(),
-                ..LineConfig::default()
-            });
+        let line = LineConfig::of_port(lines, port);
         for (d, result) in on_port.iter().zip(factory.open_line(&on_port, &line).await) {
             let door = result.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot open door");

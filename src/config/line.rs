@@ -47,6 +47,20 @@ pub struct LineConfig {
     pub discard_echo: bool,
 }
 
+impl LineConfig {
+    /// The settings `lines` give the port at `port`, or the defaults when none does.
+    pub fn of_port(lines: &[LineConfig], port: &std::path::Path) -> LineConfig {
+        lines
+            .iter()
+            .find(|l| l.port == port)
+            .cloned()
+            .unwrap_or_else(|| LineConfig {
+                port: port.to_path_buf(),
+                ..LineConfig::default()
+            })
+    }
+}
+
 /// The `rs485` values, for messages.
 pub const RS485_VALUES: &str = "\"off\", \"rts-high-on-send\" or \"rts-low-on-send\"";
 

@@ -245,14 +245,7 @@ impl Config {
 
     /// The settings of the line at `port` (the defaults when it has no `[[line]]`).
     pub fn line(&self, port: &Path) -> LineConfig {
-        self.lines
-            .iter()
-            .find(|l| l.port == port)
-            .cloned()
-            .unwrap_or_else(|| LineConfig {
-                port: port.to_path_buf(),
-                ..LineConfig::default()
-            })
+        LineConfig::of_port(&self.lines, port)
     }
 }
 

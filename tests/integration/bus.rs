@@ -10,7 +10,7 @@ use doorsync::domain::Secret;
 use tokio::process::Child;
 
 use crate::harness::{HANG_GUARD, SECRET, name_of, sim_with, until};
-use crate::processes::{doorsync, json, names_in, spawn_daemon, spawn_simulated_door, wait_listening};
+use crate::processes::{doorsync, json, names_in, revoke_ok, spawn_daemon, spawn_simulated_door, wait_listening};
 
 /// The example configuration's cloud identity (kept as written).
 const EXAMPLE_APP_KEY: &str = "203xxxxxxx";
@@ -108,12 +108,7 @@ async fn the_example_configuration_runs_two_doors_on_one_bus_sync_revoke_probe_a
 
     // A revocation reaches every door on the bus.
     let leaving = name_of(&sim, "u-0002");
-    let out = doorsync(
-        &config,
-        &["revoke", "--user-type", "IDENTITY", "--user-id", "u-0002", "--json"],
-    )
-    .await;
-    assert!(out.status.success(), "exit {}", out.status);
+    revoke_ok(&config, "u-0002").await;
     for db in &bus.dbs {
         assert!(!names_in(db).contains(&leaving), "{:?}", names_in(db));
         assert_eq!(names_in(db).len(), 2);
@@ -142,12 +137,7 @@ async fn the_example_configuration_runs_two_doors_on_one_bus_sync_revoke_probe_a
     let _daemon = spawn_daemon(&config);
     wait_listening(&dir.path().join("store/doorsync.sock")).await;
     let leaving = name_of(&sim, "u-0003");
-    let out = doorsync(
-        &config,
-        &["revoke", "--user-type", "IDENTITY", "--user-id", "u-0003", "--json"],
-    )
-    .await;
-    assert!(out.status.success(), "exit {}", out.status);
+    revoke_ok(&config, "u-0003").await;
     tokio::time::timeout(
         HANG_GUARD,
         until(|| bus.dbs.iter().all(|db| !names_in(db).contains(&leaving))),

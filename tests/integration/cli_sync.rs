@@ -49,13 +49,7 @@ async fn sync_and_revoke_work_without_a_daemon_over_a_real_serial_door() {
     assert_eq!(names_on(&door).len(), 5);
 
     let leaving = name_of(&sim, "u-0002");
-    let out = doorsync(
-        &config,
-        &["revoke", "--user-type", "IDENTITY", "--user-id", "u-0002", "--json"],
-    )
-    .await;
-    assert!(out.status.success(), "exit {}", out.status);
-    let revoked = json(&out);
+    let revoked = processes::revoke_ok(&config, "u-0002").await;
     assert_eq!(revoked["all_doors_reached"], true, "{revoked}");
     assert_eq!(
         revoked["outbox"]["sent"], 1,

@@ -111,6 +111,18 @@ pub async fn doorsync(config: &Path, args: &[&str]) -> Output {
     .await
 }
 
+/// `doorsync revoke --user-type IDENTITY --user-id USER_ID --json --config CONFIG`, which must succeed;
+/// returns its JSON report.
+pub async fn revoke_ok(config: &Path, user_id: &str) -> serde_json::Value {
+    let out = doorsync(
+        config,
+        &["revoke", "--user-type", "IDENTITY", "--user-id", user_id, "--json"],
+    )
+    .await;
+    assert!(out.status.success(), "revoke {user_id}: exit {}", out.status);
+    json(&out)
+}
+
 /// Runs `doorsync ARGS PATHS` to completion (hang-guarded), echoing its stderr.
 pub async fn doorsync_with_paths(args: &[&str], paths: &[&Path]) -> Output {
     run(
