@@ -7,45 +7,29 @@
 //! default 50; `PASS_BENCH_CONCURRENCY=8,1` for the list of concurrencies).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/fake_cloud.rs"]
+mod fake_cloud;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use doorsync::clock::SystemClock;
-use doorsync::cloud::sim::{SimCloud, SimConfig};
-use doorsync::cloud::{CloudClient, CloudSettings};
+use doorsync::cloud::CloudClient;
 use doorsync::config::builtin_profile;
-use doorsync::domain::Secret;
-use doorsync::door::db::DoorDbLimits;
-use doorsync::door::memory::MemoryDoor;
 use doorsync::store::Store;
 use doorsync::sync::engine::{Engine, EngineDoor, EngineSettings, PassOptions};
-
-const KEY: &str = "24681357";
-const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 async fn pass(users: usize, latency_ms: u64, concurrency: usize) {
-    let mut sim_config = SimConfig::new(KEY, Secret::new(SECRET.to_vec()), users);
-    sim_config.latency_ms = latency_ms;
-    let cloud = SimCloud::start("127.0.0.1:0".parse().unwrap(), sim_config)
-        .await
-        .unwrap();
-    let mut settings = CloudSettings::new(cloud.base_url(), KEY, Secret::new(SECRET.to_vec()), "sim-device-0001");
-    settings.allow_insecure_http = true;
-    settings.image_hosts = vec!["127.0.0.1".into()];
-    settings.max_concurrency = concurrency;
-    settings.request_timeout = Duration::from_secs(30);
+    let cloud = fake_cloud::start(users, latency_ms).await;
+    let settings = fake_cloud::settings(&cloud, concurrency);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let profile = builtin_profile("generic-face-v1").unwrap();
-    let door = Arc::new(MemoryDoor::new(DoorDbLimits {
-        capacity_users: profile.capacity_users,
-        max_record_file_bytes: 64 * 1024,
-        max_face_jpeg_bytes: profile.image.max_bytes,
-    }));
+    let door = fake_cloud::memory_door(&profile);
     let engine = Engine::new(
         store,
         Arc::new(CloudClient::new(settings).unwrap()),

@@ -13,21 +13,20 @@
 //! default 2; `PULL_BENCH_CONCURRENCY`, default 8).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/fake_cloud.rs"]
+mod fake_cloud;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use doorsync::clock::SystemClock;
-use doorsync::cloud::sim::{SimCloud, SimConfig, SimHandle};
-use doorsync::cloud::{CloudClient, CloudSettings, wire};
+use doorsync::cloud::sim::SimHandle;
+use doorsync::cloud::{CloudClient, wire};
 use doorsync::config::builtin_profile;
-use doorsync::domain::{Policy, Secret, UserKey};
-use doorsync::door::db::DoorDbLimits;
+use doorsync::domain::{Policy, UserKey};
 use doorsync::door::memory::MemoryDoor;
 use doorsync::store::Store;
 use doorsync::sync::engine::{Engine, EngineDoor, EngineSettings, PassOptions};
-
-const KEY: &str = "24681357";
-const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -46,25 +45,12 @@ fn on_door(engine: &Engine, door: &MemoryDoor, key: &UserKey) -> bool {
 }
 
 async fn run(users: usize, latency_ms: u64, poll: Duration, concurrency: usize, event_after: Duration) {
-    let cloud = SimCloud::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimConfig::new(KEY, Secret::new(SECRET.to_vec()), users),
-    )
-    .await
-    .unwrap();
-    let mut settings = CloudSettings::new(cloud.base_url(), KEY, Secret::new(SECRET.to_vec()), "sim-device-0001");
-    settings.allow_insecure_http = true;
-    settings.image_hosts = vec!["127.0.0.1".into()];
-    settings.max_concurrency = concurrency;
-    settings.request_timeout = Duration::from_secs(30);
+    let cloud = fake_cloud::start(users, 0).await;
+    let settings = fake_cloud::settings(&cloud, concurrency);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let profile = builtin_profile("generic-face-v1").unwrap();
-    let door = Arc::new(MemoryDoor::new(DoorDbLimits {
-        capacity_users: profile.capacity_users,
-        max_record_file_bytes: 64 * 1024,
-        max_face_jpeg_bytes: profile.image.max_bytes,
-    }));
+    let door = fake_cloud::memory_door(&profile);
     let engine = Arc::new(Engine::new(
         store,
         Arc::new(CloudClient::new(settings).unwrap()),

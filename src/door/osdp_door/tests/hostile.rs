@@ -391,15 +391,17 @@ async fn mfgrep_unknown_op_short_payload_or_another_request_id_times_out_within_
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn digest_claiming_100000_users_is_just_a_mismatch_and_bucket_walks_stay_bounded() {
-    let (door, peer) = start(Knobs::default());
-    seed_two_users(&door).await;
-    peer.lock().unwrap().hook = Some(on_mfg(|mc| match mc.command {
+/// A door whose DIGEST and bucket digests disagree with the record everywhere, so a verified pass
+/// walks LIST in every bucket; LIST itself is answered by `list`.
+pub(super) fn differs_everywhere(
+    user_count: u32,
+    mut list: impl FnMut(u16, u8, u32) -> Answer + Send + 'static,
+) -> Hook {
+    on_mfg(move |mc| match mc.command {
         vendor::Command::Digest => mfgrep(
             mc.request_id,
             VReply::Digest(DoorDigest {
-                user_count: 100_000,
+                user_count,
                 digest: [7; 32],
             }),
         ),
@@ -417,8 +419,17 @@ async fn digest_claiming_100000_users_is_just_a_mismatch_and_bucket_walks_stay_b
                     .collect(),
             }),
         ),
+        vendor::Command::List { bucket, cursor } => list(mc.request_id, bucket, cursor),
         _ => None,
-    }));
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn digest_claiming_100000_users_is_just_a_mismatch_and_bucket_walks_stay_bounded() {
+    let (door, peer) = start(Knobs::default());
+    seed_two_users(&door).await;
+    // LIST is answered by the door itself: it holds the two users, whatever DIGEST claims.
+    peer.lock().unwrap().hook = Some(differs_everywhere(100_000, |_, _, _| None));
     let (digest, _) = bounded(door.digest()).await;
     assert_eq!(digest.unwrap().user_count, 100_000);
     let (buckets, _) = bounded(door.bucket_digests()).await;

@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::hostile::{Answer, mfgrep, mfgrep_with, on_mfg};
+use super::hostile::{differs_everywhere, mfgrep, mfgrep_with, on_mfg};
 use super::hostile_line::turns_bad;
 use super::line::{Line, packet, run_line_pd};
 use super::peer::Hook;
 use super::*;
 use crate::clock::ManualClock;
-use crate::door::vendor::{BucketPage, ListPage, Reply as VReply};
+use crate::door::vendor::{ListPage, Reply as VReply};
 use crate::osdp::reply::{FtStat, FtStatus, Nak, NakCode};
 use crate::osdp::{Command, Reply};
 use crate::serial::pty::Pty;
@@ -228,36 +228,6 @@ fn errors(report: &PassReport) -> String {
         out.extend(d.apply.failed.iter().map(|(k, v)| format!("{k}: {v}")));
     }
     out.join("; ")
-}
-
-/// A door whose DIGEST and bucket digests disagree with the record everywhere, so a verified pass
-/// walks LIST in every bucket; LIST itself is answered by `list`.
-fn differs_everywhere(user_count: u32, mut list: impl FnMut(u16, u8, u32) -> Answer + Send + 'static) -> Hook {
-    on_mfg(move |mc| match mc.command {
-        vendor::Command::Digest => mfgrep(
-            mc.request_id,
-            VReply::Digest(DoorDigest {
-                user_count,
-                digest: [7; 32],
-            }),
-        ),
-        vendor::Command::BucketDigests { first_bucket } => mfgrep(
-            mc.request_id,
-            VReply::BucketDigests(BucketPage {
-                bucket_count: 64,
-                first_bucket,
-                buckets: (first_bucket..(first_bucket + 5).min(64))
-                    .map(|b| crate::door::BucketDigest {
-                        bucket: b,
-                        user_count: u16::MAX,
-                        digest: [9; 8],
-                    })
-                    .collect(),
-            }),
-        ),
-        vendor::Command::List { bucket, cursor } => list(mc.request_id, bucket, cursor),
-        _ => None,
-    })
 }
 
 /// Worst case of one query that is answered: resends until `query_timeout`.
