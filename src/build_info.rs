@@ -47,7 +47,7 @@ impl std::fmt::Display for BuildInfo {
 }
 
 /// `doorsync --version` text (clap prints "doorsync " before it).
-pub fn long_version() -> &'static str {
+pub(crate) fn long_version() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
     TEXT.get_or_init(|| BUILD_INFO.to_string())
 }

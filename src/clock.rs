@@ -1,6 +1,6 @@
 //! The wall clock as a boundary trait, so expiry and scheduling logic can be tested with a manual clock.
 
-pub mod duration_text;
+pub(crate) mod duration_text;
 pub mod trust;
 
 use std::sync::Mutex;
@@ -34,7 +34,8 @@ impl ManualClock {
         Self { now: Mutex::new(start) }
     }
 
-    pub fn set(&self, t: Timestamp) {
+    #[cfg(test)]
+    pub(crate) fn set(&self, t: Timestamp) {
         *self.now.lock().unwrap_or_else(|p| p.into_inner()) = t;
     }
 

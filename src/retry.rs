@@ -40,10 +40,10 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// `max_attempts` for a loop that retries until it is cancelled or succeeds.
-    pub const UNBOUNDED: u32 = u32::MAX;
+    pub(crate) const UNBOUNDED: u32 = u32::MAX;
 
     /// A policy that never gives up (daemon loops: door reconnects, the outbox).
-    pub fn unbounded(base_backoff: Duration, max_backoff: Duration) -> Self {
+    pub(crate) fn unbounded(base_backoff: Duration, max_backoff: Duration) -> Self {
         Self {
             max_attempts: Self::UNBOUNDED,
             base_backoff,
@@ -52,12 +52,12 @@ impl RetryPolicy {
     }
 
     /// Whether another attempt may follow `attempts_made` attempts (the first one included).
-    pub fn allows_another(&self, attempts_made: u32) -> bool {
+    pub(crate) fn allows_another(&self, attempts_made: u32) -> bool {
         self.max_attempts == Self::UNBOUNDED || attempts_made < self.max_attempts
     }
 
     /// The ceiling of retry `retry`'s delay: `min(max_backoff, base_backoff·2^retry)`.
-    pub fn ceiling(&self, retry: u32) -> Duration {
+    pub(crate) fn ceiling(&self, retry: u32) -> Duration {
         self.base_backoff
             .saturating_mul(1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX))
             .min(self.max_backoff.max(self.base_backoff))
@@ -73,7 +73,7 @@ impl RetryPolicy {
 
 /// One retry loop's state: which retry comes next, and the jitter source.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     policy: RetryPolicy,
     retry: u32,
     rng: StdRng,
@@ -81,12 +81,12 @@ pub struct Backoff {
 
 impl Backoff {
     /// A loop with jitter from the operating system's random source.
-    pub fn new(policy: RetryPolicy) -> Self {
+    pub(crate) fn new(policy: RetryPolicy) -> Self {
         Self::seeded(policy, rand::random())
     }
 
     /// A loop with a fixed jitter sequence (sans-IO callers' tests).
-    pub fn seeded(policy: RetryPolicy, seed: u64) -> Self {
+    pub(crate) fn seeded(policy: RetryPolicy, seed: u64) -> Self {
         Self {
             policy,
             retry: 0,
@@ -94,17 +94,17 @@ impl Backoff {
         }
     }
 
-    pub fn policy(&self) -> &RetryPolicy {
+    pub(crate) fn policy(&self) -> &RetryPolicy {
         &self.policy
     }
 
     /// Back to the first retry's delay (after a success).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.retry = 0;
     }
 
     /// The delay before the next retry.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let d = self.policy.delay(self.retry, &mut self.rng);
         self.retry = self.retry.saturating_add(1);
         d

@@ -15,14 +15,14 @@ use std::time::Duration;
 
 /// Where to send notifications, and how often systemd expects a watchdog ping.
 #[derive(Debug, Default)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     target: Option<SocketAddr>,
     watchdog: Option<Duration>,
 }
 
 impl Notifier {
     /// From the environment systemd sets: `NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`.
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let var = std::env::var_os;
         Self::new(
             var("NOTIFY_SOCKET").as_deref(),
@@ -34,7 +34,7 @@ impl Notifier {
 
     /// `socket` is a path or `@abstract-name`; the watchdog applies only when `watchdog_pid` is
     /// unset or this process (`own_pid`). Unusable values disable the part they configure.
-    pub fn new(
+    pub(crate) fn new(
         socket: Option<&OsStr>,
         watchdog_usec: Option<&OsStr>,
         watchdog_pid: Option<&OsStr>,
@@ -62,18 +62,19 @@ impl Notifier {
     }
 
     /// Whether systemd listens at all.
-    pub fn enabled(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn enabled(&self) -> bool {
         self.target.is_some()
     }
 
     /// `WatchdogSec=` as systemd passed it, when it applies to this process.
-    pub fn watchdog(&self) -> Option<Duration> {
+    pub(crate) fn watchdog(&self) -> Option<Duration> {
         self.watchdog
     }
 
     /// Sends `state` (e.g. "READY=1"); failures are logged, never fatal (systemd will act on the
     /// missing notification by itself).
-    pub fn notify(&self, state: &str) {
+    pub(crate) fn notify(&self, state: &str) {
         let Some(target) = &self.target else { return };
         let sent = UnixDatagram::unbound().and_then(|socket| socket.send_to_addr(state.as_bytes(), target));
         if let Err(e) = sent {
@@ -85,7 +86,7 @@ impl Notifier {
 /// Sends READY=1, then WATCHDOG=1 every half watchdog period for as long as `probe` completes
 /// within that half period, until `shutdown` resolves; then STOPPING=1. A probe that hangs
 /// withholds the ping: systemd then restarts the service after `WatchdogSec=`.
-pub async fn supervise<P, F>(notifier: &Notifier, shutdown: impl Future<Output = ()>, mut probe: P)
+pub(crate) async fn supervise<P, F>(notifier: &Notifier, shutdown: impl Future<Output = ()>, mut probe: P)
 where
     P: FnMut() -> F,
     F: Future<Output = ()>,

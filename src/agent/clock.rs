@@ -32,7 +32,7 @@ impl Clock for TokioClock {
 
 /// How long from `now` until `at`, zero when it has passed, at most `cap` (so a jump of the wall
 /// clock is noticed within `cap`).
-pub fn until(now: Timestamp, at: Timestamp, cap: std::time::Duration) -> std::time::Duration {
+pub(crate) fn until(now: Timestamp, at: Timestamp, cap: std::time::Duration) -> std::time::Duration {
     let left = at.duration_since(now);
     if left.is_negative() {
         return std::time::Duration::ZERO;

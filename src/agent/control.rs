@@ -50,7 +50,7 @@ pub enum Request {
 /// One line of the daemon's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
-pub enum Reply {
+pub(crate) enum Reply {
     Progress(Progress),
     Done { result: serde_json::Value },
     Error { message: String },
@@ -66,7 +66,7 @@ pub struct Progress {
 
 /// The daemon side: answers one request, sending progress on the way.
 #[async_trait::async_trait]
-pub trait ControlHandler: Send + Sync + 'static {
+pub(crate) trait ControlHandler: Send + Sync + 'static {
     async fn handle(&self, request: Request, progress: mpsc::Sender<Progress>) -> Result<serde_json::Value, String>;
 }
 
@@ -98,7 +98,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ControlError + '_ {
 
 /// Binds the socket at `path`, owner-only. A stale socket left by a killed daemon is replaced;
 /// a live one means another daemon owns the store.
-pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+pub(crate) async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
             return Err(ControlError::AlreadyRunning(path.to_path_buf()));
@@ -111,7 +111,7 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
 }
 
 /// Serves one accepted connection: read the request line, run the handler, stream the replies.
-pub async fn serve_connection(stream: UnixStream, handler: Arc<dyn ControlHandler>) {
+pub(crate) async fn serve_connection(stream: UnixStream, handler: Arc<dyn ControlHandler>) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read).take(MAX_REQUEST_BYTES as u64);
     let mut line = String::new();

@@ -61,7 +61,7 @@ pub fn urgent_delete_wait(doors: &[crate::config::DoorConfig]) -> Duration {
 }
 
 impl DaemonConfig {
-    pub fn from_config(config: &Config, force_refresh: bool) -> Self {
+    pub(crate) fn from_config(config: &Config, force_refresh: bool) -> Self {
         Self {
             socket_path: config.control_socket_path(),
             poll_interval: config.cloud.poll_interval,

@@ -51,7 +51,7 @@ pub trait DoorFactory: Send + Sync {
 
 /// Real doors: [`OsdpDoor`]s on each line's serial port, one bus driver per port.
 #[derive(Debug, Default)]
-pub struct OsdpDoorFactory;
+pub(crate) struct OsdpDoorFactory;
 
 #[async_trait]
 impl DoorFactory for OsdpDoorFactory {
@@ -166,7 +166,7 @@ async fn report_secure_channel(name: &str, status: &mut tokio::sync::watch::Rece
 }
 
 /// The factory `doorsync run`, `sync` and `revoke` use.
-pub fn default_factory() -> Box<dyn DoorFactory> {
+pub(crate) fn default_factory() -> Box<dyn DoorFactory> {
     Box::new(OsdpDoorFactory)
 }
 
@@ -174,7 +174,7 @@ pub fn default_factory() -> Box<dyn DoorFactory> {
 /// `[[line]]` settings from `lines`). A door that fails to open is still returned, as an
 /// [`UnopenedDoor`] that answers every call with the reason (so `status` and reports show it), and its
 /// error is listed. Doors come back in configuration order.
-pub async fn open_all(
+pub(crate) async fn open_all(
     factory: &dyn DoorFactory,
     doors: &[DoorConfig],
     lines: &[LineConfig],
@@ -264,7 +264,7 @@ impl Door for UnopenedDoor {
 
 /// Runs `work` while the doors' drivers run, without spawning (for CLI commands that work without
 /// the daemon). A driver that ends first does not end `work`: its door just stops answering.
-pub async fn with_drivers<T>(work: impl Future<Output = T>, drivers: Vec<BoxFuture<'static, ()>>) -> T {
+pub(crate) async fn with_drivers<T>(work: impl Future<Output = T>, drivers: Vec<BoxFuture<'static, ()>>) -> T {
     let drivers = futures::future::join_all(drivers);
     tokio::pin!(work, drivers);
     let mut drivers_done = false;
@@ -278,7 +278,7 @@ pub async fn with_drivers<T>(work: impl Future<Output = T>, drivers: Vec<BoxFutu
 
 /// Timing of a door worker.
 #[derive(Debug, Clone, Copy)]
-pub struct WorkerTiming {
+pub(crate) struct WorkerTiming {
     /// First retry delay after a door stopped answering; doubles up to `retry_max`.
     pub retry_min: Duration,
     pub retry_max: Duration,

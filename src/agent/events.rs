@@ -37,21 +37,21 @@ pub enum DaemonEvent {
 
 /// A sender that may be absent (no one listens).
 #[derive(Debug, Clone, Default)]
-pub struct Events(Option<tokio::sync::broadcast::Sender<DaemonEvent>>);
+pub(crate) struct Events(Option<tokio::sync::broadcast::Sender<DaemonEvent>>);
 
 impl Events {
-    pub fn new(tx: Option<tokio::sync::broadcast::Sender<DaemonEvent>>) -> Self {
+    pub(crate) fn new(tx: Option<tokio::sync::broadcast::Sender<DaemonEvent>>) -> Self {
         Self(tx)
     }
 
-    pub fn emit(&self, event: DaemonEvent) {
+    pub(crate) fn emit(&self, event: DaemonEvent) {
         if let Some(tx) = &self.0 {
             // No receiver is fine: events are for whoever cares to watch.
             let _ = tx.send(event);
         }
     }
 
-    pub fn removals(&self, cause: RemovalCause, removals: &[Removal]) {
+    pub(crate) fn removals(&self, cause: RemovalCause, removals: &[Removal]) {
         for r in removals.iter().filter(|r| !r.removed.is_empty() || r.error.is_some()) {
             self.emit(DaemonEvent::Removed {
                 cause,

@@ -9,19 +9,18 @@
 pub mod clock;
 pub mod control;
 mod daemon;
-pub mod doors;
+pub(crate) mod doors;
 mod events;
 mod expiry;
 mod handler;
 mod outbox;
 mod poll;
-pub mod shutdown;
+pub(crate) mod shutdown;
 mod standalone;
-pub mod trusted_clock;
+pub(crate) mod trusted_clock;
 
-pub use crate::retry::Backoff;
 pub use daemon::{AgentError, Daemon, DaemonConfig, open_store, run, urgent_delete_wait};
 pub use doors::{DaemonDoor, DoorFactory, DoorOpenError, UnopenedDoor};
 pub use events::DaemonEvent;
-pub use standalone::Standalone;
-pub use trusted_clock::TrustedClock;
+pub(crate) use standalone::Standalone;
+pub(crate) use trusted_clock::TrustedClock;

@@ -14,7 +14,7 @@ use crate::sync::engine::{Engine, EngineDoor, EngineSettings};
 
 /// An engine over the store, plus the door drivers the caller must run while using it
 /// (see [`super::doors::with_drivers`]).
-pub struct Standalone {
+pub(crate) struct Standalone {
     pub engine: Engine,
     pub drivers: Vec<BoxFuture<'static, ()>>,
 }
@@ -22,7 +22,7 @@ pub struct Standalone {
 impl Standalone {
     /// `config` must have been loaded with `FileChecks::Required` (the app secret is needed).
     /// With `factory: None` the engine has no doors (for cloud-only commands).
-    pub async fn open(config: &Config, factory: Option<&dyn DoorFactory>) -> Result<Self, AgentError> {
+    pub(crate) async fn open(config: &Config, factory: Option<&dyn DoorFactory>) -> Result<Self, AgentError> {
         let store = open_store(&config.store.path)?;
         let cloud = CloudClient::new(CloudSettings::from_config(&config.cloud)?)?;
         let mut doors = Vec::new();

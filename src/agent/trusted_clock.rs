@@ -16,7 +16,7 @@ use crate::store::Store;
 /// changed): a lost write costs at most this much of the mark, in the conservative direction.
 const PERSIST_EVERY: SignedDuration = SignedDuration::from_secs(60);
 
-pub struct TrustedClock {
+pub(crate) struct TrustedClock {
     wall: Arc<dyn Clock>,
     store: Store,
     cloud: Arc<dyn FaceCloud>,
@@ -32,7 +32,7 @@ struct State {
 
 impl TrustedClock {
     /// Starts from the mark persisted in `store` (none on a new store).
-    pub fn new(wall: Arc<dyn Clock>, store: Store, cloud: Arc<dyn FaceCloud>) -> Self {
+    pub(crate) fn new(wall: Arc<dyn Clock>, store: Store, cloud: Arc<dyn FaceCloud>) -> Self {
         let persisted = store.clock_status().unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read the clock mark from the store; starting without one");
             ClockStatus::default()
@@ -47,7 +47,7 @@ impl TrustedClock {
     }
 
     /// Applies the trust rule now; persists the mark and logs an alarm once when it is raised.
-    pub fn verdict(&self) -> Verdict {
+    pub(crate) fn verdict(&self) -> Verdict {
         let wall = self.wall.now();
         let age = |at: Instant| SignedDuration::try_from(at.elapsed()).unwrap_or(SignedDuration::MAX);
         let cloud = self

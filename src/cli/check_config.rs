@@ -11,7 +11,7 @@ use super::ConfigArgs;
 use crate::config::{Config, FileChecks};
 
 /// Exit status when the configuration is invalid (1 is left for "the check itself failed").
-pub const EXIT_INVALID: u8 = 2;
+pub(crate) const EXIT_INVALID: u8 = 2;
 
 #[derive(Debug, Args)]
 pub struct CheckConfigArgs {
@@ -22,7 +22,7 @@ pub struct CheckConfigArgs {
     pub no_files: bool,
 }
 
-pub fn run(args: CheckConfigArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: CheckConfigArgs) -> anyhow::Result<ExitCode> {
     let checks = if args.no_files {
         FileChecks::WarnOnly
     } else {

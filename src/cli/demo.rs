@@ -66,7 +66,7 @@ fn door_names(n: u8) -> Vec<(String, u8)> {
     (1..=n).map(|a| (format!("{DOOR}-{a}"), a)).collect()
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir().context("creating the demo's temp dir")?;
     let cloud = SimCloud::start(
         "127.0.0.1:0".parse()?,
@@ -634,4 +634,4 @@ mod report;
 mod tests;
 
 use report::render;
-pub use report::{DemoDoor, DemoSummary};
+pub(crate) use report::{DemoDoor, DemoSummary};

@@ -9,7 +9,7 @@
 
 mod diagnosis;
 
-pub use diagnosis::{Diagnosis, DiagnosisKind};
+pub(crate) use diagnosis::Diagnosis;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ use crate::osdp::command::filetransfer::HEADER_LEN as FT_HEADER_LEN;
 use crate::osdp::reply::{PdCap, PdId};
 
 /// Exit status when the PD did not answer.
-pub const EXIT_NO_ANSWER: u8 = 2;
+pub(crate) const EXIT_NO_ANSWER: u8 = 2;
 
 #[derive(Debug, Subcommand)]
 pub enum DoorCommand {
@@ -60,7 +60,7 @@ pub struct ProbeArgs {
     pub scbk_file: Option<PathBuf>,
 }
 
-pub async fn run(cmd: DoorCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(cmd: DoorCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DoorCommand::Probe(args) => probe(args).await,
         DoorCommand::Keyset(args) => super::keyset::run(args).await,
@@ -69,7 +69,7 @@ pub async fn run(cmd: DoorCommand) -> anyhow::Result<ExitCode> {
 
 /// What `door probe --json` prints. Fields are stable; absent parts are `null`.
 #[derive(Debug, Clone, Serialize)]
-pub struct ProbeReport {
+pub(crate) struct ProbeReport {
     pub port: String,
     pub baud: u32,
     pub address: u8,
@@ -92,7 +92,7 @@ pub struct ProbeReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// Wire order, `AA:BB:CC`.
     pub vendor_code: String,
     pub model: u8,
@@ -103,7 +103,7 @@ pub struct Identity {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Capability {
+pub(crate) struct Capability {
     pub function: u8,
     pub name: &'static str,
     pub compliance: u8,
@@ -111,7 +111,7 @@ pub struct Capability {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct VendorExtension {
+pub(crate) struct VendorExtension {
     pub vendor_code: String,
     pub protocol_version: u8,
     pub user_count: u32,

@@ -26,7 +26,7 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
-pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let key = args.user.key()?;
     let (config, _warnings) = Config::load(&args.config.config, FileChecks::WarnOnly)?;
     if let Some(d) = &args.door

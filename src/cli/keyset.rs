@@ -54,7 +54,7 @@ pub struct KeysetArgs {
 
 /// What `door keyset --json` prints.
 #[derive(Debug, Clone, Serialize)]
-pub struct KeysetReport {
+pub(crate) struct KeysetReport {
     pub port: String,
     pub address: u8,
     /// `"install-mode"` (SCBK-D) or `"current-key"`.
@@ -162,7 +162,7 @@ where
     out
 }
 
-pub async fn run(args: KeysetArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: KeysetArgs) -> anyhow::Result<ExitCode> {
     let profile = line_profile(args.baud, &args.profile)?;
     let new_key = read_scbk(&args.new_scbk_file)?;
     let (current, connected_with) = match &args.current_scbk_file {

@@ -5,21 +5,21 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub mod check_config;
+pub(crate) mod check_config;
 #[cfg(feature = "sim")]
-pub mod demo;
-pub mod door;
-pub mod explain;
+pub(crate) mod demo;
+pub(crate) mod door;
+pub(crate) mod explain;
 pub mod keyset;
 pub mod logging;
-pub mod progress;
-pub mod revoke;
-pub mod run;
+pub(crate) mod progress;
+pub(crate) mod revoke;
+pub(crate) mod run;
 #[cfg(feature = "sim")]
-pub mod simulate;
-pub mod status;
+pub(crate) mod simulate;
+pub(crate) mod status;
 pub mod sync;
-pub mod user;
+pub(crate) mod user;
 
 /// Keeps face-recognition door hardware in step with Alibaba Cloud IoT face access, over OSDP.
 #[derive(Debug, Parser)]
@@ -75,7 +75,7 @@ pub struct UserArgs {
 
 impl UserArgs {
     /// The store's key for this person; an empty id is refused before anything is looked up.
-    pub fn key(&self) -> anyhow::Result<crate::domain::UserKey> {
+    pub(crate) fn key(&self) -> anyhow::Result<crate::domain::UserKey> {
         if self.user_id.trim().is_empty() {
             anyhow::bail!("--user-id must not be empty");
         }
@@ -117,7 +117,7 @@ pub enum Command {
 
 /// Loads the configuration for a command that works with whatever is there: a missing port is a
 /// warning (that door is reported unreachable, the others still work), any other problem an error.
-pub fn load_config(path: &std::path::Path) -> anyhow::Result<crate::config::Config> {
+pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<crate::config::Config> {
     let (config, warnings) = crate::config::Config::load(path, crate::config::FileChecks::WarnOnly)?;
     for w in &warnings {
         tracing::warn!("{w}");

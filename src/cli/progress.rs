@@ -7,13 +7,13 @@ use std::sync::Mutex;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Shows progress reports; cheap to call often.
-pub struct ProgressView {
+pub(crate) struct ProgressView {
     bar: Option<ProgressBar>,
     last: Mutex<(String, u64)>,
 }
 
 impl ProgressView {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {wide_bar} {pos}/{len} ({eta})") {
@@ -28,7 +28,7 @@ impl ProgressView {
         }
     }
 
-    pub fn show(&self, message: &str, done: u64, total: u64) {
+    pub(crate) fn show(&self, message: &str, done: u64, total: u64) {
         if let Some(bar) = &self.bar {
             bar.set_message(message.to_string());
             bar.set_length(total);
@@ -47,7 +47,7 @@ impl ProgressView {
         }
     }
 
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -12,7 +12,7 @@ use crate::agent::{Standalone, doors};
 use crate::sync::engine::RevokeReport;
 
 /// Exit status when some door could not be reached (the revocation is recorded and will be applied).
-pub const EXIT_DOORS_UNREACHED: u8 = 2;
+pub(crate) const EXIT_DOORS_UNREACHED: u8 = 2;
 
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
@@ -25,7 +25,7 @@ pub struct RevokeArgs {
     pub json: bool,
 }
 
-pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
     let key = args.user.key()?;
     let config = super::load_config(&args.config.config)?;
     let report = match control::connect(&config.control_socket_path()).await? {
@@ -60,7 +60,7 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
     }))
 }
 
-pub fn render(r: &RevokeReport) -> String {
+pub(crate) fn render(r: &RevokeReport) -> String {
     let mut out = format!(
         "revoked {}{}; a tombstone keeps them off every door until the cloud acknowledged the face delete \
          and a later pull shows a new face\n",

@@ -22,7 +22,7 @@ pub struct RunArgs {
     pub force_refresh: bool,
 }
 
-pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&args.config.config)?;
     // The store first: a second daemon must fail here, before it touches a serial port.
     let store = agent::open_store(&config.store.path)?;

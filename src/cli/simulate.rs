@@ -10,7 +10,7 @@ use clap::Subcommand;
 use crate::cloud::sim::{SimCloud, SimConfig};
 use crate::config::read_secret_file;
 
-pub mod door;
+pub(crate) mod door;
 
 #[derive(Debug, Subcommand)]
 pub enum SimulateCommand {
@@ -45,7 +45,7 @@ pub struct CloudSimArgs {
     pub seed: u64,
 }
 
-pub async fn run(cmd: SimulateCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(cmd: SimulateCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         SimulateCommand::Cloud(args) => run_cloud(args).await,
         SimulateCommand::Door(args) => door::run(args).await,

@@ -20,7 +20,7 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let (config, _warnings) = Config::load(&args.config.config, FileChecks::WarnOnly)?;
     let mut report = match control::connect(&config.control_socket_path()).await? {
         Some(stream) => {

@@ -13,7 +13,7 @@ use crate::agent::{Standalone, doors};
 use crate::sync::engine::{PassOptions, PassReport, Progress};
 
 /// Exit status when a door did not converge (offline, or users failed on it).
-pub const EXIT_NOT_CONVERGED: u8 = 2;
+pub(crate) const EXIT_NOT_CONVERGED: u8 = 2;
 /// Exit status when the doors converged to the cached desired state but the cloud pull failed.
 pub const EXIT_CLOUD_FAILED: u8 = 3;
 
@@ -37,7 +37,7 @@ pub struct SyncArgs {
     pub confirm_removals: bool,
 }
 
-pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&args.config.config)?;
     if let Some(door) = &args.door
         && config.door(door).is_none()

@@ -35,7 +35,7 @@ pub struct ModifyArgs {
     pub json: bool,
 }
 
-pub async fn run(cmd: UserCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(cmd: UserCommand) -> anyhow::Result<ExitCode> {
     let UserCommand::Modify(args) = cmd;
     if args.identity_id.trim().is_empty() {
         anyhow::bail!("--identity-id must not be empty");

@@ -8,7 +8,7 @@ use jiff::{Span, SpanRelativeTo};
 
 /// Parses a non-negative duration. Days and weeks count as 24 hours and 7 days (a timeout has no
 /// calendar); months and years are refused, being of no fixed length.
-pub fn parse(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse(s: &str) -> Result<Duration, String> {
     let text = s.trim();
     let span: Span = text.parse().map_err(|e| format!("{e}"))?;
     let signed = span
@@ -18,7 +18,7 @@ pub fn parse(s: &str) -> Result<Duration, String> {
 }
 
 /// Prints `d` the way [`parse`] reads it back (`"1h 30m"`, `"200ms"`).
-pub fn format(d: Duration) -> String {
+pub(crate) fn format(d: Duration) -> String {
     static PRINTER: SpanPrinter = SpanPrinter::new();
     let mut out = String::new();
     // Printing to a String cannot fail.

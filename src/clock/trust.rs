@@ -5,27 +5,27 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// The wall clock may differ from the cloud's `Date` by this much before the clock-skew alarm.
-pub const MAX_SKEW: SignedDuration = SignedDuration::from_mins(5);
+pub(crate) const MAX_SKEW: SignedDuration = SignedDuration::from_mins(5);
 /// The wall clock may fall behind the mark by this much (NTP steps, the mark's persistence lag)
 /// before the clock-went-back alarm; it is still never used below the mark.
-pub const WENT_BACK_TOLERANCE: SignedDuration = SignedDuration::from_secs(60);
+pub(crate) const WENT_BACK_TOLERANCE: SignedDuration = SignedDuration::from_secs(60);
 /// A wall clock further ahead of the mark than this, with no cloud to confirm it, is a forward jump:
 /// it does not advance the mark (a 2030 RTC must not become the trusted past once NTP fixes it).
-pub const MAX_FORWARD_JUMP: SignedDuration = SignedDuration::from_hours(24);
+pub(crate) const MAX_FORWARD_JUMP: SignedDuration = SignedDuration::from_hours(24);
 /// The cloud's `Date` counts as "the cloud answers" for this long after the response arrived.
-pub const CLOUD_FRESH_FOR: SignedDuration = SignedDuration::from_mins(30);
+pub(crate) const CLOUD_FRESH_FOR: SignedDuration = SignedDuration::from_mins(30);
 
 /// A trusted time reading taken `age` ago, measured on the monotonic clock (which no RTC loss or
 /// NTP step moves).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reading {
+pub(crate) struct Reading {
     pub at: Timestamp,
     pub age: SignedDuration,
 }
 
 impl Reading {
     /// The reading carried forward to the present by the monotonic clock.
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.at
             .saturating_add(self.age.max(SignedDuration::ZERO))
             .unwrap_or(self.at)
@@ -44,7 +44,7 @@ pub enum TimeSource {
 
 /// The rule's answer for one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// The time expiry decisions use.
     pub now: Timestamp,
     pub source: TimeSource,
@@ -64,7 +64,7 @@ pub struct Verdict {
 /// the effective time is never below the mark, and never more than [`MAX_FORWARD_JUMP`] above it: a
 /// wall clock further ahead neither advances the mark (which then moves by monotonic time) nor expires
 /// anyone beyond a day past the mark.
-pub fn decide(wall: Timestamp, mark: Option<Reading>, cloud: Option<Reading>) -> Verdict {
+pub(crate) fn decide(wall: Timestamp, mark: Option<Reading>, cloud: Option<Reading>) -> Verdict {
     let fresh = cloud.filter(|c| c.age >= SignedDuration::ZERO && c.age <= CLOUD_FRESH_FOR);
     if let Some(c) = fresh {
         let cloud_now = c.now();
@@ -129,7 +129,7 @@ pub fn decide(wall: Timestamp, mark: Option<Reading>, cloud: Option<Reading>) ->
 }
 
 /// Parses an HTTP `Date` header (RFC 1123, always GMT); `None` for anything else.
-pub fn parse_http_date(value: &str) -> Option<Timestamp> {
+pub(crate) fn parse_http_date(value: &str) -> Option<Timestamp> {
     jiff::fmt::rfc2822::parse(value.trim()).ok().map(|z| z.timestamp())
 }
 

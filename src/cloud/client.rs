@@ -33,7 +33,7 @@ const ROSTER_REWALK_PAUSE: Duration = Duration::from_millis(500);
 /// Wrong-API answers get this many attempts in total (docs/cloud-api.md §3: retry ≤ 2 times).
 const WRONG_API_MAX_ATTEMPTS: u32 = 3;
 /// Redirects an image download follows at most.
-pub const IMAGE_MAX_REDIRECTS: usize = 3;
+pub(crate) const IMAGE_MAX_REDIRECTS: usize = 3;
 /// Room for JSON framing around a BASE64 image in a response body.
 const JSON_OVERHEAD_BYTES: u64 = 256 * 1024;
 
@@ -109,10 +109,6 @@ impl CloudClient {
             permits,
             last_date: Arc::default(),
         })
-    }
-
-    pub fn settings(&self) -> &CloudSettings {
-        &self.settings
     }
 
     /// One API call with retries; returns the `data` member (absent or null → `None`).

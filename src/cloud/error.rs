@@ -114,7 +114,7 @@ impl CloudError {
 }
 
 /// Class of a gateway answer with HTTP status ≠ 200.
-pub fn classify_http(status: u16, error_message: Option<&str>) -> ErrorClass {
+pub(crate) fn classify_http(status: u16, error_message: Option<&str>) -> ErrorClass {
     match status {
         401 => ErrorClass::Auth,
         // The gateway refuses a bad signature with 400 as well as 401 ("Invalid Signature").
@@ -134,7 +134,7 @@ pub fn classify_http(status: u16, error_message: Option<&str>) -> ErrorClass {
 /// Class of a business error (HTTP 200, `code` ≠ 200). `per_user` says the call was about one user, the
 /// only case where "identity does not exist" may mean the user is gone (2405 also means "company not
 /// initialised", a configuration problem).
-pub fn classify_business(code: i64, message: &str, per_user: bool) -> ErrorClass {
+pub(crate) fn classify_business(code: i64, message: &str, per_user: bool) -> ErrorClass {
     let lower = message.to_ascii_lowercase();
     match code {
         20003 | 20004 | 20056 | 503 | 429 => ErrorClass::Retryable,

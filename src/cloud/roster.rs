@@ -14,7 +14,7 @@ use crate::domain::UserKey;
 
 /// What the walk does after a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Ask for the next page.
     Next,
     /// The walk is complete and consistent.
@@ -27,7 +27,7 @@ pub enum Step {
 
 /// One walk of the roster, fed page by page.
 #[derive(Debug)]
-pub struct RosterWalk {
+pub(crate) struct RosterWalk {
     page_size: u32,
     max_pages: u32,
     default_user_type: String,
@@ -39,7 +39,7 @@ pub struct RosterWalk {
 }
 
 impl RosterWalk {
-    pub fn new(page_size: u32, max_pages: u32, default_user_type: impl Into<String>) -> Self {
+    pub(crate) fn new(page_size: u32, max_pages: u32, default_user_type: impl Into<String>) -> Self {
         Self {
             page_size: page_size.max(1),
             max_pages,
@@ -53,16 +53,16 @@ impl RosterWalk {
     }
 
     /// The users listed so far, each once, in walk order.
-    pub fn entries(&self) -> &[RosterEntry] {
+    pub(crate) fn entries(&self) -> &[RosterEntry] {
         &self.entries
     }
 
-    pub fn into_entries(self) -> Vec<RosterEntry> {
+    pub(crate) fn into_entries(self) -> Vec<RosterEntry> {
         self.entries
     }
 
     /// Takes the next page (numbered from 1 in the order asked for).
-    pub fn page(&mut self, page: RosterPage) -> Step {
+    pub(crate) fn page(&mut self, page: RosterPage) -> Step {
         self.pages += 1;
         let page_no = self.pages;
         let total = match page_total(&page) {

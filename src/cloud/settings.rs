@@ -61,7 +61,7 @@ impl CloudSettings {
     }
 
     /// Whether `host` (as it appears in a URL) matches the image allow-list.
-    pub fn image_host_allowed(&self, host: &str) -> bool {
+    pub(crate) fn image_host_allowed(&self, host: &str) -> bool {
         host_matches(&self.image_hosts, host)
     }
 }
@@ -69,7 +69,7 @@ impl CloudSettings {
 /// Whether `host` matches one of `patterns`, by the configuration's own matcher
 /// ([`crate::config::HostPattern`]: IPv6 literals, IP comparison); a pattern that does not parse
 /// matches nothing.
-pub fn host_matches(patterns: &[String], host: &str) -> bool {
+pub(crate) fn host_matches(patterns: &[String], host: &str) -> bool {
     patterns
         .iter()
         .filter_map(|p| crate::config::HostPattern::parse(p).ok())
@@ -79,7 +79,7 @@ pub fn host_matches(patterns: &[String], host: &str) -> bool {
 impl CloudSettings {
     /// Maps the validated `[cloud]` section onto client settings. The config must have been loaded
     /// with `FileChecks::Required`, so the app secret was read (and its permissions checked).
-    pub fn from_config(c: &crate::config::CloudConfig) -> Result<Self, super::CloudError> {
+    pub(crate) fn from_config(c: &crate::config::CloudConfig) -> Result<Self, super::CloudError> {
         let app_secret = c.app_secret.clone().ok_or_else(|| {
             super::CloudError::Config(format!(
                 "the app secret was not read from {}",

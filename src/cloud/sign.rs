@@ -70,7 +70,8 @@ pub fn signature(secret: &[u8], string_to_sign: &str) -> String {
 
 /// Why a received request's signature does not verify (used by the fake cloud).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
+#[cfg(any(test, feature = "sim"))]
+pub(crate) enum VerifyError {
     #[error("missing header {0}")]
     MissingHeader(&'static str),
     #[error("signed header {0} listed in X-Ca-Signature-Headers is absent")]
@@ -86,7 +87,8 @@ pub enum VerifyError {
 
 /// Verifies a request the way the gateway does: rebuilds the string-to-sign from the header list
 /// named in `X-Ca-Signature-Headers`. `header` looks a header up case-insensitively.
-pub fn verify<'h>(
+#[cfg(any(test, feature = "sim"))]
+pub(crate) fn verify<'h>(
     method: &str,
     path: &str,
     body: &[u8],

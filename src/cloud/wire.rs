@@ -11,17 +11,17 @@ use serde::{Deserialize, Serialize};
 
 pub const PATH_IMAGE_GET: &str = "/face/paas/image/get";
 pub const PATH_IMAGE_DELETE: &str = "/face/paas/image/delete";
-pub const PATH_USER_MODIFY: &str = "/entrance/paas/user/modify";
+pub(crate) const PATH_USER_MODIFY: &str = "/entrance/paas/user/modify";
 pub const PATH_ROSTER: &str = "/face/paas/permission/querybydevice";
 
-pub const API_VER_IMAGE_GET: &str = "1.2.0";
-pub const API_VER_IMAGE_DELETE: &str = "1.2.0";
-pub const API_VER_USER_MODIFY: &str = "1.0.0";
-pub const API_VER_ROSTER: &str = "1.0.4";
+pub(crate) const API_VER_IMAGE_GET: &str = "1.2.0";
+pub(crate) const API_VER_IMAGE_DELETE: &str = "1.2.0";
+pub(crate) const API_VER_USER_MODIFY: &str = "1.0.0";
+pub(crate) const API_VER_ROSTER: &str = "1.0.4";
 
 /// `{"id","version":"1.0","request":{"apiVer",…},"params":{…}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RequestEnvelope<P> {
+pub(crate) struct RequestEnvelope<P> {
     pub id: String,
     pub version: String,
     pub request: RequestMeta,
@@ -29,7 +29,7 @@ pub struct RequestEnvelope<P> {
 }
 
 impl<P> RequestEnvelope<P> {
-    pub fn new(id: impl Into<String>, api_ver: &str, params: P) -> Self {
+    pub(crate) fn new(id: impl Into<String>, api_ver: &str, params: P) -> Self {
         Self {
             id: id.into(),
             version: "1.0".into(),
@@ -44,7 +44,7 @@ impl<P> RequestEnvelope<P> {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RequestMeta {
+pub(crate) struct RequestMeta {
     pub api_ver: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cloud_token: Option<String>,
@@ -53,7 +53,7 @@ pub struct RequestMeta {
 /// `{"id","code","message","localizedMsg","data"}`; `code` 200 is success whatever the HTTP status.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ResponseEnvelope<D = serde_json::Value> {
+pub(crate) struct ResponseEnvelope<D = serde_json::Value> {
     #[serde(default)]
     pub id: Option<String>,
     pub code: i64,
@@ -70,7 +70,7 @@ pub use crate::config::ImageFormat;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ImageGetParams {
+pub(crate) struct ImageGetParams {
     pub user_type: String,
     pub user_id: String,
     pub image_format: ImageFormat,
@@ -78,7 +78,7 @@ pub struct ImageGetParams {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ImageGetData {
+pub(crate) struct ImageGetData {
     #[serde(default)]
     pub image_url: Option<String>,
     #[serde(default)]
@@ -100,14 +100,14 @@ pub struct ImageGetData {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ImageDeleteParams {
+pub(crate) struct ImageDeleteParams {
     pub user_type: String,
     pub user_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UserModifyParams {
+pub(crate) struct UserModifyParams {
     pub identity_id: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub name: Option<String>,
@@ -117,7 +117,7 @@ pub struct UserModifyParams {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RosterParams {
+pub(crate) struct RosterParams {
     pub iot_id: String,
     pub page_no: u32,
     pub page_size: u32,
@@ -126,7 +126,7 @@ pub struct RosterParams {
 /// One page of `querybydevice` (UNVERIFIED names: aliases cover the plausible spellings).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RosterPage {
+pub(crate) struct RosterPage {
     #[serde(default)]
     pub iot_id: Option<String>,
     /// Signed, so a negative total is reported as such rather than as an unreadable page.
@@ -145,7 +145,7 @@ pub struct RosterPage {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RosterItem {
+pub(crate) struct RosterItem {
     #[serde(default)]
     pub user_id: Option<String>,
     #[serde(default)]
@@ -159,7 +159,7 @@ pub struct RosterItem {
 }
 
 /// Statuses that mean a delete was requested for the device (docs/cloud-api.md §2.2: our inference).
-pub fn roster_status_is_revoked(status: Option<&str>) -> bool {
+pub(crate) fn roster_status_is_revoked(status: Option<&str>) -> bool {
     matches!(status, Some(s) if s.eq_ignore_ascii_case("transferDeleted") || s.eq_ignore_ascii_case("deleteTimeout"))
 }
 
@@ -167,7 +167,7 @@ pub fn roster_status_is_revoked(status: Option<&str>) -> bool {
 const CLOUD_TIME: &str = "%Y-%m-%d %H:%M:%S";
 
 /// Parses a cloud time given the cloud's UTC offset; `None` for an empty string.
-pub fn parse_cloud_time(s: &str, offset: Offset) -> Result<Option<Timestamp>, String> {
+pub(crate) fn parse_cloud_time(s: &str, offset: Offset) -> Result<Option<Timestamp>, String> {
     let s = s.trim();
     if s.is_empty() {
         return Ok(None);
@@ -180,7 +180,8 @@ pub fn parse_cloud_time(s: &str, offset: Offset) -> Result<Option<Timestamp>, St
 }
 
 /// Formats an instant the way the cloud writes times, at the cloud's UTC offset.
-pub fn format_cloud_time(t: Timestamp, offset: Offset) -> String {
+#[cfg(any(test, feature = "sim"))]
+pub(crate) fn format_cloud_time(t: Timestamp, offset: Offset) -> String {
     offset.to_datetime(t).strftime(CLOUD_TIME).to_string()
 }
 

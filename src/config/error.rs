@@ -64,7 +64,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub fn new(key: impl Into<String>, problem: Problem) -> Self {
+    pub(crate) fn new(key: impl Into<String>, problem: Problem) -> Self {
         Self {
             key: key.into(),
             line: None,
@@ -73,12 +73,12 @@ impl ConfigError {
     }
 
     /// A value problem at `key`.
-    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(key, Problem::Invalid(message.into()))
     }
 
     /// The same problem, placed at `key` (for helpers that do not know where they were called from).
-    pub fn at(mut self, key: impl Into<String>) -> Self {
+    pub(crate) fn at(mut self, key: impl Into<String>) -> Self {
         self.key = key.into();
         self
     }
@@ -110,7 +110,7 @@ pub struct ConfigWarning {
 }
 
 impl ConfigWarning {
-    pub fn new(key: impl Into<String>, problem: Problem) -> Self {
+    pub(crate) fn new(key: impl Into<String>, problem: Problem) -> Self {
         Self {
             key: key.into(),
             line: None,
@@ -154,7 +154,7 @@ pub struct ConfigErrors {
 }
 
 impl ConfigErrors {
-    pub fn new(file: impl Into<PathBuf>, errors: Vec<ConfigError>) -> Self {
+    pub(crate) fn new(file: impl Into<PathBuf>, errors: Vec<ConfigError>) -> Self {
         Self {
             file: file.into(),
             errors,
@@ -162,7 +162,7 @@ impl ConfigErrors {
         }
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, ConfigError> {
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, ConfigError> {
         self.errors.iter()
     }
 }

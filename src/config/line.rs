@@ -9,7 +9,7 @@ use serde::Deserialize;
 /// One `[[line]]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLine {
+pub(crate) struct RawLine {
     pub port: Option<PathBuf>,
     pub rs485: Option<String>,
     pub rs485_delay_before_send: Option<String>,
@@ -49,7 +49,7 @@ pub struct LineConfig {
 
 impl LineConfig {
     /// The settings `lines` give the port at `port`, or the defaults when none does.
-    pub fn of_port(lines: &[LineConfig], port: &std::path::Path) -> LineConfig {
+    pub(crate) fn of_port(lines: &[LineConfig], port: &std::path::Path) -> LineConfig {
         lines
             .iter()
             .find(|l| l.port == port)
@@ -62,10 +62,10 @@ impl LineConfig {
 }
 
 /// The `rs485` values, for messages.
-pub const RS485_VALUES: &str = "\"off\", \"rts-high-on-send\" or \"rts-low-on-send\"";
+pub(crate) const RS485_VALUES: &str = "\"off\", \"rts-high-on-send\" or \"rts-low-on-send\"";
 
 /// Parses an `rs485` value; `Ok(None)` for "off".
-pub fn parse_rs485(v: &str) -> Result<Option<Rs485Rts>, String> {
+pub(crate) fn parse_rs485(v: &str) -> Result<Option<Rs485Rts>, String> {
     match v {
         "off" => Ok(None),
         "rts-high-on-send" => Ok(Some(Rs485Rts::HighOnSend)),

@@ -3,7 +3,7 @@
 //! Two phases, in the manner of ripgrep's low/high args:
 //! 1. [`raw`]: TOML → [`RawConfig`] (serde, `deny_unknown_fields`, every field optional). Unknown keys
 //!    and wrong types are all collected, each at its key path and line.
-//! 2. [`validate()`]: [`RawConfig`] → [`Config`] + warnings, or every problem at once. Defaults are only
+//! 2. `validate::validate_all`: [`RawConfig`] → [`Config`] + warnings, or every problem at once. Defaults are only
 //!    the ones documented in `firmware-config/README.md` (and listed on each field below).
 //!
 //! Relative paths in the config are relative to the config file's directory. This module reads files
@@ -19,30 +19,33 @@ use crate::domain::{Profile, Secret};
 mod error;
 mod line;
 mod profile;
-pub mod raw;
+pub(crate) mod raw;
 mod scbk;
 mod secret;
 mod validate;
 mod values;
 
-pub use error::{ConfigError, ConfigErrors, ConfigWarning, Problem};
-pub use line::{LineConfig, Rs485Mode, Rs485Rts};
+pub(crate) use error::{ConfigError, ConfigErrors, ConfigWarning, Problem};
+#[cfg(test)]
+pub(crate) use line::Rs485Mode;
+pub(crate) use line::{LineConfig, Rs485Rts};
 pub use profile::{
     MFG_PACKET_OVERHEAD_BYTES, builtin_profile, builtin_profile_names, load_profile, load_profile_file, parse_profile,
     parse_vendor_code,
 };
-pub use raw::RawConfig;
-pub use scbk::{read_scbk, write_scbk_file};
+pub(crate) use raw::RawConfig;
+pub(crate) use scbk::read_scbk;
+#[cfg(any(test, feature = "sim"))]
+pub(crate) use scbk::write_scbk_file;
 pub use secret::{FileChecks, read_ca_file, read_scbk_file, read_secret_file};
-pub use validate::validate;
-pub use values::{HostPattern, OSDP_BAUD_RATES};
+pub(crate) use values::{HostPattern, OSDP_BAUD_RATES};
 
 /// Default of `cloud.endpoint`.
-pub const DEFAULT_ENDPOINT: &str = "https://api.link.aliyun.com";
+pub(crate) const DEFAULT_ENDPOINT: &str = "https://api.link.aliyun.com";
 /// Default of `cloud.image_download_max_bytes` (2 MiB).
-pub const DEFAULT_IMAGE_DOWNLOAD_MAX_BYTES: u32 = 2 * 1024 * 1024;
+pub(crate) const DEFAULT_IMAGE_DOWNLOAD_MAX_BYTES: u32 = 2 * 1024 * 1024;
 /// Name of the daemon's control socket inside `store.path`.
-pub const CONTROL_SOCKET_NAME: &str = "doorsync.sock";
+pub(crate) const CONTROL_SOCKET_NAME: &str = "doorsync.sock";
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -93,7 +96,8 @@ pub struct CloudConfig {
 
 impl CloudConfig {
     /// Whether an image URL's host is allowed by `image_hosts`.
-    pub fn image_host_allowed(&self, host: &str) -> bool {
+    #[cfg(test)]
+    pub(crate) fn image_host_allowed(&self, host: &str) -> bool {
         self.image_hosts.iter().any(|p| p.matches(host))
     }
 }
@@ -108,10 +112,10 @@ pub enum UserType {
 }
 
 impl UserType {
-    pub const ALL: [UserType; 4] = [Self::Identity, Self::Open, Self::Yundun, Self::Phone];
+    pub(crate) const ALL: [UserType; 4] = [Self::Identity, Self::Open, Self::Yundun, Self::Phone];
 
     /// The cloud's spelling.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Identity => "IDENTITY",
             Self::Open => "OPEN",
@@ -129,15 +133,7 @@ pub enum ImageFormat {
     Base64,
 }
 
-impl ImageFormat {
-    /// The cloud's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Url => "URL",
-            Self::Base64 => "BASE64",
-        }
-    }
-}
+impl ImageFormat {}
 
 /// `[store]`: the local database.
 #[derive(Debug, Clone)]
@@ -203,7 +199,7 @@ impl Config {
     }
 
     /// Parses and validates config text. `file` labels errors; `base_dir` resolves relative paths.
-    pub fn from_toml_str(
+    pub(crate) fn from_toml_str(
         text: &str,
         file: &Path,
         base_dir: &Path,
@@ -239,12 +235,13 @@ impl Config {
     }
 
     /// The door of that name.
-    pub fn door(&self, name: &str) -> Option<&DoorConfig> {
+    pub(crate) fn door(&self, name: &str) -> Option<&DoorConfig> {
         self.doors.iter().find(|d| d.name == name)
     }
 
     /// The settings of the line at `port` (the defaults when it has no `[[line]]`).
-    pub fn line(&self, port: &Path) -> LineConfig {
+    #[cfg(test)]
+    pub(crate) fn line(&self, port: &Path) -> LineConfig {
         LineConfig::of_port(&self.lines, port)
     }
 }

@@ -17,7 +17,7 @@ use super::error::{ConfigError, Problem};
 /// The configuration file as written. Validation into [`super::Config`] happens in [`super::validate`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     pub cloud: Option<RawCloud>,
     pub store: Option<RawStore>,
     pub sync: Option<RawSync>,
@@ -28,7 +28,7 @@ pub struct RawConfig {
 /// `[cloud]` as written. Integers are `i64` so out-of-range values get a message with the rule.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCloud {
+pub(crate) struct RawCloud {
     pub endpoint: Option<String>,
     pub app_key: Option<String>,
     pub app_secret_file: Option<PathBuf>,
@@ -48,14 +48,14 @@ pub struct RawCloud {
 /// `[store]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawStore {
+pub(crate) struct RawStore {
     pub path: Option<PathBuf>,
 }
 
 /// `[sync]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSync {
+pub(crate) struct RawSync {
     pub verify_interval: Option<String>,
     pub max_implicit_removals: Option<i64>,
     pub removal_hold: Option<String>,
@@ -64,7 +64,7 @@ pub struct RawSync {
 /// One `[[door]]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawDoor {
+pub(crate) struct RawDoor {
     pub name: Option<String>,
     pub port: Option<PathBuf>,
     pub baud: Option<i64>,
@@ -75,11 +75,11 @@ pub struct RawDoor {
 }
 
 /// Key path → 1-based line, so later (semantic) errors can say where the key is.
-pub type LineMap = HashMap<String, usize>;
+pub(crate) type LineMap = HashMap<String, usize>;
 
 /// A parsed document: the raw value (with bad keys removed), the problems found, and where keys are.
 #[derive(Debug)]
-pub struct Parsed<T> {
+pub(crate) struct Parsed<T> {
     pub raw: T,
     pub errors: Vec<ConfigError>,
     pub lines: LineMap,
@@ -90,7 +90,7 @@ const MAX_REPORTED: usize = 100;
 
 /// Parses `text` into `T`, collecting every unknown key and type error. `Err` only for a TOML syntax
 /// error (nothing else can be checked then) or a document serde rejects as a whole.
-pub fn parse_toml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<Parsed<T>, ConfigError> {
+pub(crate) fn parse_toml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<Parsed<T>, ConfigError> {
     let mut doc = DeTable::parse(text).map_err(|e| syntax_error(&e, text, file))?;
     let mut lines = LineMap::new();
     walk_lines(doc.get_ref(), "", text, &mut lines);
@@ -153,7 +153,7 @@ fn syntax_error(e: &toml::de::Error, text: &str, file: &Path) -> ConfigError {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;

@@ -1,18 +1,14 @@
 //! OSDP Secure Channel key files: read one into a zeroized [`Scbk`], write one (mode 0600) after a
-//! technician's `door keyset` or a simulated door's osdp_KEYSET. The key never appears in an error.
+//! simulated door's osdp_KEYSET. The key never appears in an error.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-
-use zeroize::Zeroizing;
 
 use super::error::{ConfigError, Problem};
 use super::secret::read_scbk_file;
 use crate::osdp::sc::Scbk;
 
 /// Read a key file (32 hex characters, mode 0600; see [`read_scbk_file`]) into a key.
-pub fn read_scbk(path: &Path) -> Result<Scbk, ConfigError> {
+pub(crate) fn read_scbk(path: &Path) -> Result<Scbk, ConfigError> {
     let secret = read_scbk_file(path)?;
     Scbk::from_slice(secret.expose()).ok_or_else(|| {
         ConfigError::new(
@@ -27,7 +23,13 @@ pub fn read_scbk(path: &Path) -> Result<Scbk, ConfigError> {
 
 /// Write `scbk` as 32 hex characters and a newline, mode 0600, replacing `path` atomically (a temp
 /// file beside it, fsync, rename) so a crash leaves the old key or the new one, never half of one.
-pub fn write_scbk_file(path: &Path, scbk: &Scbk) -> std::io::Result<()> {
+#[cfg(any(test, feature = "sim"))]
+pub(crate) fn write_scbk_file(path: &Path, scbk: &Scbk) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    use zeroize::Zeroizing;
+
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

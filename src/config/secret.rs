@@ -111,7 +111,7 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
 
 /// A port exists (a character device, or a symlink to a pty); nothing else is checked here because
 /// opening a serial port has side effects (DTR) and may be held by the running daemon.
-pub fn check_port(path: &Path) -> Result<(), ConfigError> {
+pub(crate) fn check_port(path: &Path) -> Result<(), ConfigError> {
     if path.is_dir() {
         Err(ConfigError::new(
             "",

@@ -21,20 +21,8 @@ const MIN: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(86_400);
 
 /// Validates a raw config. `base_dir` resolves relative paths (and local profiles); `checks` says
-/// whether missing files are errors. Returns every problem, in file order of sections.
-pub fn validate(
-    raw: RawConfig,
-    base_dir: &Path,
-    checks: FileChecks,
-) -> Result<(Config, Vec<ConfigWarning>), Vec<ConfigError>> {
-    let (config, errors, warnings) = validate_all(raw, base_dir, checks);
-    match config {
-        Some(c) if errors.is_empty() => Ok((c, warnings)),
-        _ => Err(errors),
-    }
-}
-
-/// [`validate`], also returning the warnings when there are errors (so `check-config` shows both).
+/// whether missing files are errors. Returns every problem, in file order of sections, and the warnings
+/// also when there are errors (so `check-config` shows both).
 pub(super) fn validate_all(
     raw: RawConfig,
     base_dir: &Path,

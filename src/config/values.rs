@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::duration_text;
 
 /// Baud rates OSDP defines.
-pub const OSDP_BAUD_RATES: [u32; 6] = [9600, 19200, 38400, 57600, 115200, 230400];
+pub(crate) const OSDP_BAUD_RATES: [u32; 6] = [9600, 19200, 38400, 57600, 115200, 230400];
 
 /// A host image URLs may point to: `exact.host.name`, an IP literal, or `*.suffix` (any host strictly
 /// below `suffix`, not `suffix` itself). Compared without case; the port is not part of it.
@@ -24,7 +24,7 @@ pub enum HostPattern {
 
 impl HostPattern {
     /// Parses a pattern; the message explains the accepted forms.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim().to_ascii_lowercase();
         if let Some(suffix) = t.strip_prefix("*.") {
             if suffix.parse::<IpAddr>().is_err() && is_hostname(suffix) {
@@ -40,7 +40,7 @@ impl HostPattern {
     }
 
     /// Whether `host` (from a URL; IPv6 may be in brackets) is allowed by this pattern.
-    pub fn matches(&self, host: &str) -> bool {
+    pub(crate) fn matches(&self, host: &str) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
         let host = host.to_ascii_lowercase();
         match self {
@@ -55,7 +55,7 @@ impl HostPattern {
     }
 
     /// Number of labels in the suffix of a wildcard (`*.com` → 1), for the "too broad" warning.
-    pub fn wildcard_labels(&self) -> Option<usize> {
+    pub(crate) fn wildcard_labels(&self) -> Option<usize> {
         match self {
             Self::Exact(_) => None,
             Self::Subdomains(s) => Some(s.split('.').count()),
@@ -86,7 +86,7 @@ fn is_hostname(s: &str) -> bool {
 
 /// Checks an endpoint URL: `https://host[:port][/path]` (or `http://` when `allow_http`). Returns it
 /// without a trailing `/`.
-pub fn parse_endpoint(s: &str, allow_http: bool) -> Result<String, String> {
+pub(crate) fn parse_endpoint(s: &str, allow_http: bool) -> Result<String, String> {
     let t = s.trim();
     let (scheme, rest) = t
         .split_once("://")
@@ -130,7 +130,7 @@ pub fn parse_endpoint(s: &str, allow_http: bool) -> Result<String, String> {
 }
 
 /// `"+08:00"`, `"-05:30"`, `"+0800"`, `"Z"` → a fixed UTC offset.
-pub fn parse_offset(s: &str) -> Result<Offset, String> {
+pub(crate) fn parse_offset(s: &str) -> Result<Offset, String> {
     let bad = || format!("{s:?} is not a UTC offset; write e.g. \"+08:00\" or \"-05:30\"");
     let t = s.trim();
     if t.eq_ignore_ascii_case("Z") || t.eq_ignore_ascii_case("UTC") {
@@ -159,7 +159,7 @@ pub fn parse_offset(s: &str) -> Result<Offset, String> {
 
 /// A duration as people write it (`"60s"`, `"1h 30m"`, `"200ms"`; [`crate::clock::duration_text`])
 /// within `[min, max]`.
-pub fn parse_duration(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let d = duration_text::parse(s)
         .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. \"60s\", \"500ms\" or \"1h\""))?;
     if d < min || d > max {
@@ -173,7 +173,7 @@ pub fn parse_duration(s: &str, min: Duration, max: Duration) -> Result<Duration,
 }
 
 /// A door name: 1–64 of `[A-Za-z0-9_-]` (it appears in store keys, logs and `--door NAME`).
-pub fn check_door_name(s: &str) -> Result<(), String> {
+pub(crate) fn check_door_name(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
         return Err(format!(
             "{s:?} is not a door name; use 1-64 characters from A-Z a-z 0-9 _ -"

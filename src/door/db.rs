@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use assembler::{AssembleError, CompleteFile, FileAssembler, FragmentProgress};
+pub(crate) use assembler::{FileAssembler, FragmentProgress};
 
 use super::vendor::{
     self, BUCKET_COUNT, BucketPage, Command, DigestEntry, FT_TYPE_FACE, FT_TYPE_RECORDS, FileResult, ListPage,
@@ -21,7 +21,7 @@ use super::{BucketDigest, DoorDigest, DoorInfo, DoorListEntry, FaceStatus};
 use crate::domain::{DoorRecord, DoorUserId};
 
 /// NAK code a door sends for osdp_MFG data too short to hold the 3-byte header.
-pub const NAK_RECORD: u8 = 0x09;
+pub(crate) const NAK_RECORD: u8 = 0x09;
 
 /// Limits of one door model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +46,7 @@ struct StoredUser {
 
 /// How a door answers one osdp_MFG.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DoorAnswer {
+pub(crate) enum DoorAnswer {
     /// osdp_ACK: DELETE and CLEAR done.
     Ack,
     /// osdp_MFGREP with this vendor data (at once, or queued for the next osdp_POLL).
@@ -79,7 +79,7 @@ impl DoorDb {
     }
 
     /// The largest file (header included) this door accepts, for sizing a [`FileAssembler`].
-    pub fn max_file_bytes(&self) -> u32 {
+    pub(crate) fn max_file_bytes(&self) -> u32 {
         let face = self
             .limits
             .max_face_jpeg_bytes
@@ -87,7 +87,8 @@ impl DoorDb {
         face.max(self.limits.max_record_file_bytes)
     }
 
-    pub fn user_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn user_count(&self) -> usize {
         self.users.len()
     }
 
@@ -105,7 +106,7 @@ impl DoorDb {
     }
 
     /// Forgets INFO's last-file fields, as a door does at start-up ("none yet" until the next file).
-    pub fn reset_last_file(&mut self) {
+    pub(crate) fn reset_last_file(&mut self) {
         self.last_file_type = 0;
         self.last_file_result = FileResult::None;
     }
@@ -221,7 +222,7 @@ impl DoorDb {
     }
 
     /// The BUCKET_DIGESTS answer: up to 5 buckets from `first_bucket`.
-    pub fn bucket_page(&self, first_bucket: u8) -> Result<BucketPage, Status> {
+    pub(crate) fn bucket_page(&self, first_bucket: u8) -> Result<BucketPage, Status> {
         if first_bucket >= BUCKET_COUNT {
             return Err(Status::OutOfRange);
         }
@@ -239,7 +240,7 @@ impl DoorDb {
     }
 
     /// The LIST answer: up to 4 users of `bucket` with id ≥ `cursor`, ascending.
-    pub fn list_page(&self, bucket: u8, cursor: u32) -> Result<ListPage, Status> {
+    pub(crate) fn list_page(&self, bucket: u8, cursor: u32) -> Result<ListPage, Status> {
         if bucket >= BUCKET_COUNT {
             return Err(Status::OutOfRange);
         }
@@ -303,7 +304,7 @@ impl DoorDb {
     }
 
     /// Executes one osdp_MFG's vendor data (after the vendor code) and says how to answer.
-    pub fn handle_mfg(&mut self, vendor_data: &[u8]) -> DoorAnswer {
+    pub(crate) fn handle_mfg(&mut self, vendor_data: &[u8]) -> DoorAnswer {
         let Some((op_code, request_id)) = MfgCommand::peek_header(vendor_data) else {
             return DoorAnswer::Nak(NAK_RECORD);
         };

@@ -67,7 +67,7 @@ pub enum Misconfig {
 }
 
 /// Bytes as `AA:BB:CC` (vendor codes, in wire order).
-pub fn colon_hex(bytes: &[u8]) -> String {
+pub(crate) fn colon_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
@@ -165,7 +165,7 @@ impl DoorError {
 
 /// The class of a NAK that reached the caller (the session already resent after NAK 0x01 and restarted
 /// the link after NAK 0x04; the configuration NAKs are mapped to [`Misconfig`] by the OSDP door).
-pub fn nak_class(code: NakCode) -> FailureClass {
+pub(crate) fn nak_class(code: NakCode) -> FailureClass {
     match code {
         NakCode::MessageCheck => FailureClass::Resend,
         NakCode::UnexpectedSequence | NakCode::NoError => FailureClass::Reconnect,

@@ -3,11 +3,12 @@
 //! Everything that talks to hardware implements [`Door`]; reconciliation compares a door's answers with
 //! [`expected_digest`] / [`expected_bucket_digests`], which use the same hash functions as the door.
 
+#[cfg(any(test, feature = "sim"))]
 pub mod db;
-pub mod failure;
+pub(crate) mod failure;
 #[cfg(any(test, feature = "sim"))]
 pub mod memory;
-pub mod osdp_door;
+pub(crate) mod osdp_door;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod vendor;
@@ -23,7 +24,7 @@ use crate::domain::{AppliedEntry, DoorRecord, DoorUserId, FaceRef};
 use crate::osdp::NakCode;
 pub use failure::{FailureClass, Misconfig};
 pub use osdp_door::{LinkStats, OsdpDoor, OsdpDoorOptions, ResumePolicy};
-pub use vendor::{FileResult, Status, VendorError};
+pub(crate) use vendor::{FileResult, Status, VendorError};
 
 /// A door's answer to DIGEST: how many users it holds and the digest over all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +142,7 @@ pub struct LinkSnapshot {
 
 /// What the door should report for one applied entry, or `None` when the door should not hold it
 /// (no acknowledged record: a door refuses faces without a record).
-pub fn expected_entry(id: DoorUserId, entry: &AppliedEntry) -> Option<vendor::DigestEntry> {
+pub(crate) fn expected_entry(id: DoorUserId, entry: &AppliedEntry) -> Option<vendor::DigestEntry> {
     let record = entry.record.as_ref()?;
     Some(vendor::DigestEntry {
         id,
@@ -160,7 +161,7 @@ pub fn expected_digest(applied: &BTreeMap<DoorUserId, AppliedEntry>) -> DoorDige
 }
 
 /// The BUCKET_DIGESTS a door holding exactly `applied` answers (all buckets, in order).
-pub fn expected_bucket_digests(applied: &BTreeMap<DoorUserId, AppliedEntry>) -> Vec<BucketDigest> {
+pub(crate) fn expected_bucket_digests(applied: &BTreeMap<DoorUserId, AppliedEntry>) -> Vec<BucketDigest> {
     let mut buckets: Vec<Vec<vendor::DigestEntry>> = vec![Vec::new(); usize::from(vendor::BUCKET_COUNT)];
     for e in applied.iter().filter_map(|(id, e)| expected_entry(*id, e)) {
         if let Some(b) = buckets.get_mut(usize::from(vendor::bucket_of(e.id))) {
@@ -179,7 +180,7 @@ pub fn expected_bucket_digests(applied: &BTreeMap<DoorUserId, AppliedEntry>) -> 
 }
 
 /// Buckets whose count or digest differ, including buckets missing from either side, ascending.
-pub fn diff_buckets(expected: &[BucketDigest], reported: &[BucketDigest]) -> Vec<u8> {
+pub(crate) fn diff_buckets(expected: &[BucketDigest], reported: &[BucketDigest]) -> Vec<u8> {
     let index = |list: &[BucketDigest]| -> BTreeMap<u8, (u16, [u8; 8])> {
         list.iter().map(|b| (b.bucket, (b.user_count, b.digest))).collect()
     };

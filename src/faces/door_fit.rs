@@ -12,7 +12,11 @@ use crate::domain::ImageLimits;
 /// `stored` (a face already normalised for `profile`) within both `profile` and the door's
 /// `door_max_bytes`. Kept byte for byte when it already fits; [`FaceError::TooLarge`] when no quality
 /// or size step of the profile gets it under the door's limit (a limit of 0 fits no face at all).
-pub fn fit_to_door(stored: &[u8], profile: &ImageLimits, door_max_bytes: u32) -> Result<NormalisedFace, FaceError> {
+pub(crate) fn fit_to_door(
+    stored: &[u8],
+    profile: &ImageLimits,
+    door_max_bytes: u32,
+) -> Result<NormalisedFace, FaceError> {
     if door_max_bytes == 0 {
         return Err(FaceError::TooLarge {
             max_bytes: 0,

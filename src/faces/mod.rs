@@ -17,17 +17,17 @@ use thiserror::Error;
 use crate::domain::{FaceRef, ImageLimits};
 
 /// Largest width or height accepted from an input image, before decoding its pixels.
-pub const MAX_INPUT_SIDE_PX: u32 = 8192;
+pub(crate) const MAX_INPUT_SIDE_PX: u32 = 8192;
 /// Largest decoded pixel buffer accepted (a 4000×3000 RGB photo needs 36 MB).
-pub const MAX_DECODE_ALLOC_BYTES: u64 = 128 * 1024 * 1024;
+pub(crate) const MAX_DECODE_ALLOC_BYTES: u64 = 128 * 1024 * 1024;
 /// Lowest JPEG quality tried before the image is scaled down instead.
-pub const MIN_JPEG_QUALITY: u8 = 30;
+pub(crate) const MIN_JPEG_QUALITY: u8 = 30;
 /// Quality is lowered by this much per attempt.
 const QUALITY_STEP: u8 = 5;
 /// Each scale-down step keeps this many hundredths of each side.
 const SHRINK_PERCENT: u32 = 85;
 /// Below this on the shorter side a face is useless to a recogniser, so we give up instead.
-pub const MIN_OUTPUT_SIDE_PX: u32 = 32;
+pub(crate) const MIN_OUTPUT_SIDE_PX: u32 = 32;
 
 /// A face image ready for a door: baseline JPEG, RGB, no metadata, within the profile's limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,7 +347,7 @@ fn flatten_onto_white(image: DynamicImage) -> RgbImage {
 
 /// The largest size with the same aspect ratio inside `max_w`×`max_h`; never larger than the input.
 /// Integer arithmetic only, so every machine computes the same size.
-pub fn fit_within(w: u32, h: u32, max_w: u32, max_h: u32) -> (u32, u32) {
+pub(crate) fn fit_within(w: u32, h: u32, max_w: u32, max_h: u32) -> (u32, u32) {
     if w <= max_w && h <= max_h {
         return (w, h);
     }
@@ -417,4 +417,4 @@ mod keep;
 #[cfg(test)]
 mod tests;
 
-pub use door_fit::fit_to_door;
+pub(crate) use door_fit::fit_to_door;

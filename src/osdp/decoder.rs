@@ -12,7 +12,7 @@ use thiserror::Error;
 use super::wire::{self, HEADER_LEN, Packet, PacketRepr, SOM, WireError, ctrl};
 
 /// Inter-character timeout after which a partial packet is dropped.
-pub const INTER_CHAR_TIMEOUT: Duration = Duration::from_millis(20);
+pub(crate) const INTER_CHAR_TIMEOUT: Duration = Duration::from_millis(20);
 
 /// One malformed candidate packet (the decoder has already resynchronised).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -47,12 +47,12 @@ pub struct Frame {
 }
 
 impl Frame {
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
 
     /// The packet view (structure already checked when the frame was cut).
-    pub fn packet(&self) -> Packet<&[u8]> {
+    pub(crate) fn packet(&self) -> Packet<&[u8]> {
         Packet::new_unchecked(&self.bytes)
     }
 
@@ -82,16 +82,13 @@ impl Decoder {
         }
     }
 
-    pub fn max_packet_len(&self) -> usize {
-        self.max_packet_len
-    }
-
-    pub fn stats(&self) -> &DecodeStats {
+    pub(crate) fn stats(&self) -> &DecodeStats {
         &self.stats
     }
 
     /// Bytes of a partial packet currently held.
-    pub fn buffered(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> usize {
         self.buf.len()
     }
 
@@ -110,7 +107,7 @@ impl Decoder {
     /// Tell the decoder time has passed without bytes. After 20 ms of silence the incomplete candidate
     /// at the front is abandoned: its SOM is dropped and the hunt resumes in the bytes after it, so a
     /// stray SOM in line noise cannot swallow a real packet that followed it.
-    pub fn on_idle(&mut self, now: Instant) {
+    pub(crate) fn on_idle(&mut self, now: Instant) {
         let Some(at) = self.poll_at() else { return };
         if now < at {
             return;
@@ -139,7 +136,7 @@ impl Decoder {
     }
 
     /// When a held partial packet will be dropped, if one is held.
-    pub fn poll_at(&self) -> Option<Instant> {
+    pub(crate) fn poll_at(&self) -> Option<Instant> {
         if self.buf.is_empty() || !self.front_incomplete() {
             return None;
         }
@@ -148,7 +145,8 @@ impl Decoder {
 
     /// Bytes still needed before the candidate at the front can be judged (0 when a call to `next_frame`
     /// would produce a frame or an error).
-    pub fn needed(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn needed(&self) -> usize {
         if self.buf.len() < HEADER_LEN {
             return HEADER_LEN - self.buf.len();
         }

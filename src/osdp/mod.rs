@@ -4,21 +4,23 @@
 //! Secure Channel lives in `sc`: the plain-text layers below report security-block packets as unsupported,
 //! and the CP session hands them to its secure channel.
 
-pub mod bus;
+pub(crate) mod bus;
 pub mod command;
-pub mod cp;
-pub mod decoder;
-pub mod pd;
+pub(crate) mod cp;
+pub(crate) mod decoder;
+#[cfg(any(test, feature = "sim"))]
+pub(crate) mod pd;
 pub mod reply;
 pub mod sc;
 #[cfg(test)]
 pub(crate) mod testutil;
-pub mod wire;
+pub(crate) mod wire;
 
 pub use command::Command;
-pub use cp::LinkDiagnostics;
+pub(crate) use cp::LinkDiagnostics;
 pub use cp::{CommandId, Event, FailReason, PdSession, PdState, SecureConfig, SessionConfig, SubmitError};
 pub use decoder::{DecodeError, Decoder, Frame};
+#[cfg(any(test, feature = "sim"))]
 pub use pd::{PdInput, PdLink, ReplyTo};
 pub use reply::{NakCode, Reply};
 pub use wire::{Packet, PacketRepr, WireError};
@@ -67,6 +69,6 @@ pub(crate) fn split_vendor(code: u8, data: &[u8]) -> Result<([u8; 3], &[u8]), Me
 }
 
 /// Next sequence number after a completed exchange: 0→1, 1→2, 2→3, 3→1 (0 is never reused).
-pub fn next_sqn(sqn: u8) -> u8 {
+pub(crate) fn next_sqn(sqn: u8) -> u8 {
     if sqn >= 3 { 1 } else { sqn + 1 }
 }

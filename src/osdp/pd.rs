@@ -74,7 +74,7 @@ impl PdLink {
     }
 
     /// Speak Secure Channel with `channel`; `rng_seed` fixes RND.B for tests (`None`: from the OS).
-    pub fn with_secure(mut self, channel: PdChannel, rng_seed: Option<u64>) -> Self {
+    pub(crate) fn with_secure(mut self, channel: PdChannel, rng_seed: Option<u64>) -> Self {
         self.secure = Some(Secure {
             channel,
             rng: rng_seed.map_or_else(StdRng::from_os_rng, StdRng::seed_from_u64),
@@ -84,23 +84,24 @@ impl PdLink {
     }
 
     /// Take the secure channel out (e.g. to carry its key across a simulated reboot).
-    pub fn take_secure(&mut self) -> Option<PdChannel> {
+    pub(crate) fn take_secure(&mut self) -> Option<PdChannel> {
         self.secure.take().map(|s| s.channel)
     }
 
     /// True while a secure session is established.
-    pub fn secure_open(&self) -> bool {
+    pub(crate) fn secure_open(&self) -> bool {
         self.secure.as_ref().is_some_and(|s| s.channel.is_open())
     }
 
     /// After answering osdp_KEYSET: use `scbk` from now on (leaves install mode, ends the session).
-    pub fn set_key(&mut self, scbk: Scbk) {
+    pub(crate) fn set_key(&mut self, scbk: Scbk) {
         if let Some(s) = self.secure.as_mut() {
             s.channel.set_key(scbk);
         }
     }
 
-    pub fn address(&self) -> u8 {
+    #[cfg(test)]
+    pub(crate) fn address(&self) -> u8 {
         self.address
     }
 
@@ -111,13 +112,13 @@ impl PdLink {
     }
 
     /// Run the inter-character timer (call at [`PdLink::poll_at`]).
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.decoder.on_idle(now);
         self.drain_frames();
     }
 
     /// When [`PdLink::handle_timeout`] has work.
-    pub fn poll_at(&self) -> Option<Instant> {
+    pub(crate) fn poll_at(&self) -> Option<Instant> {
         self.decoder.poll_at()
     }
 

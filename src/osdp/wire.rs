@@ -7,34 +7,32 @@
 use thiserror::Error;
 
 /// Start of message.
-pub const SOM: u8 = 0x53;
+pub(crate) const SOM: u8 = 0x53;
 /// Optional line-settling byte some senders put before SOM; not part of the packet.
-pub const MARK: u8 = 0xFF;
+pub(crate) const MARK: u8 = 0xFF;
 /// SOM, ADDR, LEN (2), CTRL.
-pub const HEADER_LEN: usize = 5;
-/// Smallest legal packet: header, CODE and a 1-byte checksum.
-pub const MIN_PACKET_LEN: usize = HEADER_LEN + 1 + 1;
+pub(crate) const HEADER_LEN: usize = 5;
 /// Address bit set in every reply.
-pub const REPLY_BIT: u8 = 0x80;
+pub(crate) const REPLY_BIT: u8 = 0x80;
 /// Broadcast / configuration address.
-pub const BROADCAST_ADDR: u8 = 0x7F;
+pub(crate) const BROADCAST_ADDR: u8 = 0x7F;
 
 /// CTRL byte bits.
-pub mod ctrl {
-    pub const SQN_MASK: u8 = 0x03;
-    pub const CRC: u8 = 0x04;
-    pub const SCB: u8 = 0x08;
-    pub const RESERVED: u8 = 0xF0;
+pub(crate) mod ctrl {
+    pub(crate) const SQN_MASK: u8 = 0x03;
+    pub(crate) const CRC: u8 = 0x04;
+    pub(crate) const SCB: u8 = 0x08;
+    pub(crate) const RESERVED: u8 = 0xF0;
 }
 
 mod field {
     use std::ops::Range;
-    pub const SOM: usize = 0;
-    pub const ADDR: usize = 1;
-    pub const LEN: Range<usize> = 2..4;
-    pub const CTRL: usize = 4;
-    pub const CODE: usize = 5;
-    pub const DATA_START: usize = 6;
+    pub(crate) const SOM: usize = 0;
+    pub(crate) const ADDR: usize = 1;
+    pub(crate) const LEN: Range<usize> = 2..4;
+    pub(crate) const CTRL: usize = 4;
+    pub(crate) const CODE: usize = 5;
+    pub(crate) const DATA_START: usize = 6;
 }
 
 /// CRC-16/AUG-CCITT (poly 0x1021, init 0x1D0F, no reflection, no final XOR) — the `crc` catalog's
@@ -42,17 +40,17 @@ mod field {
 const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_SPI_FUJITSU);
 
 /// The OSDP CRC-16 over `bytes` (SOM through the byte before the CRC); sent low byte first.
-pub fn crc16(bytes: &[u8]) -> u16 {
+pub(crate) fn crc16(bytes: &[u8]) -> u16 {
     CRC16.checksum(bytes)
 }
 
 /// The OSDP 8-bit checksum: two's complement of the low byte of the sum.
-pub fn checksum(bytes: &[u8]) -> u8 {
+pub(crate) fn checksum(bytes: &[u8]) -> u8 {
     bytes.iter().fold(0u8, |acc, b| acc.wrapping_add(*b)).wrapping_neg()
 }
 
 /// Number of check bytes for a CTRL byte.
-pub fn check_len(ctrl_byte: u8) -> usize {
+pub(crate) fn check_len(ctrl_byte: u8) -> usize {
     if ctrl_byte & ctrl::CRC != 0 { 2 } else { 1 }
 }
 
@@ -88,20 +86,20 @@ pub struct Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wrap without checks; accessors may panic on short buffers. Prefer [`Packet::new_checked`].
-    pub const fn new_unchecked(buffer: T) -> Self {
+    pub(crate) const fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
 
     /// Wrap and validate SOM, LEN (against the buffer length), CTRL reserved bits, minimum length for the
     /// check mode, and reject Secure Channel packets. Does not verify the CRC: see [`Packet::verify_check`].
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+    pub(crate) fn new_checked(buffer: T) -> Result<Self, WireError> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
         Ok(packet)
     }
 
     /// The structural checks behind [`Packet::new_checked`].
-    pub fn check_len(&self) -> Result<(), WireError> {
+    pub(crate) fn check_len(&self) -> Result<(), WireError> {
         let data = self.buffer.as_ref();
         if data.len() < HEADER_LEN {
             return Err(WireError::Truncated {
@@ -139,43 +137,43 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(())
     }
 
-    pub fn into_inner(self) -> T {
+    pub(crate) fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Address without the reply bit.
-    pub fn address(&self) -> u8 {
+    pub(crate) fn address(&self) -> u8 {
         self.buffer.as_ref()[field::ADDR] & !REPLY_BIT
     }
 
     /// Reply direction (address bit 7).
-    pub fn is_reply(&self) -> bool {
+    pub(crate) fn is_reply(&self) -> bool {
         self.buffer.as_ref()[field::ADDR] & REPLY_BIT != 0
     }
 
     /// Total packet length from the LEN field.
-    pub fn len_field(&self) -> usize {
+    pub(crate) fn len_field(&self) -> usize {
         let d = self.buffer.as_ref();
         usize::from(u16::from_le_bytes([d[field::LEN.start], d[field::LEN.start + 1]]))
     }
 
-    pub fn ctrl(&self) -> u8 {
+    pub(crate) fn ctrl(&self) -> u8 {
         self.buffer.as_ref()[field::CTRL]
     }
 
-    pub fn sqn(&self) -> u8 {
+    pub(crate) fn sqn(&self) -> u8 {
         self.ctrl() & ctrl::SQN_MASK
     }
 
-    pub fn use_crc(&self) -> bool {
+    pub(crate) fn use_crc(&self) -> bool {
         self.ctrl() & ctrl::CRC != 0
     }
 
-    pub fn has_scb(&self) -> bool {
+    pub(crate) fn has_scb(&self) -> bool {
         self.ctrl() & ctrl::SCB != 0
     }
 
-    pub fn code(&self) -> u8 {
+    pub(crate) fn code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
 
@@ -184,17 +182,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Command/reply data between CODE and the check bytes.
-    pub fn data(&self) -> &[u8] {
+    #[cfg(test)]
+    pub(crate) fn data(&self) -> &[u8] {
         &self.buffer.as_ref()[field::DATA_START..self.check_start()]
     }
 
     /// The packet bytes (SOM through the check bytes), ignoring any buffer tail.
-    pub fn as_bytes(&self) -> &[u8] {
+    #[cfg(test)]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buffer.as_ref()[..self.len_field()]
     }
 
     /// Verify the CRC-16 or checksum.
-    pub fn verify_check(&self) -> Result<(), WireError> {
+    pub(crate) fn verify_check(&self) -> Result<(), WireError> {
         let d = self.buffer.as_ref();
         let start = self.check_start();
         let covered = &d[..start];
@@ -232,7 +232,7 @@ pub struct PacketRepr<'a> {
 
 impl<'a> PacketRepr<'a> {
     /// Parse a packet view and verify its check bytes.
-    pub fn parse(packet: &Packet<&'a [u8]>) -> Result<Self, WireError> {
+    pub(crate) fn parse(packet: &Packet<&'a [u8]>) -> Result<Self, WireError> {
         packet.check_len()?;
         packet.verify_check()?;
         let bytes: &'a [u8] = packet.into_inner();
@@ -248,7 +248,7 @@ impl<'a> PacketRepr<'a> {
     }
 
     /// Parse bytes that hold exactly one packet (SOM through check bytes).
-    pub fn parse_bytes(bytes: &'a [u8]) -> Result<Self, WireError> {
+    pub(crate) fn parse_bytes(bytes: &'a [u8]) -> Result<Self, WireError> {
         let packet = Packet::new_checked(bytes)?;
         if packet.len_field() != bytes.len() {
             return Err(WireError::BadLen {
@@ -261,12 +261,12 @@ impl<'a> PacketRepr<'a> {
     }
 
     /// Encoded size in bytes (no mark byte).
-    pub fn buffer_len(&self) -> usize {
+    pub(crate) fn buffer_len(&self) -> usize {
         HEADER_LEN + 1 + self.data.len() + if self.use_crc { 2 } else { 1 }
     }
 
     /// Write the packet into the front of `buf`; returns the number of bytes written.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+    pub(crate) fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         if self.address > BROADCAST_ADDR {
             return Err(WireError::BadField {
                 field: "address",

@@ -21,18 +21,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::osdp::LinkDiagnostics;
-use crate::osdp::bus::{Bus, BusEvent, PdShare, RequestError, Token};
+use crate::osdp::bus::{Bus, BusEvent, RequestError, Token};
 use crate::osdp::decoder::DecodeStats;
 use crate::osdp::reply::{PdCap, PdId};
 use crate::osdp::{Command, FailReason, PdSession, PdState, Reply, SessionConfig, SubmitError};
 
-pub use crate::osdp::bus::Priority;
-pub use crate::osdp::bus::echo::EchoStats;
+pub(crate) use crate::osdp::bus::Priority;
+pub(crate) use crate::osdp::bus::echo::EchoStats;
 
 /// Why a request got no reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum LinkError {
+pub(crate) enum LinkError {
     #[error("PD is offline")]
     Offline,
     #[error("the link driver is not running")]
@@ -89,7 +89,7 @@ pub struct LinkStatus {
 
 /// Wire counters of one PD since the driver was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct WireStats {
+pub(crate) struct WireStats {
     pub bytes_written: u64,
     pub bytes_read: u64,
     /// Packets written (commands, keep-alive polls and resends).
@@ -115,7 +115,7 @@ impl Token for Answer {
 }
 
 /// Called synchronously by the driver for every report the PD sent in answer to a keep-alive poll.
-pub type UnsolicitedSink = Box<dyn FnMut(Reply) + Send>;
+pub(crate) type UnsolicitedSink = Box<dyn FnMut(Reply) + Send>;
 
 enum Msg {
     Request {
@@ -151,7 +151,7 @@ impl LinkHandle {
     /// Sends `command` once the PD is online and its turn comes; resolves with the PD's reply.
     /// A NAK is `LinkError::Failed(FailReason::Nak(..))`. Fails at once with `Offline` while the PD is
     /// offline; while discovery runs the request waits (the session marks a silent PD offline in bounded time).
-    pub async fn request(&self, command: Command, priority: Priority) -> Result<Reply, LinkError> {
+    pub(crate) async fn request(&self, command: Command, priority: Priority) -> Result<Reply, LinkError> {
         let (answer, rx) = oneshot::channel();
         self.send(Msg::Request {
             command,
@@ -162,13 +162,13 @@ impl LinkHandle {
     }
 
     /// Restarts the link (SQN 0, osdp_ID, osdp_CAP), e.g. after FTSTAT said the PD reboots.
-    pub fn restart(&self) -> Result<(), LinkError> {
+    pub(crate) fn restart(&self) -> Result<(), LinkError> {
         self.send(Msg::Restart)
     }
 
     /// Where reports that arrive as the answer to keep-alive polls go (e.g. a queued osdp_MFGREP);
     /// replaces the previous sink. Installed before any later request of this handle is sent.
-    pub fn on_unsolicited(&self, sink: UnsolicitedSink) -> Result<(), LinkError> {
+    pub(crate) fn on_unsolicited(&self, sink: UnsolicitedSink) -> Result<(), LinkError> {
         self.send(Msg::Unsolicited(sink))
     }
 
@@ -176,34 +176,35 @@ impl LinkHandle {
         self.tx.send((self.pd, msg)).map_err(|_| LinkError::Stopped)
     }
 
-    pub fn status(&self) -> LinkStatus {
+    pub(crate) fn status(&self) -> LinkStatus {
         self.status.borrow().clone()
     }
 
     /// A receiver that wakes on every status change (for reporting, e.g. Secure Channel failures).
-    pub fn watch_status(&self) -> watch::Receiver<LinkStatus> {
+    pub(crate) fn watch_status(&self) -> watch::Receiver<LinkStatus> {
         self.status.clone()
     }
 
-    pub fn is_online(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_online(&self) -> bool {
         self.status.borrow().state == PdState::Online
     }
 
     /// Waits until the PD is online; false after `timeout` or when the driver stopped.
-    pub async fn wait_online(&self, timeout: Duration) -> bool {
+    pub(crate) async fn wait_online(&self, timeout: Duration) -> bool {
         let mut rx = self.status.clone();
         let wait = rx.wait_for(|s| s.state == PdState::Online);
         matches!(tokio::time::timeout(timeout, wait).await, Ok(Ok(_)))
     }
 
     /// Waits until discovery has completed more than `online_count` times (a reconnect after a drop).
-    pub async fn wait_reconnected(&self, online_count: u64, timeout: Duration) -> bool {
+    pub(crate) async fn wait_reconnected(&self, online_count: u64, timeout: Duration) -> bool {
         let mut rx = self.status.clone();
         let wait = rx.wait_for(|s| s.state == PdState::Online && s.online_count > online_count);
         matches!(tokio::time::timeout(timeout, wait).await, Ok(Ok(_)))
     }
 
-    pub fn wire_stats(&self) -> WireStats {
+    pub(crate) fn wire_stats(&self) -> WireStats {
         let c = &self.counters;
         WireStats {
             bytes_written: c.bytes_written.load(Ordering::Relaxed),
@@ -250,7 +251,7 @@ pub struct LineOptions {
 }
 
 /// A handle and the driver for one PD session over `stream`.
-pub fn link<S>(stream: S, config: SessionConfig) -> (LinkHandle, LinkDriver<S>)
+pub(crate) fn link<S>(stream: S, config: SessionConfig) -> (LinkHandle, LinkDriver<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -314,16 +315,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     /// Where the first PD's reports that arrive as the answer to keep-alive polls go.
-    pub fn on_unsolicited(mut self, sink: UnsolicitedSink) -> Self {
+    #[cfg(test)]
+    pub(crate) fn on_unsolicited(mut self, sink: UnsolicitedSink) -> Self {
         if let Some(port) = self.ports.first_mut() {
             port.unsolicited = Some(sink);
         }
         self
-    }
-
-    /// Each PD's share of the line so far (turns and bytes).
-    pub fn shares(&self) -> Vec<PdShare> {
-        (0..self.bus.len()).map(|pd| self.bus.share(pd)).collect()
     }
 
     /// Drives the line until every [`LinkHandle`] is dropped (then `Ok`) or the stream fails.
@@ -413,7 +410,10 @@ where
         while let Some(ev) = self.bus.poll_event() {
             any = true;
             match ev {
-                BusEvent::Answer { token, result, .. } => {
+                BusEvent::Answer { pd, token, result } => {
+                    if let Err(e) = &result {
+                        tracing::debug!(pd, error = %e, "osdp request failed");
+                    }
                     let _ = token.send(result.map_err(LinkError::from));
                 }
                 BusEvent::Unsolicited { pd, reply } => {

@@ -45,7 +45,7 @@ pub fn open(path: &Path, baud: u32) -> Result<SerialStream, SerialError> {
 
 /// The kernel's RS-485 mode for a port (`TIOCSRS485`): RTS drives the transceiver's driver enable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rs485Mode {
+pub(crate) struct Rs485Mode {
     /// RTS low while sending and high after (an inverting driver); else high while sending.
     pub rts_low_on_send: bool,
     /// After raising RTS, before the first bit (the kernel counts whole milliseconds).
@@ -57,7 +57,7 @@ pub struct Rs485Mode {
 /// Opens the port of a line: applies the kernel's RS-485 mode first when `rs485` is set (through the
 /// `serial2` crate, which owns the ioctl; the mode stays with the port after that handle closes),
 /// then [`open`]s it. `None` leaves the port's mode as the system set it.
-pub fn open_line(path: &Path, baud: u32, rs485: Option<&Rs485Mode>) -> Result<SerialStream, SerialError> {
+pub(crate) fn open_line(path: &Path, baud: u32, rs485: Option<&Rs485Mode>) -> Result<SerialStream, SerialError> {
     if let Some(mode) = rs485 {
         set_rs485(path, mode).map_err(|source| SerialError::Rs485 {
             port: path.display().to_string(),

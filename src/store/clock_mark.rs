@@ -8,11 +8,11 @@ const META_CLOCK: &str = "clock";
 
 impl Store {
     /// The last persisted clock status; the default (no mark, no alarm) on a new store.
-    pub fn clock_status(&self) -> Result<ClockStatus, StoreError> {
+    pub(crate) fn clock_status(&self) -> Result<ClockStatus, StoreError> {
         Ok(self.get_meta(META_CLOCK)?.unwrap_or_default())
     }
 
-    pub fn put_clock_status(&self, status: &ClockStatus) -> Result<(), StoreError> {
+    pub(crate) fn put_clock_status(&self, status: &ClockStatus) -> Result<(), StoreError> {
         self.put_meta(META_CLOCK, status)
     }
 }

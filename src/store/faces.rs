@@ -36,7 +36,7 @@ pub(super) struct FaceFiles {
 
 /// How many face files a store holds and their size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaceUsage {
+pub(crate) struct FaceUsage {
     pub files: u64,
     /// Sum of the files' lengths (what `status --json` reports as `faces_bytes_on_disk`).
     pub bytes: u64,
@@ -44,7 +44,7 @@ pub struct FaceUsage {
 
 /// What one face collection did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaceGcReport {
+pub(crate) struct FaceGcReport {
     pub removed_files: u64,
     pub removed_bytes: u64,
     /// Left-over temporary files of interrupted writes, removed.
@@ -274,7 +274,7 @@ impl FaceFiles {
 impl Store {
     /// Stores a normalised face as a file named by the sha256 of its bytes (idempotent); durable on
     /// return, so a record written afterwards never refers to a face that a crash lost.
-    pub fn put_face(&self, jpeg: &[u8]) -> Result<FaceRef, StoreError> {
+    pub(crate) fn put_face(&self, jpeg: &[u8]) -> Result<FaceRef, StoreError> {
         self.faces.put(jpeg)
     }
 
@@ -285,13 +285,13 @@ impl Store {
     }
 
     /// Face files and their bytes on disk.
-    pub fn face_usage(&self) -> Result<FaceUsage, StoreError> {
+    pub(crate) fn face_usage(&self) -> Result<FaceUsage, StoreError> {
         self.faces.usage()
     }
 
     /// Streams every user record through `visit` without collecting them; false if any record was
     /// unreadable (each is logged).
-    pub fn each_user(&self, mut visit: impl FnMut(StoredUser)) -> Result<bool, StoreError> {
+    pub(crate) fn each_user(&self, mut visit: impl FnMut(StoredUser)) -> Result<bool, StoreError> {
         let mut all_readable = true;
         for item in self.users.iter() {
             let (k, v) = item?;
@@ -310,7 +310,7 @@ impl Store {
     /// needs, and left-over temporary files. Must not run while a pull stores faces (the engine holds
     /// its pull lock). If any record is unreadable nothing is deleted, since the faces it refers to
     /// are unknown; the next pull rewrites such a record.
-    pub fn collect_faces(&self, doors: &[&str]) -> Result<FaceGcReport, StoreError> {
+    pub(crate) fn collect_faces(&self, doors: &[&str]) -> Result<FaceGcReport, StoreError> {
         let mut live: BTreeSet<[u8; 32]> = BTreeSet::new();
         let mut all_readable = self.each_user(|u| live.extend(u.faces.values().map(|f| f.sha256)))?;
         for door in doors {
@@ -343,7 +343,7 @@ impl Store {
     /// corrupt, or not carried over by a migration): their image fingerprint is cleared, so the next
     /// pull downloads and stores the face again. Their records stay, so doors keep what they hold.
     /// Returns how many users were marked. Run under the engine's pull lock, before a pull.
-    pub fn refetch_missing_faces(&self) -> Result<u64, StoreError> {
+    pub(crate) fn refetch_missing_faces(&self) -> Result<u64, StoreError> {
         let mut marked = Vec::new();
         self.each_user(|u| {
             if u.image_fingerprint.is_some() && !u.faces.values().all(|f| self.faces.has(f)) {

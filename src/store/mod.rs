@@ -17,7 +17,7 @@ mod tests;
 mod tombstone;
 mod writeahead;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -25,15 +25,15 @@ use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Db, Transactional, Tree};
 
-pub use faces::{FaceGcReport, FaceUsage};
+pub(crate) use faces::FaceGcReport;
 pub use records::{DoorStatus, OutboxItem, PassSummary, StoredUser, Tombstone};
-pub use roster_state::{HeldRemovals, HeldUser};
-pub use tombstone::TombstoneChange;
+pub(crate) use roster_state::{HeldRemovals, HeldUser};
+pub(crate) use tombstone::TombstoneChange;
 
 use crate::domain::{AppliedEntry, DoorUserId, UserKey};
 
 /// The on-disk layout this build reads and writes (2: faces as files; `migrate` upgrades 1).
-pub const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 const META_SCHEMA: &str = "schema_version";
 const META_LAST_PASS: &str = "last_pass";
@@ -193,7 +193,8 @@ impl Store {
         Ok(store)
     }
 
-    pub fn path(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -215,11 +216,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn remove_user(&self, key: &UserKey) -> Result<(), StoreError> {
-        self.users.remove(user_key_bytes(key))?;
-        Ok(())
-    }
-
     /// Every readable user, plus an error for each corrupt entry (which the caller reports).
     pub fn users(&self) -> Result<(Vec<StoredUser>, Vec<StoreError>), StoreError> {
         let mut users = Vec::new();
@@ -232,24 +228,6 @@ impl Store {
             }
         }
         Ok((users, corrupt))
-    }
-
-    /// Installs a complete roster atomically: these users, and no others. Called only after a full
-    /// roster walk, so a partial walk can never remove anyone. Durable on return.
-    pub fn replace_roster(&self, users: &[StoredUser]) -> Result<(), StoreError> {
-        let keep: BTreeSet<Vec<u8>> = users.iter().map(|u| user_key_bytes(&u.key)).collect();
-        let mut batch = sled::Batch::default();
-        for item in self.users.iter().keys() {
-            let k = item?;
-            if !keep.contains(k.as_ref()) {
-                batch.remove(k);
-            }
-        }
-        for u in users {
-            batch.insert(user_key_bytes(&u.key), encode(u)?);
-        }
-        self.users.apply_batch(batch)?;
-        self.flush()
     }
 
     // ---- per-door state ----------------------------------------------------------------------
@@ -268,14 +246,14 @@ impl Store {
     }
 
     /// Records an op the door acknowledged. Durable on return (invariant 3).
-    pub fn record_applied(&self, door: &str, id: DoorUserId, entry: &AppliedEntry) -> Result<(), StoreError> {
+    pub(crate) fn record_applied(&self, door: &str, id: DoorUserId, entry: &AppliedEntry) -> Result<(), StoreError> {
         self.applied_tree(door)?.insert(id_bytes(id), encode(entry)?)?;
         self.flush()
     }
 
     /// Records a delete the door acknowledged: the applied entry goes, and so does the user's id
     /// mapping if it still points at this id (one transaction). Durable on return.
-    pub fn record_deleted(&self, door: &str, id: DoorUserId) -> Result<(), StoreError> {
+    pub(crate) fn record_deleted(&self, door: &str, id: DoorUserId) -> Result<(), StoreError> {
         let applied = self.applied_tree(door)?;
         let ids = self.ids_tree(door)?;
         (&applied, &ids)
@@ -305,14 +283,8 @@ impl Store {
 
     /// Forgets one applied entry but keeps the user's id, so the next plan re-sends that user under
     /// the same id (reconciliation found the door does not hold what was recorded).
-    pub fn forget_applied(&self, door: &str, id: DoorUserId) -> Result<(), StoreError> {
+    pub(crate) fn forget_applied(&self, door: &str, id: DoorUserId) -> Result<(), StoreError> {
         self.applied_tree(door)?.remove(id_bytes(id))?;
-        self.flush()
-    }
-
-    /// Forgets everything recorded for a door (it was replaced or cleared).
-    pub fn forget_door(&self, door: &str) -> Result<(), StoreError> {
-        self.applied_tree(door)?.clear()?;
         self.flush()
     }
 
@@ -330,7 +302,12 @@ impl Store {
 
     /// Saves newly allocated ids and the allocator's next value, atomically and durably, before any
     /// op using them is sent.
-    pub fn save_ids(&self, door: &str, new_ids: &[(UserKey, DoorUserId)], next_id: u32) -> Result<(), StoreError> {
+    pub(crate) fn save_ids(
+        &self,
+        door: &str,
+        new_ids: &[(UserKey, DoorUserId)],
+        next_id: u32,
+    ) -> Result<(), StoreError> {
         let ids = self.ids_tree(door)?;
         let next_key = format!("next_id/{door}");
         let mut values = Vec::with_capacity(new_ids.len());
@@ -351,7 +328,7 @@ impl Store {
     }
 
     /// The next door-local id to hand out on this door (1 for a new door).
-    pub fn next_id(&self, door: &str) -> Result<u32, StoreError> {
+    pub(crate) fn next_id(&self, door: &str) -> Result<u32, StoreError> {
         Ok(self.get_meta::<u32>(&format!("next_id/{door}"))?.unwrap_or(1))
     }
 
@@ -359,14 +336,14 @@ impl Store {
         Ok(self.get_meta(&format!("door_status/{door}"))?.unwrap_or_default())
     }
 
-    pub fn put_door_status(&self, door: &str, status: &DoorStatus) -> Result<(), StoreError> {
+    pub(crate) fn put_door_status(&self, door: &str, status: &DoorStatus) -> Result<(), StoreError> {
         self.put_meta(&format!("door_status/{door}"), status)
     }
 
     /// Changes a door's status atomically (read-modify-write as one sled update), so two tasks
     /// recording different fields of one door never lose each other's update. A corrupt stored
     /// status is replaced by the default before `change` runs.
-    pub fn update_door_status(
+    pub(crate) fn update_door_status(
         &self,
         door: &str,
         mut change: impl FnMut(&mut DoorStatus),
@@ -400,12 +377,13 @@ impl Store {
     // ---- tombstones --------------------------------------------------------------------------
 
     /// Records a local revocation. Durable on return: it must survive a crash right after `revoke`.
-    pub fn put_tombstone(&self, t: &Tombstone) -> Result<(), StoreError> {
+    #[cfg(test)]
+    pub(crate) fn put_tombstone(&self, t: &Tombstone) -> Result<(), StoreError> {
         self.tombstones.insert(user_key_bytes(&t.key), encode(t)?)?;
         self.flush()
     }
 
-    pub fn get_tombstone(&self, key: &UserKey) -> Result<Option<Tombstone>, StoreError> {
+    pub(crate) fn get_tombstone(&self, key: &UserKey) -> Result<Option<Tombstone>, StoreError> {
         let k = user_key_bytes(key);
         self.tombstones
             .get(&k)?
@@ -413,12 +391,7 @@ impl Store {
             .transpose()
     }
 
-    pub fn remove_tombstone(&self, key: &UserKey) -> Result<(), StoreError> {
-        self.tombstones.remove(user_key_bytes(key))?;
-        self.flush()
-    }
-
-    pub fn tombstones(&self) -> Result<Vec<Tombstone>, StoreError> {
+    pub(crate) fn tombstones(&self) -> Result<Vec<Tombstone>, StoreError> {
         self.tombstones
             .iter()
             .map(|item| {
@@ -430,7 +403,7 @@ impl Store {
 
     /// Records a local revocation and queues its cloud call in one transaction, so a crash can never
     /// leave one without the other. Durable on return; returns the outbox sequence number.
-    pub fn put_tombstone_and_queue(&self, t: &Tombstone, item: &OutboxItem) -> Result<u64, StoreError> {
+    pub(crate) fn put_tombstone_and_queue(&self, t: &Tombstone, item: &OutboxItem) -> Result<u64, StoreError> {
         let seq = self.db.generate_id()?;
         let (tk, tv) = (user_key_bytes(&t.key), encode(t)?);
         let ov = encode(item)?;
@@ -448,7 +421,7 @@ impl Store {
     // ---- outbox ------------------------------------------------------------------------------
 
     /// Queues a cloud call; durable on return. Sequence numbers only grow, so order is kept.
-    pub fn outbox_push(&self, item: &OutboxItem) -> Result<u64, StoreError> {
+    pub(crate) fn outbox_push(&self, item: &OutboxItem) -> Result<u64, StoreError> {
         let seq = self.db.generate_id()?;
         self.outbox.insert(seq.to_be_bytes(), encode(item)?)?;
         self.flush()?;
@@ -456,7 +429,7 @@ impl Store {
     }
 
     /// The oldest queued call, if any.
-    pub fn outbox_peek(&self) -> Result<Option<(u64, OutboxItem)>, StoreError> {
+    pub(crate) fn outbox_peek(&self) -> Result<Option<(u64, OutboxItem)>, StoreError> {
         let Some((k, v)) = self.outbox.first()? else {
             return Ok(None);
         };
@@ -465,14 +438,14 @@ impl Store {
     }
 
     /// Removes a call the cloud accepted; durable on return.
-    pub fn outbox_ack(&self, seq: u64) -> Result<(), StoreError> {
+    pub(crate) fn outbox_ack(&self, seq: u64) -> Result<(), StoreError> {
         self.outbox.remove(seq.to_be_bytes())?;
         self.flush()
     }
 
     /// Removes the oldest queued call whatever it holds (an unreadable entry would otherwise block the
     /// queue forever); returns its sequence number and raw bytes, for the caller to report.
-    pub fn outbox_discard_first(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    pub(crate) fn outbox_discard_first(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         let Some((k, v)) = self.outbox.pop_min()? else {
             return Ok(None);
         };
@@ -482,7 +455,7 @@ impl Store {
     }
 
     /// Every queued call, oldest first.
-    pub fn outbox_items(&self) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
+    pub(crate) fn outbox_items(&self) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
         self.outbox
             .iter()
             .map(|item| {
@@ -493,7 +466,7 @@ impl Store {
             .collect()
     }
 
-    pub fn outbox_len(&self) -> usize {
+    pub(crate) fn outbox_len(&self) -> usize {
         self.outbox.len()
     }
 
@@ -503,19 +476,19 @@ impl Store {
         self.get_meta(META_LAST_PASS)
     }
 
-    pub fn put_last_pass(&self, summary: &PassSummary) -> Result<(), StoreError> {
+    pub(crate) fn put_last_pass(&self, summary: &PassSummary) -> Result<(), StoreError> {
         self.put_meta(META_LAST_PASS, summary)?;
         self.flush()
     }
 
-    pub fn get_meta<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+    pub(crate) fn get_meta<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
         self.meta
             .get(name)?
             .map(|v| decode(&self.meta, name.as_bytes(), &v))
             .transpose()
     }
 
-    pub fn put_meta<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
+    pub(crate) fn put_meta<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
         self.meta.insert(name, encode(value)?)?;
         Ok(())
     }

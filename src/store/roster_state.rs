@@ -15,7 +15,7 @@ const META_HELD_REMOVALS: &str = "held_removals";
 
 /// One user the guard keeps although a consistent roster no longer lists them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeldUser {
+pub(crate) struct HeldUser {
     pub key: UserKey,
     /// The first pull that found them gone; they are removed once pulls agree for `sync.removal_hold`.
     pub first_seen_at: Timestamp,
@@ -25,26 +25,27 @@ pub struct HeldUser {
 
 /// The implicit removals on hold, by user key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeldRemovals {
+pub(crate) struct HeldRemovals {
     pub users: BTreeMap<String, HeldUser>,
 }
 
 impl HeldRemovals {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.users.is_empty()
     }
 
-    pub fn contains(&self, key: &UserKey) -> bool {
+    #[cfg(test)]
+    pub(crate) fn contains(&self, key: &UserKey) -> bool {
         self.users.contains_key(&key.to_string())
     }
 
     /// The earliest first sighting of the users held.
-    pub fn first_seen_at(&self) -> Option<Timestamp> {
+    pub(crate) fn first_seen_at(&self) -> Option<Timestamp> {
         self.users.values().map(|u| u.first_seen_at).min()
     }
 
     /// When the first held removal is due.
-    pub fn until(&self) -> Option<Timestamp> {
+    pub(crate) fn until(&self) -> Option<Timestamp> {
         self.users.values().map(|u| u.until).min()
     }
 }
@@ -52,7 +53,7 @@ impl HeldRemovals {
 impl Store {
     /// The key of every readable stored user (a corrupt entry is reported by `users`), without keeping
     /// the records: the roster phase of a pull needs only who is there.
-    pub fn user_keys(&self) -> Result<BTreeSet<UserKey>, StoreError> {
+    pub(crate) fn user_keys(&self) -> Result<BTreeSet<UserKey>, StoreError> {
         let mut keys = BTreeSet::new();
         for item in self.users.iter() {
             let (k, v) = item?;
@@ -65,7 +66,7 @@ impl Store {
 
     /// Removes these users in one atomic batch; durable on return. Called with the removals of a
     /// complete, consistent roster walk only (and the users the cloud said are gone).
-    pub fn remove_users(&self, keys: &BTreeSet<UserKey>) -> Result<(), StoreError> {
+    pub(crate) fn remove_users(&self, keys: &BTreeSet<UserKey>) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -80,7 +81,7 @@ impl Store {
     /// Whether the store ever held one complete, consistent roster walk. Until then verification must
     /// not remove people from a door that the agent did not put there. A store written before this
     /// flag existed counts when its last pull succeeded.
-    pub fn has_complete_roster(&self) -> Result<bool, StoreError> {
+    pub(crate) fn has_complete_roster(&self) -> Result<bool, StoreError> {
         if self.get_meta::<bool>(META_ROSTER_COMPLETE)?.unwrap_or(false) {
             return Ok(true);
         }
@@ -88,28 +89,28 @@ impl Store {
     }
 
     /// Records that a complete, consistent roster was installed. Durable on return.
-    pub fn mark_roster_complete(&self) -> Result<(), StoreError> {
+    pub(crate) fn mark_roster_complete(&self) -> Result<(), StoreError> {
         self.put_meta(META_ROSTER_COMPLETE, &true)?;
         self.flush()
     }
 
-    pub fn held_removals(&self) -> Result<HeldRemovals, StoreError> {
+    pub(crate) fn held_removals(&self) -> Result<HeldRemovals, StoreError> {
         Ok(self.get_meta(META_HELD_REMOVALS)?.unwrap_or_default())
     }
 
     /// Replaces the held removals. Durable on return.
-    pub fn put_held_removals(&self, held: &HeldRemovals) -> Result<(), StoreError> {
+    pub(crate) fn put_held_removals(&self, held: &HeldRemovals) -> Result<(), StoreError> {
         self.put_meta(META_HELD_REMOVALS, held)?;
         self.flush()
     }
 
     /// Ids on `door` the agent did not put there and has not removed (no roster yet).
-    pub fn unknown_on_door(&self, door: &str) -> Result<Vec<DoorUserId>, StoreError> {
+    pub(crate) fn unknown_on_door(&self, door: &str) -> Result<Vec<DoorUserId>, StoreError> {
         let ids: Vec<u32> = self.get_meta(&format!("unknown/{door}"))?.unwrap_or_default();
         Ok(ids.into_iter().map(DoorUserId).collect())
     }
 
-    pub fn put_unknown_on_door(&self, door: &str, ids: &[DoorUserId]) -> Result<(), StoreError> {
+    pub(crate) fn put_unknown_on_door(&self, door: &str, ids: &[DoorUserId]) -> Result<(), StoreError> {
         let raw: Vec<u32> = ids.iter().map(|id| id.0).collect();
         self.put_meta(&format!("unknown/{door}"), &raw)?;
         self.flush()

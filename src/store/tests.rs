@@ -107,21 +107,6 @@ fn a_second_opener_is_told_the_store_is_in_use() {
 }
 
 #[test]
-fn replace_roster_removes_absent_users_and_keeps_listed_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    store.replace_roster(&[user("a"), user("b"), user("c")]).unwrap();
-    let mut b = user("b");
-    b.display_name = "Renamed".into();
-    store.replace_roster(&[b.clone(), user("d")]).unwrap();
-    let (users, corrupt) = store.users().unwrap();
-    assert!(corrupt.is_empty());
-    let ids: Vec<_> = users.iter().map(|u| u.key.user_id.as_str()).collect();
-    assert_eq!(ids, ["b", "d"]);
-    assert_eq!(store.get_user(&b.key).unwrap(), Some(b));
-}
-
-#[test]
 fn record_deleted_drops_the_entry_and_the_id_mapping_together() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

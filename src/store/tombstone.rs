@@ -11,13 +11,13 @@ impl Store {
     /// A number greater than every mark handed out before, also across restarts and crashes (sled's
     /// persistent id generator). Orders "pull started" against "delete acknowledged" without trusting
     /// the wall clock, which a gateway may have wrong.
-    pub fn mark(&self) -> Result<u64, StoreError> {
+    pub(crate) fn mark(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()?)
     }
 
     /// Removes the acknowledged face delete `seq` from the outbox and, in the same transaction,
     /// marks `key`'s tombstone (if any) as acknowledged by the cloud. Durable on return.
-    pub fn outbox_ack_face_delete(&self, seq: u64, key: &UserKey) -> Result<(), StoreError> {
+    pub(crate) fn outbox_ack_face_delete(&self, seq: u64, key: &UserKey) -> Result<(), StoreError> {
         let mark = self.mark()?;
         let k = user_key_bytes(key);
         (&self.outbox, &self.tombstones)
@@ -50,7 +50,7 @@ impl Store {
     /// Changes or removes `key`'s tombstone atomically: a concurrent acknowledgement or a newer
     /// revocation is never overwritten by a decision taken on a stale copy. Durable on return.
     /// Returns what was done (`Keep` also when there is no tombstone).
-    pub fn change_tombstone(
+    pub(crate) fn change_tombstone(
         &self,
         key: &UserKey,
         mut decide: impl FnMut(&mut Tombstone) -> TombstoneChange,
@@ -84,7 +84,7 @@ impl Store {
 
 /// What [`Store::change_tombstone`]'s decision does with the tombstone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TombstoneChange {
+pub(crate) enum TombstoneChange {
     Keep,
     /// Write the changed tombstone back.
     Update,

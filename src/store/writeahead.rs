@@ -15,7 +15,7 @@ impl Store {
 
     /// Records that files about to go to `door` may create or change these ids. Durable on return,
     /// before any byte of those files leaves.
-    pub fn write_ahead(&self, door: &str, ids: &[(DoorUserId, UserKey)]) -> Result<(), StoreError> {
+    pub(crate) fn write_ahead(&self, door: &str, ids: &[(DoorUserId, UserKey)]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -29,13 +29,13 @@ impl Store {
     }
 
     /// Ids written ahead and not yet settled: the door may hold them whatever the applied state says.
-    pub fn written_ahead(&self, door: &str) -> Result<BTreeMap<DoorUserId, UserKey>, StoreError> {
+    pub(crate) fn written_ahead(&self, door: &str) -> Result<BTreeMap<DoorUserId, UserKey>, StoreError> {
         by_door_id(&self.writeahead_tree(door)?)
     }
 
     /// Settles ids whose outcome is recorded (applied or deleted) or proven absent by a read-back.
     /// Not flushed on its own: an entry that survives a crash only costs one harmless delete.
-    pub fn settle_write_ahead(&self, door: &str, ids: &[DoorUserId]) -> Result<(), StoreError> {
+    pub(crate) fn settle_write_ahead(&self, door: &str, ids: &[DoorUserId]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -51,7 +51,7 @@ impl Store {
     /// Everything the door may hold: the applied state, plus an entry with neither record nor face
     /// for each id written ahead but not acknowledged. Plans and urgent deletes start from this, so
     /// such an id is deleted when its user must not pass and re-sent when they may.
-    pub fn may_hold(&self, door: &str) -> Result<BTreeMap<DoorUserId, AppliedEntry>, StoreError> {
+    pub(crate) fn may_hold(&self, door: &str) -> Result<BTreeMap<DoorUserId, AppliedEntry>, StoreError> {
         let mut out = self.applied(door)?;
         for (id, key) in self.written_ahead(door)? {
             out.entry(id).or_insert(AppliedEntry {

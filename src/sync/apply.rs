@@ -24,7 +24,7 @@ use crate::store::{Store, StoreError};
 const UPSERT_CHUNK: usize = 32;
 
 /// One door as the sync layer sees it.
-pub struct DoorTarget<'a> {
+pub(crate) struct DoorTarget<'a> {
     pub name: &'a str,
     pub profile: &'a Profile,
     pub door: &'a dyn Door,
@@ -50,7 +50,7 @@ pub struct ApplyReport {
 
 impl ApplyReport {
     /// The door holds exactly the desired state as far as the agent knows.
-    pub fn converged(&self) -> bool {
+    pub(crate) fn converged(&self) -> bool {
         self.pending == 0 && self.error.is_none() && !self.interrupted
     }
 }
@@ -64,7 +64,7 @@ pub enum ApplyError {
 
 /// How many ops `target`'s plan holds at `now`, without sending or recording anything (for a door
 /// that is not sent anything yet).
-pub fn pending_ops(store: &Store, target: &DoorTarget<'_>, now: Timestamp) -> Result<u64, StoreError> {
+pub(crate) fn pending_ops(store: &Store, target: &DoorTarget<'_>, now: Timestamp) -> Result<u64, StoreError> {
     let entries = user_entries(store, &target.profile.name)?;
     let applied = store.may_hold(target.name)?;
     let ids = store.door_ids(target.name)?;
@@ -75,10 +75,9 @@ pub fn pending_ops(store: &Store, target: &DoorTarget<'_>, now: Timestamp) -> Re
     Ok(plan.ops.len() as u64)
 }
 
-/// Plans `target` against the store at `now` and applies the plan. `generation` counts changes to
-/// desired state (revocations, roster changes): if it moves while this runs, the apply stops before
-/// its next non-delete op so a stale plan never re-adds someone just revoked.
-pub async fn apply_door(
+/// [`apply_door_with_progress`] without progress reports: the unit tests' entry point.
+#[cfg(test)]
+pub(crate) async fn apply_door(
     store: &Store,
     target: &DoorTarget<'_>,
     now: Timestamp,
@@ -88,10 +87,13 @@ pub async fn apply_door(
 }
 
 /// Ops done so far and ops planned, reported after each acknowledged (or failed) op.
-pub type ApplyProgress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+pub(crate) type ApplyProgress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
 
-/// [`apply_door`], calling `progress(done, total)` as ops complete.
-pub async fn apply_door_with_progress(
+/// Plans `target` against the store at `now` and applies the plan, calling `progress(done, total)` as
+/// ops complete. `generation` counts changes to desired state (revocations, roster changes): if it
+/// moves while this runs, the apply stops before its next non-delete op so a stale plan never re-adds
+/// someone just revoked.
+pub(crate) async fn apply_door_with_progress(
     store: &Store,
     target: &DoorTarget<'_>,
     now: Timestamp,

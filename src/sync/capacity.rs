@@ -6,7 +6,7 @@ use crate::door::Door;
 
 /// `profile_capacity` lowered to the door's INFO capacity, floored at `held` (users the door holds now).
 /// A door that cannot answer INFO keeps the profile's capacity (its pushes fail on their own).
-pub async fn door_capacity(door: &dyn Door, profile_capacity: u32, held: usize) -> u32 {
+pub(crate) async fn door_capacity(door: &dyn Door, profile_capacity: u32, held: usize) -> u32 {
     match door.info().await {
         Ok(info) => effective(profile_capacity, info.capacity_users, held),
         Err(e) => {

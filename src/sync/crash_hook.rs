@@ -6,10 +6,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// After a door acknowledged a record or face file, before the agent records the acknowledgement.
-pub const AFTER_DOOR_ACK: &str = "after-door-ack";
+pub(crate) const AFTER_DOOR_ACK: &str = "after-door-ack";
 
 /// Aborts the process if the hook names `point` and this is the chosen arrival there.
-pub fn point(point: &str) {
+pub(crate) fn point(point: &str) {
     static AT: OnceLock<Option<(String, u64)>> = OnceLock::new();
     static ARRIVALS: AtomicU64 = AtomicU64::new(0);
     let at = AT.get_or_init(|| {

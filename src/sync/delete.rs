@@ -9,7 +9,7 @@ use crate::store::{Store, StoreError};
 
 /// Why a delete did not complete.
 #[derive(Debug, thiserror::Error)]
-pub enum DeleteFailed {
+pub(crate) enum DeleteFailed {
     /// The door did not acknowledge the delete: nothing was recorded, the ids stay held (deletes are
     /// idempotent, the next pass sends them again).
     #[error(transparent)]
@@ -20,7 +20,7 @@ pub enum DeleteFailed {
 }
 
 /// Deletes `ids` from `door` (named `door_name` in the store) and records each one gone.
-pub async fn delete_and_record(
+pub(crate) async fn delete_and_record(
     store: &Store,
     door_name: &str,
     door: &dyn Door,

@@ -7,7 +7,7 @@ use crate::domain::{Policy, UserEntry};
 use crate::store::{Store, StoreError, StoredUser};
 
 /// How each stored user looks from a door with `profile_name`, with tombstones applied.
-pub fn user_entries(store: &Store, profile_name: &str) -> Result<Vec<UserEntry>, StoreError> {
+pub(crate) fn user_entries(store: &Store, profile_name: &str) -> Result<Vec<UserEntry>, StoreError> {
     let tombstoned: BTreeSet<_> = store.tombstones()?.into_iter().map(|t| t.key).collect();
     // One record at a time: only the compact entries are kept (BENCHMARKS.md, memory budget).
     let mut entries = Vec::new();

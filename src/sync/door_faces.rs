@@ -12,7 +12,7 @@ use super::apply::DoorTarget;
 
 /// Replaces each face in `entries` that is larger than `target`'s INFO limit by its fit for that door
 /// (stored content-addressed like any face). True when any entry changed, so the caller re-plans.
-pub async fn fit_entries(
+pub(crate) async fn fit_entries(
     store: &Store,
     target: &DoorTarget<'_>,
     entries: &mut [UserEntry],

@@ -12,7 +12,7 @@ use crate::store::{OutboxItem, Store, StoreError};
 
 /// `doorsync explain --json` prints this object (stable field names; see README).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Explanation {
+pub(crate) struct Explanation {
     /// Whether the answer came from a running daemon (else the CLI read the store itself).
     pub daemon_running: bool,
     /// `TYPE:ID`.
@@ -31,7 +31,7 @@ pub struct Explanation {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RosterFacts {
+pub(crate) struct RosterFacts {
     pub display_name: String,
     /// `Permission` or `Deny`.
     pub policy: Policy,
@@ -47,19 +47,19 @@ pub struct RosterFacts {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevokedLocally {
+pub(crate) struct RevokedLocally {
     pub revoked_at: Timestamp,
     pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeldFacts {
+pub(crate) struct HeldFacts {
     pub first_seen_at: Timestamp,
     pub until: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DoorExplanation {
+pub(crate) struct DoorExplanation {
     pub name: String,
     /// The planner's answer: this person belongs on this door now.
     pub desired: bool,
@@ -86,7 +86,7 @@ pub struct DoorExplanation {
 }
 
 /// Explains `key` for each of `doors` (name, profile) at the effective time `now`.
-pub fn explain(
+pub(crate) fn explain(
     store: &Store,
     key: &UserKey,
     doors: &[(&str, &Profile)],

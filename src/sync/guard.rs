@@ -39,7 +39,7 @@ impl Default for GuardSettings {
 }
 
 impl GuardSettings {
-    pub fn from_config(c: &crate::config::SyncConfig) -> Self {
+    pub(crate) fn from_config(c: &crate::config::SyncConfig) -> Self {
         Self {
             max_implicit_removals: c.max_implicit_removals,
             removal_hold: c.removal_hold,
@@ -47,7 +47,7 @@ impl GuardSettings {
     }
 
     /// The limit for a roster that held `roster_before` users before the pull.
-    pub fn limit(&self, roster_before: u64) -> u64 {
+    pub(crate) fn limit(&self, roster_before: u64) -> u64 {
         self.max_implicit_removals
             .unwrap_or_else(|| DEFAULT_MIN_LIMIT.max(roster_before.saturating_mul(DEFAULT_LIMIT_PERCENT) / 100))
     }
@@ -55,7 +55,7 @@ impl GuardSettings {
 
 /// What the guard decided for one consistent pull.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// Implicit removals to apply now.
     pub remove: BTreeSet<UserKey>,
     /// The removals held from now on (kept in the store).
@@ -66,7 +66,7 @@ pub struct Decision {
 
 /// `implicit`: users stored before the pull that the consistent roster no longer lists (explicitly
 /// gone users excluded). `confirm`: a technician confirmed held removals (`sync --confirm-removals`).
-pub fn decide(
+pub(crate) fn decide(
     settings: &GuardSettings,
     roster_before: u64,
     implicit: &BTreeSet<UserKey>,
@@ -119,7 +119,7 @@ pub struct HeldSummary {
 }
 
 /// The summary of `held`, `None` when nothing is held.
-pub fn summary(held: &HeldRemovals) -> Option<HeldSummary> {
+pub(crate) fn summary(held: &HeldRemovals) -> Option<HeldSummary> {
     Some(HeldSummary {
         count: held.users.len() as u64,
         first_seen_at: held.first_seen_at()?,

@@ -15,20 +15,20 @@
 //! - [`engine`]: one pass (pull → apply → verify), urgent deletes, revocation and the cloud outbox.
 //! - [`status`]: the report `doorsync status` prints.
 
-pub mod apply;
-pub mod capacity;
-pub mod crash_hook;
-pub mod delete;
-pub mod desired;
-pub mod door_faces;
+pub(crate) mod apply;
+pub(crate) mod capacity;
+pub(crate) mod crash_hook;
+pub(crate) mod delete;
+pub(crate) mod desired;
+pub(crate) mod door_faces;
 pub mod engine;
-pub mod explain;
+pub(crate) mod explain;
 pub mod guard;
-pub use doorsync_core::plan;
+pub(crate) use doorsync_core::plan;
 pub mod pull;
 pub mod status;
-pub mod tombstone;
-pub mod verify;
+pub(crate) mod tombstone;
+pub(crate) mod verify;
 
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -98,7 +98,7 @@ enum UserOutcome {
 
 /// Where a pull reports each change of desired state as soon as it is in the store.
 #[async_trait::async_trait]
-pub trait PullSink: Send + Sync {
+pub(crate) trait PullSink: Send + Sync {
     /// Desired state changed. `removal`: someone may have to leave the doors now (a roster removal,
     /// a roster revocation, DENY, an expiry in the past, a user gone); otherwise only additions or
     /// updates (a new user, a new face, a rename) wait for the doors.
@@ -111,7 +111,7 @@ pub trait PullSink: Send + Sync {
 }
 
 /// A sink that does nothing: the caller acts on the store after the pull.
-pub struct NoSink;
+pub(crate) struct NoSink;
 
 #[async_trait::async_trait]
 impl PullSink for NoSink {
@@ -132,7 +132,7 @@ pub async fn pull(
 }
 
 /// [`pull`], telling `sink` of each change as soon as it is in the store.
-pub async fn pull_into(
+pub(crate) async fn pull_into(
     cloud: &dyn FaceCloud,
     store: &Store,
     profiles: &[Profile],

@@ -9,7 +9,7 @@ use crate::door::db::DoorDbLimits;
 use crate::door::memory::MemoryDoor;
 use crate::store::{Store, StoredUser};
 
-pub fn profile() -> Profile {
+pub(crate) fn profile() -> Profile {
     Profile {
         name: "generic-face-v1".into(),
         description: String::new(),
@@ -29,11 +29,11 @@ pub fn profile() -> Profile {
     }
 }
 
-pub fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp::from_second(1_767_225_600).unwrap()
 }
 
-pub fn memory_door() -> MemoryDoor {
+pub(crate) fn memory_door() -> MemoryDoor {
     MemoryDoor::new(DoorDbLimits {
         capacity_users: 100,
         max_record_file_bytes: 64 * 1024,
@@ -44,7 +44,7 @@ pub fn memory_door() -> MemoryDoor {
 /// Stores a permitted user `id` with a face (fake JPEG bytes: the door only checks the hash).
 /// Records IDENTITY `id` as acknowledged on `door` under `door_id` with a permission record and
 /// `face`, and maps the id, as an apply would.
-pub fn record_on_door(store: &Store, door: &str, id: &str, door_id: u32, face: FaceRef) {
+pub(crate) fn record_on_door(store: &Store, door: &str, id: &str, door_id: u32, face: FaceRef) {
     let key = UserKey::new("IDENTITY", id);
     let record = crate::domain::DoorRecord {
         id: crate::domain::DoorUserId(door_id),
@@ -69,7 +69,7 @@ pub fn record_on_door(store: &Store, door: &str, id: &str, door_id: u32, face: F
         .unwrap();
 }
 
-pub fn add_user(store: &Store, id: &str) -> FaceRef {
+pub(crate) fn add_user(store: &Store, id: &str) -> FaceRef {
     let face = store.put_face(format!("jpeg of {id}").as_bytes()).unwrap();
     let mut faces = BTreeMap::new();
     faces.insert("generic-face-v1".to_string(), face);
@@ -94,14 +94,14 @@ pub fn add_user(store: &Store, id: &str) -> FaceRef {
 /// per-user "gone", and a log of the calls the outbox made. Integration tests use the real fake
 /// cloud server instead.
 #[derive(Default)]
-pub struct FakeCloud {
+pub(crate) struct FakeCloud {
     pub state: std::sync::Mutex<FakeCloudState>,
     /// Wakes detail calls waiting on [`FakeCloudState::blocked`].
     released: tokio::sync::Notify,
 }
 
 #[derive(Default)]
-pub struct FakeCloudState {
+pub(crate) struct FakeCloudState {
     pub users: Vec<crate::cloud::CloudFace>,
     pub down: bool,
     /// Users answered with 2405 (user gone).
@@ -117,7 +117,7 @@ pub struct FakeCloudState {
 }
 
 impl FakeCloud {
-    pub fn with_users(n: usize) -> Self {
+    pub(crate) fn with_users(n: usize) -> Self {
         let cloud = Self::default();
         for i in 1..=n {
             cloud.add(&format!("u{i}"), None);
@@ -125,7 +125,7 @@ impl FakeCloud {
         cloud
     }
 
-    pub fn add(&self, id: &str, expire_at: Option<Timestamp>) {
+    pub(crate) fn add(&self, id: &str, expire_at: Option<Timestamp>) {
         let mut s = self.state.lock().unwrap();
         s.users.push(crate::cloud::CloudFace {
             key: UserKey::new("IDENTITY", id),
@@ -137,18 +137,18 @@ impl FakeCloud {
         });
     }
 
-    pub fn remove(&self, id: &str) {
+    pub(crate) fn remove(&self, id: &str) {
         self.state.lock().unwrap().users.retain(|u| u.key.user_id != id);
     }
 
     /// Holds the detail call of every user now in the cloud until [`FakeCloud::release`].
-    pub fn block_details(&self) {
+    pub(crate) fn block_details(&self) {
         let mut s = self.state.lock().unwrap();
         s.blocked = s.users.iter().map(|u| u.key.clone()).collect();
     }
 
     /// Lets the held detail call of `id` (or of everyone, `None`) answer.
-    pub fn release(&self, id: Option<&str>) {
+    pub(crate) fn release(&self, id: Option<&str>) {
         self.state
             .lock()
             .unwrap()
@@ -157,11 +157,11 @@ impl FakeCloud {
         self.released.notify_waiters();
     }
 
-    pub fn set_down(&self, down: bool) {
+    pub(crate) fn set_down(&self, down: bool) {
         self.state.lock().unwrap().down = down;
     }
 
-    pub fn calls(&self) -> Vec<String> {
+    pub(crate) fn calls(&self) -> Vec<String> {
         self.state.lock().unwrap().calls.clone()
     }
 
@@ -264,7 +264,7 @@ impl crate::cloud::FaceCloud for FakeCloud {
 }
 
 /// One `EngineDoor` per door, named `door0`, `door1`, … in order, all with [`profile`].
-pub fn engine_doors<D: crate::door::Door + 'static>(
+pub(crate) fn engine_doors<D: crate::door::Door + 'static>(
     doors: &[std::sync::Arc<D>],
 ) -> Vec<crate::sync::engine::EngineDoor> {
     doors

@@ -18,7 +18,7 @@ use crate::domain::UserKey;
 use crate::store::{OutboxItem, Store, StoreError, StoredUser, Tombstone, TombstoneChange};
 
 /// The tokens naming the face `user` shows: its cloud faceId and its stored image hashes.
-pub fn face_tokens(user: &StoredUser) -> BTreeSet<String> {
+pub(crate) fn face_tokens(user: &StoredUser) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = user
         .faces
         .values()
@@ -46,7 +46,7 @@ fn shows_a_new_face(user: &StoredUser, seen: &BTreeSet<String>) -> bool {
 
 /// The decision for one tombstone, given the user as a pull started at `pull_mark` shows them.
 /// Pure: changes `t` (faces newly seen) and says whether to keep, update or lift it.
-pub fn judge(t: &mut Tombstone, user: &StoredUser, pull_mark: u64, delete_queued: bool) -> TombstoneChange {
+pub(crate) fn judge(t: &mut Tombstone, user: &StoredUser, pull_mark: u64, delete_queued: bool) -> TombstoneChange {
     let acked_before_pull = !delete_queued && t.delete_acked_mark.is_some_and(|acked| pull_mark > acked);
     if acked_before_pull && !t.seen_faces.is_empty() && shows_a_new_face(user, &t.seen_faces) {
         return TombstoneChange::Lift;
@@ -62,7 +62,7 @@ pub fn judge(t: &mut Tombstone, user: &StoredUser, pull_mark: u64, delete_queued
 
 /// Applies [`judge`] to every tombstone whose user is in `users` (the roster a pull that started at
 /// `pull_mark` just completed). Returns how many were lifted.
-pub fn review(store: &Store, users: &[StoredUser], pull_mark: u64) -> Result<u64, StoreError> {
+pub(crate) fn review(store: &Store, users: &[StoredUser], pull_mark: u64) -> Result<u64, StoreError> {
     // The outbox is small (an offline-time backlog); reading it whole is fine.
     let queued: BTreeSet<UserKey> = store
         .outbox_items()?

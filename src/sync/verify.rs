@@ -44,14 +44,15 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    pub fn repairs(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn repairs(&self) -> u64 {
         self.unknown_deleted + self.missing + self.mismatched
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum VerifyError {
+pub(crate) enum VerifyError {
     #[error(transparent)]
     Door(#[from] DoorError),
     #[error(transparent)]
@@ -59,7 +60,11 @@ pub enum VerifyError {
 }
 
 /// Reads back `target` and corrects the store's record of it. Run `apply_door` afterwards to repair.
-pub async fn verify_door(store: &Store, target: &DoorTarget<'_>, now: Timestamp) -> Result<VerifyReport, VerifyError> {
+pub(crate) async fn verify_door(
+    store: &Store,
+    target: &DoorTarget<'_>,
+    now: Timestamp,
+) -> Result<VerifyReport, VerifyError> {
     let applied = store.applied(target.name)?;
     let ahead: BTreeMap<DoorUserId, UserKey> = store
         .written_ahead(target.name)?

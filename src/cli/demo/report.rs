@@ -4,7 +4,7 @@ use serde::Serialize;
 
 /// `doorsync demo --json` prints this object.
 #[derive(Debug, Serialize)]
-pub struct DemoSummary {
+pub(crate) struct DemoSummary {
     /// The door's read-back (DIGEST over OSDP, and its database) equals desired state.
     pub converged: bool,
     /// The door link ran inside an OSDP Secure Channel session (`--secure`) at the end.
@@ -43,7 +43,7 @@ pub struct DemoSummary {
 
 /// One door of the demo's bus.
 #[derive(Debug, Serialize)]
-pub struct DemoDoor {
+pub(crate) struct DemoDoor {
     pub name: String,
     pub osdp_address: u8,
     pub converged: bool,

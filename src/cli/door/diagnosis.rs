@@ -11,7 +11,7 @@ use crate::serial::link::{LinkStatus, WireStats};
 
 /// What `door probe` found wrong (`diagnosis` in `--json`; `null` when nothing was).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Diagnosis {
+pub(crate) struct Diagnosis {
     pub kind: DiagnosisKind,
     /// What was seen and what to check next, in one sentence or two.
     pub message: String,
@@ -20,7 +20,7 @@ pub struct Diagnosis {
 /// Stable names of the causes (`diagnosis.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum DiagnosisKind {
+pub(crate) enum DiagnosisKind {
     /// Not one byte came back.
     NoBytes,
     /// Bytes came back but never formed a packet that passed its check.
@@ -62,7 +62,7 @@ fn nak_advice(code: NakCode) -> &'static str {
 }
 
 /// The first cause that explains a PD that did not come online.
-pub fn offline(status: &LinkStatus, wire: &WireStats, address: u8) -> Option<Diagnosis> {
+pub(crate) fn offline(status: &LinkStatus, wire: &WireStats, address: u8) -> Option<Diagnosis> {
     let d = &status.diagnostics;
     if let Some(code) = d
         .last_nak
@@ -137,7 +137,7 @@ pub fn offline(status: &LinkStatus, wire: &WireStats, address: u8) -> Option<Dia
 }
 
 /// The first cause that explains a PD that came online but cannot be used with `profile`.
-pub fn online(status: &LinkStatus, profile: &Profile, extension: Option<&DoorError>) -> Option<Diagnosis> {
+pub(crate) fn online(status: &LinkStatus, profile: &Profile, extension: Option<&DoorError>) -> Option<Diagnosis> {
     let needed = usize::from(profile.osdp.max_mfg_data_bytes) + usize::from(MFG_PACKET_OVERHEAD_BYTES);
     if let Some(rx) = status.pdcap.as_ref().and_then(|c| c.receive_buffer_bytes())
         && rx > 0

@@ -106,7 +106,7 @@ fn parse_turnaround(s: &str) -> Result<f64, String> {
     }
 }
 
-pub async fn run(args: DoorSimArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: DoorSimArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let profile = load_profile(&args.profile, &cwd).map_err(|e| anyhow!("{e}"))?;
     let n = args.addresses.len();

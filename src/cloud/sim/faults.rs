@@ -48,7 +48,7 @@ pub enum BodyFault {
 }
 
 /// Applies `fault` to a true roster page (`listed`: the users in the roster, as JSON items).
-pub fn roster_page(fault: &RosterFault, listed: &[Value], page_no: u32, page_size: u32) -> Value {
+pub(crate) fn roster_page(fault: &RosterFault, listed: &[Value], page_no: u32, page_size: u32) -> Value {
     let size = page_size as usize;
     let skip = (page_no as usize).saturating_sub(1).saturating_mul(size);
     let take = |from: usize, pool: &[Value]| -> Vec<Value> { pool.iter().skip(from).take(size).cloned().collect() };
@@ -101,7 +101,7 @@ pub fn roster_page(fault: &RosterFault, listed: &[Value], page_no: u32, page_siz
 }
 
 /// The response for a whole-body fault.
-pub fn body_response(fault: &BodyFault, id: &str) -> Response {
+pub(crate) fn body_response(fault: &BodyFault, id: &str) -> Response {
     match fault {
         BodyFault::Raw(body) => (StatusCode::OK, [("content-type", "application/json")], body.clone()).into_response(),
         BodyFault::ResetMidBody => {

@@ -351,19 +351,8 @@ impl SimHandle {
         .is_some()
     }
 
-    /// The bytes the server serves for this user's image now.
-    pub fn image_bytes(&self, user_id: &str) -> Option<Vec<u8>> {
-        let mut s = lock(&self.state);
-        let user = s.users.iter().find(|u| u.key.user_id == user_id)?.clone();
-        Some(image_for(&mut s, &user).to_vec())
-    }
-
     pub fn set_latency_ms(&self, latency_ms: u64) {
         lock(&self.state).latency_ms = latency_ms;
-    }
-
-    pub fn set_fault_rates(&self, rates: FaultRates) {
-        lock(&self.state).rates = rates;
     }
 
     /// The next `times` requests to `path` fail with `fault`, then behaviour returns to normal.

@@ -5,7 +5,7 @@ use thiserror::Error;
 
 /// A fragment the assembler refused; the door answers FTSTAT with [`AssembleError::ftstat_status`].
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum AssembleError {
+pub(crate) enum AssembleError {
     #[error("file announced with FtSizeTotal 0")]
     ZeroSize,
     #[error("file of {total_bytes} bytes exceeds the door's limit of {max_bytes}")]
@@ -16,21 +16,21 @@ pub enum AssembleError {
 
 impl AssembleError {
     /// FtStatusDetail for this refusal: -3, data malformed.
-    pub fn ftstat_status(&self) -> i16 {
+    pub(crate) fn ftstat_status(&self) -> i16 {
         -3
     }
 }
 
 /// Every byte of a file, ready to be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompleteFile {
+pub(crate) struct CompleteFile {
     pub ft_type: u8,
     pub bytes: Vec<u8>,
 }
 
 /// Where a transfer stands after a fragment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FragmentProgress {
+pub(crate) enum FragmentProgress {
     /// FTSTAT status 0: keep sending.
     Incomplete { received_bytes: u32, total_bytes: u32 },
     /// Every byte is present; the file is handed over and the assembler is idle again.
@@ -48,13 +48,13 @@ struct Partial {
 
 /// One file transfer in progress at a time.
 #[derive(Debug)]
-pub struct FileAssembler {
+pub(crate) struct FileAssembler {
     max_file_bytes: u32,
     partial: Option<Partial>,
 }
 
 impl FileAssembler {
-    pub fn new(max_file_bytes: u32) -> Self {
+    pub(crate) fn new(max_file_bytes: u32) -> Self {
         Self {
             max_file_bytes,
             partial: None,
@@ -62,14 +62,14 @@ impl FileAssembler {
     }
 
     /// Drops the file in progress (osdp_ABORT).
-    pub fn abort(&mut self) {
+    pub(crate) fn abort(&mut self) {
         self.partial = None;
     }
 
     /// Takes one FILETRANSFER fragment. A fragment at offset 0 starts the file afresh (that is how a CP
     /// restarts); one whose FtType or FtSizeTotal differs from the file in progress starts a new file;
     /// bytes already present are overwritten by the latest copy. An empty fragment only asks for status.
-    pub fn on_fragment(
+    pub(crate) fn on_fragment(
         &mut self,
         ft_type: u8,
         total_bytes: u32,

@@ -54,7 +54,7 @@ const LARGEST_REPLY_BYTES: u64 = 80;
 
 /// LIST may report this many users per bucket beyond INFO's user count before the walk stops as a lie
 /// (PROTOCOL.md §8): INFO is asked right before, and only this agent changes the door.
-pub const LIST_MARGIN_USERS: u32 = 64;
+pub(crate) const LIST_MARGIN_USERS: u32 = 64;
 
 /// Tunables of an [`OsdpDoor`] beyond the OSDP session's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +112,7 @@ struct FileCounters {
 }
 
 /// The driver future's owner: spawn `driver.run()` and keep it running while the door is used.
-pub type Driver<S> = LinkDriver<S>;
+pub(crate) type Driver<S> = LinkDriver<S>;
 
 /// A door unit on an OSDP link. Share it as `Arc<dyn Door>`; the link runs in the [`Driver`].
 #[derive(Debug)]
@@ -211,7 +211,8 @@ impl OsdpDoor {
         }
     }
 
-    pub fn is_online(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_online(&self) -> bool {
         self.link.is_online()
     }
 
@@ -220,17 +221,13 @@ impl OsdpDoor {
         self.link.wait_online(timeout).await
     }
 
-    pub fn state(&self) -> PdState {
-        self.link.status().state
-    }
-
     /// The PD's identity from the last discovery.
     pub fn pdid(&self) -> Option<PdId> {
         self.link.status().pdid
     }
 
     /// The PD's capabilities from the last discovery.
-    pub fn pdcap(&self) -> Option<PdCap> {
+    pub(crate) fn pdcap(&self) -> Option<PdCap> {
         self.link.status().pdcap
     }
 
@@ -239,12 +236,12 @@ impl OsdpDoor {
     }
 
     /// Bytes and packets on the wire since the driver started.
-    pub fn wire_stats(&self) -> link::WireStats {
+    pub(crate) fn wire_stats(&self) -> link::WireStats {
         self.link.wire_stats()
     }
 
     /// Wakes on every link status change.
-    pub fn watch_link(&self) -> tokio::sync::watch::Receiver<LinkStatus> {
+    pub(crate) fn watch_link(&self) -> tokio::sync::watch::Receiver<LinkStatus> {
         self.link.watch_status()
     }
 

@@ -16,7 +16,7 @@ pub struct FaultRates {
 
 impl FaultRates {
     /// Names the first rate outside 0..=1 (NaN included).
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         for (name, v) in [
             ("drop rate", self.drop_rate),
             ("corrupt rate", self.corrupt_rate),
@@ -32,7 +32,7 @@ impl FaultRates {
 
 /// What the line did to one chunk of received bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LineDamage {
+pub(crate) struct LineDamage {
     pub dropped: u64,
     pub corrupted: u64,
 }
@@ -46,19 +46,21 @@ pub struct FaultInjector {
 
 impl FaultInjector {
     /// Rates outside 0..=1 behave like the nearest bound (validate them first to report them).
-    pub fn new(rates: FaultRates, seed: u64) -> Self {
+    pub(crate) fn new(rates: FaultRates, seed: u64) -> Self {
         Self {
             rates,
             rng: StdRng::seed_from_u64(seed),
         }
     }
 
-    pub fn rates(&self) -> FaultRates {
+    #[cfg(test)]
+    pub(crate) fn rates(&self) -> FaultRates {
         self.rates
     }
 
     /// New rates from now on; the RNG continues (no reseed).
-    pub fn set_rates(&mut self, rates: FaultRates) {
+    #[cfg(test)]
+    pub(crate) fn set_rates(&mut self, rates: FaultRates) {
         self.rates = rates;
     }
 
@@ -68,7 +70,7 @@ impl FaultInjector {
     }
 
     /// The bytes that reach the door's receiver: some dropped, some with one bit flipped.
-    pub fn on_received(&mut self, bytes: &[u8]) -> (Vec<u8>, LineDamage) {
+    pub(crate) fn on_received(&mut self, bytes: &[u8]) -> (Vec<u8>, LineDamage) {
         let mut damage = LineDamage::default();
         if self.rates.drop_rate <= 0.0 && self.rates.corrupt_rate <= 0.0 {
             return (bytes.to_vec(), damage);
@@ -90,7 +92,7 @@ impl FaultInjector {
     }
 
     /// Whether to answer this command with osdp_BUSY instead of executing it.
-    pub fn answer_busy(&mut self) -> bool {
+    pub(crate) fn answer_busy(&mut self) -> bool {
         let rate = self.rates.busy_rate;
         self.chance(rate)
     }

@@ -1,11 +1,11 @@
-//! The simulated door: an OSDP Peripheral Device holding a [`DoorDb`], built on the crate's own sans-IO
+//! The simulated door: an OSDP Peripheral Device holding a [`DoorDb`](super::db::DoorDb), built on the crate's own sans-IO
 //! core (`osdp::PdLink` for framing, SQN and the reply cache; `door::db` for the vendor extension of
 //! `firmware-config/PROTOCOL.md`), with seeded fault injection, baud pacing and an optional file-backed
 //! database.
 //!
 //! Layers, each in its own file:
-//! - [`pd`]: [`SimPd`], the sans-IO door (bytes and `now` in, reply bytes and "persist now" out);
-//! - [`pacing`]: [`LinePacer`], pure arithmetic of a half-duplex line at a baud rate;
+//! - [`pd`]: [`SimPd`](pd::SimPd), the sans-IO door (bytes and `now` in, reply bytes and "persist now" out);
+//! - [`pacing`]: [`LinePacer`](pacing::LinePacer), pure arithmetic of a half-duplex line at a baud rate;
 //! - [`faults`]: [`FaultInjector`], seeded byte drops/corruption and osdp_BUSY answers;
 //! - [`persist`]: [`DbFile`] (atomic JSON + face blobs, durable before answered) and [`DoorDump`];
 //! - [`runtime`]: [`SimDoor`] (the Clone handle) and [`SimDoorDriver`] (the future the caller spawns)
@@ -13,11 +13,11 @@
 //!
 //! Used in-process by tests and the demo, and as a separate process by `doorsync simulate door`.
 
-pub mod faults;
-pub mod pacing;
-pub mod pd;
-pub mod persist;
-pub mod runtime;
+pub(crate) mod faults;
+pub(crate) mod pacing;
+pub(crate) mod pd;
+pub(crate) mod persist;
+pub(crate) mod runtime;
 
 #[cfg(test)]
 mod tests;
@@ -27,17 +27,17 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use super::db::{DoorDb, DoorDbLimits};
+use super::db::DoorDbLimits;
 use crate::domain::Profile;
 
 pub use faults::{FaultInjector, FaultRates};
-pub use pacing::{LinePacer, ReplySlot};
-pub use pd::{PdOutput, Silence, SimCounters, SimPd};
+#[cfg(test)]
+pub(crate) use pd::{PdOutput, Silence, SimPd};
 pub use persist::{DUMP_FORMAT, DbFile, DoorDump, DumpFace, DumpUser, PersistError};
 pub use runtime::{SimDoor, SimDoorDriver};
 
 /// Record files a simulated door accepts, in bytes (PROTOCOL.md's example door uses the same figure).
-pub const DEFAULT_MAX_RECORD_FILE_BYTES: u32 = 8192;
+pub(crate) const DEFAULT_MAX_RECORD_FILE_BYTES: u32 = 8192;
 /// Default time from a command's last byte to the first byte of the reply when pacing (a typical PD).
 pub const DEFAULT_TURNAROUND: Duration = Duration::from_millis(1);
 
@@ -119,7 +119,7 @@ impl SimDoorConfig {
     }
 
     /// The database limits this door enforces.
-    pub fn limits(&self) -> DoorDbLimits {
+    pub(crate) fn limits(&self) -> DoorDbLimits {
         DoorDbLimits {
             capacity_users: self.profile.capacity_users,
             max_record_file_bytes: self.max_record_file_bytes,
@@ -128,7 +128,7 @@ impl SimDoorConfig {
     }
 
     /// Every setting that would make the door misbehave, at once.
-    pub fn validate(&self) -> Result<(), SimError> {
+    pub(crate) fn validate(&self) -> Result<(), SimError> {
         let mut problems = Vec::new();
         if self.address > 0x7E {
             problems.push(format!("address {} is not in 0..=126", self.address));
@@ -147,8 +147,9 @@ impl SimDoorConfig {
     }
 
     /// An empty database with this door's limits.
-    pub fn empty_db(&self) -> DoorDb {
-        DoorDb::new(self.limits())
+    #[cfg(test)]
+    pub(crate) fn empty_db(&self) -> super::db::DoorDb {
+        super::db::DoorDb::new(self.limits())
     }
 }
 

@@ -9,11 +9,11 @@
 use std::time::{Duration, Instant};
 
 /// Bits on the wire per byte: start bit, 8 data bits, stop bit.
-pub const BITS_PER_BYTE: u64 = 10;
+pub(crate) const BITS_PER_BYTE: u64 = 10;
 
 /// When a reply occupies the line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplySlot {
+pub(crate) struct ReplySlot {
     /// First byte starts.
     pub start: Instant,
     /// Last byte has arrived at the CP.
@@ -22,7 +22,7 @@ pub struct ReplySlot {
 
 /// One line at one baud rate.
 #[derive(Debug, Clone)]
-pub struct LinePacer {
+pub(crate) struct LinePacer {
     baud: u32,
     turnaround: Duration,
     line_free_at: Option<Instant>,
@@ -30,7 +30,7 @@ pub struct LinePacer {
 
 impl LinePacer {
     /// `baud` 0 is treated as 1 (validated configurations never pass 0).
-    pub fn new(baud: u32, turnaround: Duration) -> Self {
+    pub(crate) fn new(baud: u32, turnaround: Duration) -> Self {
         Self {
             baud: baud.max(1),
             turnaround,
@@ -38,12 +38,8 @@ impl LinePacer {
         }
     }
 
-    pub fn baud(&self) -> u32 {
-        self.baud
-    }
-
     /// Line time of `n` bytes.
-    pub fn bytes_time(&self, n: usize) -> Duration {
+    pub(crate) fn bytes_time(&self, n: usize) -> Duration {
         let nanos = (n as u128) * u128::from(BITS_PER_BYTE) * 1_000_000_000 / u128::from(self.baud);
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
@@ -54,7 +50,7 @@ impl LinePacer {
 
     /// `n` bytes the CP wrote, seen at `read_at`: the instant their last byte would have arrived. They
     /// start on the line when it is free, and not before they were written.
-    pub fn on_received(&mut self, read_at: Instant, n: usize) -> Instant {
+    pub(crate) fn on_received(&mut self, read_at: Instant, n: usize) -> Instant {
         let end = self.after_line(read_at) + self.bytes_time(n);
         self.line_free_at = Some(end);
         end
@@ -62,7 +58,7 @@ impl LinePacer {
 
     /// A reply of `n` bytes to a command whose last byte arrived at `command_done_at`: it starts after
     /// the turnaround, and not before the line is free.
-    pub fn on_reply(&mut self, command_done_at: Instant, n: usize) -> ReplySlot {
+    pub(crate) fn on_reply(&mut self, command_done_at: Instant, n: usize) -> ReplySlot {
         let start = self.after_line(command_done_at + self.turnaround);
         let end = start + self.bytes_time(n);
         self.line_free_at = Some(end);
@@ -70,7 +66,7 @@ impl LinePacer {
     }
 
     /// Forget what is on the line (a reboot cuts every transfer short).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.line_free_at = None;
     }
 }

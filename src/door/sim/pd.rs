@@ -26,7 +26,7 @@ const MAX_QUEUED_REPORTS: usize = 64;
 
 /// What the runtime must do next, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PdOutput {
+pub(crate) enum PdOutput {
     /// The database changed: make it durable before transmitting anything that follows.
     Persist,
     /// Reply bytes to write. `at` is the instant the command was complete (turnaround counts from it).
@@ -37,8 +37,7 @@ pub enum PdOutput {
 
 /// How long the door stays silent (reads nothing, answers nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Silence {
-    Until(Instant),
+pub(crate) enum Silence {
     UntilResumed,
 }
 
@@ -80,7 +79,7 @@ pub struct SimCounters {
 
 /// The door: link, database, file assembler, deferred reports, faults.
 #[derive(Debug)]
-pub struct SimPd {
+pub(crate) struct SimPd {
     address: u8,
     max_packet_bytes: usize,
     max_mfg_data_bytes: usize,
@@ -100,8 +99,8 @@ pub struct SimPd {
 }
 
 impl SimPd {
-    /// A door configured by `config` holding `db` (use [`SimDoorConfig::empty_db`] for a new one).
-    pub fn new(config: &SimDoorConfig, db: DoorDb) -> Self {
+    /// A door configured by `config` holding `db` (a new one holds an empty `DoorDb` for `config.limits()`).
+    pub(crate) fn new(config: &SimDoorConfig, db: DoorDb) -> Self {
         let max_packet = config.profile.osdp.max_packet_bytes;
         let [lo, hi] = max_packet.to_le_bytes();
         let caps = PdCap {
@@ -146,53 +145,53 @@ impl SimPd {
         }
     }
 
-    pub fn db(&self) -> &DoorDb {
+    pub(crate) fn db(&self) -> &DoorDb {
         &self.db
     }
 
     /// For tests that change what the door holds behind the agent's back (the caller persists).
-    pub fn db_mut(&mut self) -> &mut DoorDb {
+    #[cfg(test)]
+    pub(crate) fn db_mut(&mut self) -> &mut DoorDb {
         &mut self.db
     }
 
-    pub fn counters(&self) -> &SimCounters {
+    pub(crate) fn counters(&self) -> &SimCounters {
         &self.counters
     }
 
     /// The runtime reports bytes it wrote.
-    pub fn record_sent(&mut self, n: usize) {
+    pub(crate) fn record_sent(&mut self, n: usize) {
         self.counters.bytes_sent += n as u64;
     }
 
-    pub fn faults(&self) -> &FaultInjector {
+    #[cfg(test)]
+    pub(crate) fn faults(&self) -> &FaultInjector {
         &self.faults
     }
 
-    pub fn faults_mut(&mut self) -> &mut FaultInjector {
+    #[cfg(test)]
+    pub(crate) fn faults_mut(&mut self) -> &mut FaultInjector {
         &mut self.faults
     }
 
-    pub fn set_deferred_replies(&mut self, on: bool) {
+    #[cfg(test)]
+    pub(crate) fn set_deferred_replies(&mut self, on: bool) {
         self.deferred_replies = on;
     }
 
     /// Stop reading and answering until `silence` ends; `None` ends a silence now.
-    pub fn set_silence(&mut self, silence: Option<Silence>) {
+    pub(crate) fn set_silence(&mut self, silence: Option<Silence>) {
         self.silence = silence;
     }
 
-    pub fn is_silent(&self, now: Instant) -> bool {
-        match self.silence {
-            Some(Silence::UntilResumed) => true,
-            Some(Silence::Until(t)) => now < t,
-            None => false,
-        }
+    pub(crate) fn is_silent(&self) -> bool {
+        matches!(self.silence, Some(Silence::UntilResumed))
     }
 
     /// Power-cycle: the link forgets its SQN (the CP must restart with SQN 0), any file in progress and
     /// queued reports are lost, unsent replies are dropped, and the door comes back holding `db` (what
     /// survived: the persisted database, or an empty one).
-    pub fn reboot(&mut self, db: DoorDb) {
+    pub(crate) fn reboot(&mut self, db: DoorDb) {
         let channel = self.link.take_secure();
         self.link = secure_link(PdLink::new(self.address, self.max_packet_bytes), channel, self.seed);
         self.assembler = FileAssembler::new(db.max_file_bytes());
@@ -203,9 +202,9 @@ impl SimPd {
     }
 
     /// Bytes read from the line at `now` (with pacing: the instant the last of them would have arrived).
-    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
+    pub(crate) fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
         self.counters.bytes_received += bytes.len() as u64;
-        if self.is_silent(now) {
+        if self.is_silent() {
             self.counters.bytes_ignored += bytes.len() as u64;
             return;
         }
@@ -220,18 +219,18 @@ impl SimPd {
     }
 
     /// Run the inter-character timer; call at [`SimPd::poll_at`].
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.link.handle_timeout(now);
         self.drain(now);
     }
 
     /// When [`SimPd::handle_timeout`] has work.
-    pub fn poll_at(&self) -> Option<Instant> {
+    pub(crate) fn poll_at(&self) -> Option<Instant> {
         self.link.poll_at()
     }
 
     /// The next thing the runtime must do.
-    pub fn poll_output(&mut self) -> Option<PdOutput> {
+    pub(crate) fn poll_output(&mut self) -> Option<PdOutput> {
         self.outputs.pop_front()
     }
 

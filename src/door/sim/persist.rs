@@ -82,7 +82,7 @@ pub struct DoorDump {
 }
 
 impl DoorDump {
-    pub fn of(db: &DoorDb) -> Self {
+    pub(crate) fn of(db: &DoorDb) -> Self {
         let users: Vec<DumpUser> = db
             .user_ids()
             .filter_map(|id| {
@@ -163,7 +163,7 @@ pub struct DbFile {
 }
 
 impl DbFile {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
         let mut faces = path.clone().into_os_string();
         faces.push(".faces");
@@ -174,12 +174,9 @@ impl DbFile {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Where the face JPEGs are kept.
-    pub fn faces_dir(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn faces_dir(&self) -> &Path {
         &self.faces_dir
     }
 
@@ -188,7 +185,7 @@ impl DbFile {
     }
 
     /// The database in the file, or an empty one with `limits` if the file does not exist yet.
-    pub fn load(&mut self, limits: DoorDbLimits) -> Result<DoorDb, PersistError> {
+    pub(crate) fn load(&mut self, limits: DoorDbLimits) -> Result<DoorDb, PersistError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DoorDb::new(limits)),
@@ -288,7 +285,7 @@ impl DbFile {
     }
 
     /// Makes `db` durable: new face blobs first, then the JSON, then unreferenced blobs are removed.
-    pub fn save(&mut self, db: &DoorDb) -> Result<(), PersistError> {
+    pub(crate) fn save(&mut self, db: &DoorDb) -> Result<(), PersistError> {
         let write_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| PersistError::Write { path, source }

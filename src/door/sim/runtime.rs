@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::Notify;
 
-use super::faults::FaultRates;
 use super::pacing::LinePacer;
 use super::pd::{PdOutput, Silence, SimCounters, SimPd};
 use super::persist::{DbFile, DoorDump};
@@ -251,7 +250,8 @@ impl SimDoor {
     }
 
     /// [`SimDoor::dump`] as pretty JSON (the same bytes a `db_file` holds).
-    pub fn dump_json(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn dump_json(&self) -> String {
         serde_json::to_string_pretty(&self.dump()).unwrap_or_default()
     }
 
@@ -259,45 +259,32 @@ impl SimDoor {
         self.read(|p| p.core.counters().clone())
     }
 
-    /// The db file, if the door is file-backed.
-    pub fn db_file(&self) -> Option<PathBuf> {
-        self.read(|p| p.db_file.as_ref().map(|f| f.path().to_path_buf()))
-    }
-
-    pub fn faults(&self) -> FaultRates {
+    #[cfg(test)]
+    pub(crate) fn faults(&self) -> super::faults::FaultRates {
         self.read(|p| p.core.faults().rates())
     }
 
     /// New fault rates from now on (the seeded RNG continues).
-    pub fn set_faults(&self, rates: FaultRates) -> Result<(), SimError> {
+    #[cfg(test)]
+    pub(crate) fn set_faults(&self, rates: super::faults::FaultRates) -> Result<(), SimError> {
         rates.validate().map_err(SimError::Config)?;
         self.with(|i| i.core.faults_mut().set_rates(rates));
         Ok(())
     }
 
-    pub fn set_deferred_replies(&self, on: bool) {
-        self.with(|i| i.core.set_deferred_replies(on));
-    }
-
-    /// Read nothing and answer nothing for `duration`, as an unplugged door.
-    pub fn silence_for(&self, duration: Duration) {
-        let until = Instant::now() + duration;
-        self.with(|i| i.core.set_silence(Some(Silence::Until(until))));
-    }
-
     /// Read nothing and answer nothing until [`SimDoor::resume`].
-    pub fn silence(&self) {
+    pub(crate) fn silence(&self) {
         self.with(|i| i.core.set_silence(Some(Silence::UntilResumed)));
     }
 
-    pub fn resume(&self) {
+    pub(crate) fn resume(&self) {
         self.with(|i| i.core.set_silence(None));
     }
 
     /// Power-cycle the door: it forgets the link (the CP must restart with SQN 0), any file in progress,
     /// queued reports and unsent replies; it keeps its database only if file-backed (reloaded from the
     /// file, which holds everything it acknowledged).
-    pub fn reboot(&self) -> Result<(), SimError> {
+    pub(crate) fn reboot(&self) -> Result<(), SimError> {
         let mut inner = self.shared.lock();
         let inner = &mut *inner;
         let p = &mut inner.pds[self.pd];
@@ -321,7 +308,8 @@ impl SimDoor {
 
     /// Change what the door holds behind the agent's back (a technician at the unit, a faulty door);
     /// persisted when file-backed.
-    pub fn tamper<R>(&self, f: impl FnOnce(&mut DoorDb) -> R) -> Result<R, SimError> {
+    #[cfg(test)]
+    pub(crate) fn tamper<R>(&self, f: impl FnOnce(&mut DoorDb) -> R) -> Result<R, SimError> {
         self.with(|i| {
             let r = f(i.core.db_mut());
             i.persist()?;

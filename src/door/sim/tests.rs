@@ -368,18 +368,12 @@ fn reboot_forgets_the_link_and_an_unbacked_database() {
 }
 
 #[test]
-fn silent_door_ignores_everything_until_resumed_or_the_time_is_up() {
+fn silent_door_ignores_everything_until_resumed() {
     let mut b = Bench::new(&config("generic-face-v1"));
     b.pd.set_silence(Some(Silence::UntilResumed));
     assert!(b.feed(&packet(1, 0, &Command::Id)).is_empty());
     b.pd.set_silence(None);
     assert_eq!(b.feed(&packet(1, 0, &Command::Id)).len(), 1);
-
-    let until = b.t + Duration::from_millis(12);
-    b.pd.set_silence(Some(Silence::Until(until)));
-    assert!(b.feed(&packet(1, 0, &Command::Id)).is_empty()); // t + 5 ms
-    assert!(b.feed(&packet(1, 0, &Command::Id)).is_empty()); // t + 10 ms
-    assert_eq!(b.feed(&packet(1, 0, &Command::Id)).len(), 1); // t + 15 ms
     assert!(b.pd.counters().bytes_ignored > 0);
 }
 

@@ -33,7 +33,7 @@ pub enum Op {
 }
 
 impl Op {
-    pub fn from_u8(v: u8) -> Result<Op, VendorError> {
+    pub(crate) fn from_u8(v: u8) -> Result<Op, VendorError> {
         Ok(match v {
             0x01 => Op::Info,
             0x02 => Op::Digest,
@@ -64,7 +64,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn from_u8(v: u8) -> Result<Status, VendorError> {
+    pub(crate) fn from_u8(v: u8) -> Result<Status, VendorError> {
         Ok(match v {
             0x00 => Status::Ok,
             0x01 => Status::Malformed,
@@ -77,7 +77,8 @@ impl Status {
     }
 
     /// The status a door answers for a command it could not decode.
-    pub fn for_error(e: &VendorError) -> Status {
+    #[cfg(any(test, feature = "sim"))]
+    pub(crate) fn for_error(e: &VendorError) -> Status {
         match e {
             VendorError::UnknownOp(_) => Status::UnknownOp,
             VendorError::BadConfirm => Status::BadConfirm,
@@ -105,7 +106,7 @@ pub enum Command {
 }
 
 impl Command {
-    pub fn op(&self) -> Op {
+    pub(crate) fn op(&self) -> Op {
         match self {
             Command::Info => Op::Info,
             Command::Digest => Op::Digest,
@@ -163,7 +164,8 @@ impl MfgCommand {
         }
     }
 
-    pub fn decode(data: &[u8]) -> Result<MfgCommand, VendorError> {
+    #[cfg(any(test, feature = "sim"))]
+    pub(crate) fn decode(data: &[u8]) -> Result<MfgCommand, VendorError> {
         if data.len() > MAX_MFG_DATA_BYTES {
             return Err(VendorError::TooLong {
                 what: "osdp_MFG vendor data",
@@ -278,7 +280,7 @@ fn too_many(what: &'static str, got: usize, max: usize) -> Result<(), VendorErro
 
 impl MfgReply {
     /// Whether this reply answers `cmd` (same request id and op); a CP drops replies that do not.
-    pub fn answers(&self, cmd: &MfgCommand) -> bool {
+    pub(crate) fn answers(&self, cmd: &MfgCommand) -> bool {
         self.request_id == cmd.request_id && self.reply.op_code() == cmd.command.op() as u8
     }
 

@@ -25,22 +25,22 @@ pub use mfg::{
 };
 
 /// Version of this extension, carried in files and in the INFO reply.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub(crate) const PROTOCOL_VERSION: u8 = 1;
 /// FtType of a user-record file (osdp_FILETRANSFER private-use range).
 pub const FT_TYPE_RECORDS: u8 = 0x81;
 /// FtType of a face file.
 pub const FT_TYPE_FACE: u8 = 0x82;
 /// Largest vendor data (after the 3-byte vendor code) of any osdp_MFG or osdp_MFGREP we send or expect.
 /// LibOSDP 3.2.9 NAKs an osdp_MFG with more than 64 bytes after the vendor code.
-pub const MAX_MFG_DATA_BYTES: usize = 64;
+pub(crate) const MAX_MFG_DATA_BYTES: usize = 64;
 /// Number of reconciliation buckets; `bucket_of(id) = id % BUCKET_COUNT`.
 pub const BUCKET_COUNT: u8 = 64;
 /// Bytes of a bucket digest on the wire (the first bytes of the sha256 digest of that bucket).
-pub const BUCKET_DIGEST_BYTES: usize = 8;
+pub(crate) const BUCKET_DIGEST_BYTES: usize = 8;
 /// Bytes of the record-hash and face-hash prefixes in a LIST entry.
-pub const LIST_PREFIX_BYTES: usize = 4;
+pub(crate) const LIST_PREFIX_BYTES: usize = 4;
 /// Bytes of the record-hash prefix in a FACE_STATUS reply.
-pub const STATUS_RECORD_PREFIX_BYTES: usize = 16;
+pub(crate) const STATUS_RECORD_PREFIX_BYTES: usize = 16;
 
 /// Why bytes of the vendor extension could not be decoded (or a value could not be encoded).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -100,7 +100,7 @@ pub enum FileResult {
 }
 
 impl FileResult {
-    pub fn from_u8(v: u8) -> Result<FileResult, VendorError> {
+    pub(crate) fn from_u8(v: u8) -> Result<FileResult, VendorError> {
         Ok(match v {
             0 => FileResult::None,
             1 => FileResult::Applied,
@@ -121,7 +121,8 @@ impl FileResult {
     }
 
     /// The FtStatusDetail a PD that can report it sends after the last fragment.
-    pub fn ftstat_status(self) -> i16 {
+    #[cfg(any(test, feature = "sim"))]
+    pub(crate) fn ftstat_status(self) -> i16 {
         match self {
             FileResult::None => 0,
             FileResult::Applied => 1,
@@ -133,7 +134,7 @@ impl FileResult {
 }
 
 /// Which reconciliation bucket a door-local id belongs to.
-pub fn bucket_of(id: DoorUserId) -> u8 {
+pub(crate) fn bucket_of(id: DoorUserId) -> u8 {
     // BUCKET_COUNT is 64, so the remainder always fits a u8.
     (id.0 % u32::from(BUCKET_COUNT)) as u8
 }
@@ -150,18 +151,18 @@ pub fn record_hash(record: &DoorRecord) -> [u8; 32] {
 
 /// One user as reconciliation sees it: the face hash is the sha256 of the face held, zeros if none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct DigestEntry {
+pub(crate) struct DigestEntry {
     pub id: DoorUserId,
     pub record_hash: [u8; 32],
     pub face_hash: [u8; 32],
 }
 
 /// The face hash of a user without a face.
-pub const NO_FACE: [u8; 32] = [0; 32];
+pub(crate) const NO_FACE: [u8; 32] = [0; 32];
 
 /// sha256 over `id u32 LE ‖ record_hash ‖ face_hash` of every entry, in ascending id order.
 /// The order of `entries` does not matter; an empty set gives sha256 of nothing.
-pub fn digest(entries: impl IntoIterator<Item = DigestEntry>) -> [u8; 32] {
+pub(crate) fn digest(entries: impl IntoIterator<Item = DigestEntry>) -> [u8; 32] {
     let mut sorted: Vec<DigestEntry> = entries.into_iter().collect();
     sorted.sort_unstable_by_key(|e| e.id);
     let mut h = Sha256::new();
@@ -174,12 +175,12 @@ pub fn digest(entries: impl IntoIterator<Item = DigestEntry>) -> [u8; 32] {
 }
 
 /// The wire bucket digest: the first [`BUCKET_DIGEST_BYTES`] of [`digest`] over one bucket's entries.
-pub fn bucket_digest(entries: impl IntoIterator<Item = DigestEntry>) -> [u8; BUCKET_DIGEST_BYTES] {
+pub(crate) fn bucket_digest(entries: impl IntoIterator<Item = DigestEntry>) -> [u8; BUCKET_DIGEST_BYTES] {
     prefix(&digest(entries))
 }
 
 /// The first N bytes of a 32-byte hash.
-pub fn prefix<const N: usize>(hash: &[u8; 32]) -> [u8; N] {
+pub(crate) fn prefix<const N: usize>(hash: &[u8; 32]) -> [u8; N] {
     let mut out = [0u8; N];
     let n = N.min(32);
     out[..n].copy_from_slice(&hash[..n]);

@@ -15,19 +15,19 @@ pub struct EchoStats {
 
 /// Expected echo bytes, oldest first.
 #[derive(Debug, Clone, Default)]
-pub struct EchoFilter {
+pub(crate) struct EchoFilter {
     expected: VecDeque<u8>,
     stats: EchoStats,
 }
 
 impl EchoFilter {
     /// Records that `bytes` went out, so their echo is dropped from the input.
-    pub fn expect(&mut self, bytes: &[u8]) {
+    pub(crate) fn expect(&mut self, bytes: &[u8]) {
         self.expected.extend(bytes);
     }
 
     /// Returns `input` without the echo it starts with.
-    pub fn filter(&mut self, input: &[u8]) -> Vec<u8> {
+    pub(crate) fn filter(&mut self, input: &[u8]) -> Vec<u8> {
         let mut rest = input;
         while let (Some(&want), Some((&got, tail))) = (self.expected.front(), rest.split_first()) {
             if want != got {
@@ -42,7 +42,7 @@ impl EchoFilter {
         rest.to_vec()
     }
 
-    pub fn stats(&self) -> EchoStats {
+    pub(crate) fn stats(&self) -> EchoStats {
         self.stats
     }
 }

@@ -6,8 +6,8 @@
 //! carry a caller token `T` (the runtime's answer channel) that comes back with the outcome, so this
 //! module stays free of tokio. With one PD it is exactly the single-PD link.
 
-pub mod echo;
-pub mod schedule;
+pub(crate) mod echo;
+pub(crate) mod schedule;
 #[cfg(test)]
 mod tests;
 
@@ -20,7 +20,7 @@ use schedule::{Need, Turns};
 
 /// Which lane a request waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Priority {
+pub(crate) enum Priority {
     /// Goes out before every queued normal request on the whole line (deletes, clear).
     Urgent,
     Normal,
@@ -29,7 +29,7 @@ pub enum Priority {
 /// Why a request got no reply (the runtime adds its own "stopped").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum RequestError {
+pub(crate) enum RequestError {
     #[error("PD is offline")]
     Offline,
     #[error("{0}")]
@@ -39,7 +39,7 @@ pub enum RequestError {
 }
 
 /// A caller's token; a cancelled one (the caller gave up) is dropped instead of being sent.
-pub trait Token {
+pub(crate) trait Token {
     fn is_cancelled(&self) -> bool {
         false
     }
@@ -49,7 +49,7 @@ impl Token for () {}
 
 /// What the bus reports to the runtime.
 #[derive(Debug)]
-pub enum BusEvent<T> {
+pub(crate) enum BusEvent<T> {
     /// The outcome of a request.
     Answer {
         pd: usize,
@@ -62,14 +62,14 @@ pub enum BusEvent<T> {
 
 /// Bytes to write to the line, and which PD they address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
+pub(crate) struct Transmit {
     pub pd: usize,
     pub bytes: Vec<u8>,
 }
 
 /// Per-PD line share since the bus started (for benchmarks and `status`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct PdShare {
+pub(crate) struct PdShare {
     /// Turns this PD had on the line (packets sent to it, resends included).
     pub turns: u64,
     pub bytes_sent: u64,
@@ -92,7 +92,7 @@ struct BusPd<T> {
 }
 
 /// Several PD sessions on one half-duplex line.
-pub struct Bus<T> {
+pub(crate) struct Bus<T> {
     pds: Vec<BusPd<T>>,
     turns: Turns,
     echo: Option<EchoFilter>,
@@ -113,7 +113,7 @@ impl<T> std::fmt::Debug for Bus<T> {
 impl<T: Token> Bus<T> {
     /// A bus with one session per config (distinct addresses; index = position). `echo`: the adapter
     /// echoes what we send, so that many bytes are dropped from the input after each transmission.
-    pub fn new(configs: Vec<SessionConfig>, echo: bool, now: Instant) -> Self {
+    pub(crate) fn new(configs: Vec<SessionConfig>, echo: bool, now: Instant) -> Self {
         let pds = configs
             .into_iter()
             .map(|config| BusPd {
@@ -134,46 +134,38 @@ impl<T: Token> Bus<T> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.pds.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.pds.is_empty()
-    }
-
     /// PD `pd`'s session (state, discovery results, diagnostics). Panics on an index not given to `new`.
-    pub fn session(&self, pd: usize) -> &PdSession {
+    pub(crate) fn session(&self, pd: usize) -> &PdSession {
         &self.pds[pd].session
     }
 
     /// How many times PD `pd`'s discovery has completed.
-    pub fn online_count(&self, pd: usize) -> u64 {
+    pub(crate) fn online_count(&self, pd: usize) -> u64 {
         self.pds[pd].online_count
     }
 
     /// The PD whose reply the line carries now (the one addressed last).
-    pub fn listener(&self) -> usize {
+    pub(crate) fn listener(&self) -> usize {
         self.listener
     }
 
-    pub fn share(&self, pd: usize) -> PdShare {
-        self.pds[pd].share
-    }
-
     /// Bytes of our own the echo filter dropped, and echoes that did not match what we sent.
-    pub fn echo_stats(&self) -> echo::EchoStats {
+    pub(crate) fn echo_stats(&self) -> echo::EchoStats {
         self.echo.as_ref().map(EchoFilter::stats).unwrap_or_default()
     }
 
     /// True while any request has been handed to a session and not answered.
-    pub fn has_in_flight(&self) -> bool {
+    pub(crate) fn has_in_flight(&self) -> bool {
         self.pds.iter().any(|p| p.in_flight.is_some())
     }
 
     /// Queues `command` for PD `pd`. Refused at once with [`RequestError::Offline`] while that PD is
     /// offline; while discovery runs it waits (the session bounds discovery).
-    pub fn request(&mut self, pd: usize, command: Command, priority: Priority, token: T) {
+    pub(crate) fn request(&mut self, pd: usize, command: Command, priority: Priority, token: T) {
         let Some(p) = self.pds.get_mut(pd) else {
             return;
         };
@@ -193,7 +185,7 @@ impl<T: Token> Bus<T> {
     }
 
     /// Restarts PD `pd`'s link (SQN 0, osdp_ID, osdp_CAP), e.g. after FTSTAT said it reboots.
-    pub fn restart(&mut self, pd: usize, now: Instant) {
+    pub(crate) fn restart(&mut self, pd: usize, now: Instant) {
         if let Some(p) = self.pds.get_mut(pd) {
             p.session.restart(now);
         }
@@ -201,7 +193,7 @@ impl<T: Token> Bus<T> {
     }
 
     /// Feeds bytes read from the line: to the PD whose reply is awaited (or the last one addressed).
-    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
+    pub(crate) fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
         let bytes = match self.echo.as_mut() {
             Some(echo) => echo.filter(bytes),
             None => bytes.to_vec(),
@@ -220,7 +212,7 @@ impl<T: Token> Bus<T> {
     /// come. A request is handed to its session only when its PD gets the line, so a PD's delete never
     /// waits behind its own bulk command. Call until it returns `None`, then sleep until
     /// [`Bus::poll_at`] or the next input.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+    pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         for p in &mut self.pds {
             p.session.handle_timeout(now);
         }
@@ -259,7 +251,7 @@ impl<T: Token> Bus<T> {
 
     /// The next instant something is due: while a reply is awaited only timers (nobody else may send),
     /// else also every session's next transmission.
-    pub fn poll_at(&self) -> Option<Instant> {
+    pub(crate) fn poll_at(&self) -> Option<Instant> {
         let busy = self.line_busy();
         self.pds
             .iter()
@@ -273,7 +265,7 @@ impl<T: Token> Bus<T> {
             .min()
     }
 
-    pub fn poll_event(&mut self) -> Option<BusEvent<T>> {
+    pub(crate) fn poll_event(&mut self) -> Option<BusEvent<T>> {
         self.events.pop_front()
     }
 

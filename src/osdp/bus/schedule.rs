@@ -8,7 +8,7 @@
 
 /// Why a PD wants the line, in the order the line serves them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Need {
+pub(crate) enum Need {
     /// A delete or clear (a revocation, an expiry, a roster removal), or its resend.
     Urgent,
     /// An online PD's keep-alive osdp_POLL is due (it also fetches queued replies).
@@ -19,14 +19,14 @@ pub enum Need {
 
 /// The round-robin cursor of one line.
 #[derive(Debug, Clone, Default)]
-pub struct Turns {
+pub(crate) struct Turns {
     /// The PD served last; the next turn in a class goes to the first wanting PD after it.
     last: Option<usize>,
 }
 
 impl Turns {
     /// Picks the PD to serve among `wants` (PD index, need); `None` when nobody wants the line.
-    pub fn pick(&mut self, wants: &[(usize, Need)]) -> Option<usize> {
+    pub(crate) fn pick(&mut self, wants: &[(usize, Need)]) -> Option<usize> {
         let best = wants.iter().map(|&(_, need)| need).min()?;
         let after = self.last.map_or(0, |l| l.saturating_add(1));
         // Distance from the cursor in cyclic order: PDs at or after it first, then those before it.

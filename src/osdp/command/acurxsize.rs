@@ -2,7 +2,7 @@
 
 use crate::osdp::{MessageError, expect_len};
 
-pub const CODE: u8 = 0x7B;
+pub(crate) const CODE: u8 = 0x7B;
 
 /// osdp_ACURXSIZE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,11 +11,11 @@ pub struct AcuRxSize {
 }
 
 impl AcuRxSize {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.max_rx_bytes.to_le_bytes());
     }
 
-    pub fn decode(data: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, MessageError> {
         expect_len(CODE, data, 2)?;
         Ok(AcuRxSize {
             max_rx_bytes: u16::from_le_bytes([data[0], data[1]]),

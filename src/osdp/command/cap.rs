@@ -2,18 +2,18 @@
 
 use crate::osdp::{MessageError, expect_len};
 
-pub const CODE: u8 = 0x62;
+pub(crate) const CODE: u8 = 0x62;
 
 /// osdp_CAP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Cap;
+pub(crate) struct Cap;
 
 impl Cap {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.push(0x00);
     }
 
-    pub fn decode(data: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, MessageError> {
         expect_len(CODE, data, 1).map(|()| Cap)
     }
 }

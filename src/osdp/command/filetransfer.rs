@@ -3,7 +3,7 @@
 
 use crate::osdp::MessageError;
 
-pub const CODE: u8 = 0x7C;
+pub(crate) const CODE: u8 = 0x7C;
 /// Bytes before the fragment data.
 pub const HEADER_LEN: usize = 11;
 
@@ -18,7 +18,7 @@ pub struct FileTransfer {
 
 impl FileTransfer {
     /// Fails if the fragment is longer than FtFragmentSize can express.
-    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), MessageError> {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), MessageError> {
         let frag = u16::try_from(self.data.len()).map_err(|_| MessageError::TooLarge {
             code: CODE,
             len: self.data.len(),
@@ -31,7 +31,7 @@ impl FileTransfer {
         Ok(())
     }
 
-    pub fn decode(data: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, MessageError> {
         let Some((head, rest)) = data.split_first_chunk::<HEADER_LEN>() else {
             return Err(MessageError::Truncated {
                 code: CODE,

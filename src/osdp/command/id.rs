@@ -2,19 +2,19 @@
 
 use crate::osdp::{MessageError, expect_len};
 
-pub const CODE: u8 = 0x61;
+pub(crate) const CODE: u8 = 0x61;
 
 /// osdp_ID with the standard reporting type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Id;
+pub(crate) struct Id;
 
 impl Id {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.push(0x00);
     }
 
     /// Any reporting-type byte is accepted; only 0x00 is defined.
-    pub fn decode(data: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, MessageError> {
         expect_len(CODE, data, 1).map(|()| Id)
     }
 }

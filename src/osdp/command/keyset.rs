@@ -4,10 +4,10 @@
 use crate::osdp::MessageError;
 use crate::osdp::sc::Scbk;
 
-pub const CODE: u8 = 0x75;
+pub(crate) const CODE: u8 = 0x75;
 
 /// Key type 0x01: the SCBK.
-pub const KEY_TYPE_SCBK: u8 = 0x01;
+pub(crate) const KEY_TYPE_SCBK: u8 = 0x01;
 
 /// osdp_KEYSET with a 16-byte SCBK. `Debug` never prints the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,12 +16,12 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&[KEY_TYPE_SCBK, 16]);
         out.extend_from_slice(self.scbk.bytes());
     }
 
-    pub fn decode(data: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, MessageError> {
         match data {
             [KEY_TYPE_SCBK, 16, key @ ..] => {
                 Scbk::from_slice(key)

@@ -2,7 +2,7 @@
 
 use crate::osdp::{MessageError, split_vendor};
 
-pub const CODE: u8 = 0x80;
+pub(crate) const CODE: u8 = 0x80;
 
 /// osdp_MFG. The vendor code is kept as bytes in wire order (compare bytes, not integers).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,12 +12,12 @@ pub struct Mfg {
 }
 
 impl Mfg {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.vendor_code);
         out.extend_from_slice(&self.data);
     }
 
-    pub fn decode(data: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, MessageError> {
         let (vendor_code, rest) = split_vendor(CODE, data)?;
         Ok(Mfg {
             vendor_code,

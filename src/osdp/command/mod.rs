@@ -2,23 +2,23 @@
 //!
 //! [`Command::decode`] dispatches on the CODE byte; [`Command::encode`] produces the DATA bytes.
 
-pub mod abort;
-pub mod acurxsize;
-pub mod cap;
+pub(crate) mod abort;
+pub(crate) mod acurxsize;
+pub(crate) mod cap;
 pub mod filetransfer;
-pub mod id;
-pub mod keyset;
-pub mod mfg;
-pub mod poll;
+pub(crate) mod id;
+pub(crate) mod keyset;
+pub(crate) mod mfg;
+pub(crate) mod poll;
 
-pub use abort::Abort;
-pub use acurxsize::AcuRxSize;
-pub use cap::Cap;
+pub(crate) use abort::Abort;
+pub(crate) use acurxsize::AcuRxSize;
+pub(crate) use cap::Cap;
 pub use filetransfer::FileTransfer;
-pub use id::Id;
-pub use keyset::KeySet;
+pub(crate) use id::Id;
+pub(crate) use keyset::KeySet;
 pub use mfg::Mfg;
-pub use poll::Poll;
+pub(crate) use poll::Poll;
 
 use super::MessageError;
 
@@ -38,7 +38,7 @@ pub enum Command {
 
 impl Command {
     /// The CODE byte.
-    pub fn code(&self) -> u8 {
+    pub(crate) fn code(&self) -> u8 {
         match self {
             Command::Poll => poll::CODE,
             Command::Id => id::CODE,
@@ -52,7 +52,7 @@ impl Command {
     }
 
     /// Short name for logs (`osdp_POLL`, …).
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Command::Poll => "osdp_POLL",
             Command::Id => "osdp_ID",
@@ -66,7 +66,7 @@ impl Command {
     }
 
     /// The DATA bytes (CODE excluded).
-    pub fn encode(&self) -> Result<Vec<u8>, MessageError> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, MessageError> {
         let mut out = Vec::new();
         match self {
             Command::Poll => Poll.encode(&mut out),

@@ -2,16 +2,16 @@
 
 use crate::osdp::{MessageError, expect_len};
 
-pub const CODE: u8 = 0x60;
+pub(crate) const CODE: u8 = 0x60;
 
 /// osdp_POLL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Poll;
+pub(crate) struct Poll;
 
 impl Poll {
-    pub fn encode(&self, _out: &mut Vec<u8>) {}
+    pub(crate) fn encode(&self, _out: &mut Vec<u8>) {}
 
-    pub fn decode(data: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, MessageError> {
         expect_len(CODE, data, 0).map(|()| Poll)
     }
 }

@@ -97,7 +97,7 @@ impl PdSession {
         }
     }
 
-    pub fn config(&self) -> &SessionConfig {
+    pub(crate) fn config(&self) -> &SessionConfig {
         &self.config
     }
 
@@ -121,13 +121,13 @@ impl PdSession {
     }
 
     /// What the PD sent that a technician can act on (NAKs, BUSY, foreign addresses, resends).
-    pub fn diagnostics(&self) -> &LinkDiagnostics {
+    pub(crate) fn diagnostics(&self) -> &LinkDiagnostics {
         &self.diagnostics
     }
 
     /// Largest command packet (SOM through check bytes) to send: the profile cap, lowered by the PD's
     /// receive buffer (capability 10, minus the mark byte if we send one) and largest combined message (11).
-    pub fn max_packet_bytes(&self) -> usize {
+    pub(crate) fn max_packet_bytes(&self) -> usize {
         let mark = usize::from(self.config.send_mark);
         let mut max = self.config.max_packet_bytes;
         if let Some(cap) = &self.pdcap {
@@ -195,7 +195,7 @@ impl PdSession {
 
     /// Restart the link now (SQN 0, osdp_ID, osdp_CAP), e.g. after FTSTAT said the PD reboots. A pending
     /// submitted command fails with [`FailReason::LinkRestarted`].
-    pub fn restart(&mut self, now: Instant) {
+    pub(crate) fn restart(&mut self, now: Instant) {
         if let Some(Outstanding {
             purpose: Purpose::User(id),
             ..
@@ -220,7 +220,7 @@ impl PdSession {
 
     /// True while a packet of ours is on the line and its reply is awaited: on a shared (multidrop)
     /// line nobody else may transmit until the reply came or its deadline passed.
-    pub fn awaiting_reply(&self) -> bool {
+    pub(crate) fn awaiting_reply(&self) -> bool {
         matches!(
             self.outstanding,
             Some(Outstanding {
@@ -231,7 +231,7 @@ impl PdSession {
     }
 
     /// When the session next wants the line to send (a command, a resend, discovery, a keep-alive poll).
-    pub fn transmit_at(&self) -> Option<Instant> {
+    pub(crate) fn transmit_at(&self) -> Option<Instant> {
         match &self.outstanding {
             Some(o) => match o.phase {
                 Phase::Due(t) => Some(t),
@@ -252,7 +252,7 @@ impl PdSession {
 
     /// The earliest deadline that needs no line time: the reply timeout, the offline timer, the
     /// decoder's inter-character timer.
-    pub fn timer_at(&self) -> Option<Instant> {
+    pub(crate) fn timer_at(&self) -> Option<Instant> {
         let reply = match &self.outstanding {
             Some(Outstanding {
                 phase: Phase::AwaitingReply { deadline },

@@ -60,18 +60,13 @@ impl SecureLink {
 }
 
 impl PdSession {
-    /// True when the PD is configured for Secure Channel.
-    pub fn is_secure(&self) -> bool {
-        self.secure.is_some()
-    }
-
     /// True while a secure session is established (every packet MACed).
-    pub fn secure_channel_open(&self) -> bool {
+    pub(crate) fn secure_channel_open(&self) -> bool {
         self.secure.as_ref().is_some_and(|s| s.channel.is_open())
     }
 
     /// Why the last handshake failed (no key material in it), until one succeeds.
-    pub fn secure_failure(&self) -> Option<&ScError> {
+    pub(crate) fn secure_failure(&self) -> Option<&ScError> {
         self.secure.as_ref().and_then(|s| s.failure.as_ref())
     }
 

@@ -2,16 +2,16 @@
 
 use crate::osdp::{MessageError, expect_len};
 
-pub const CODE: u8 = 0x40;
+pub(crate) const CODE: u8 = 0x40;
 
 /// osdp_ACK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Ack;
+pub(crate) struct Ack;
 
 impl Ack {
-    pub fn encode(&self, _out: &mut Vec<u8>) {}
+    pub(crate) fn encode(&self, _out: &mut Vec<u8>) {}
 
-    pub fn decode(data: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, MessageError> {
         expect_len(CODE, data, 0).map(|()| Ack)
     }
 }

@@ -3,15 +3,15 @@
 
 use crate::osdp::{MessageError, expect_len};
 
-pub const CODE: u8 = 0x7A;
-pub const DATA_LEN: usize = 7;
+pub(crate) const CODE: u8 = 0x7A;
+pub(crate) const DATA_LEN: usize = 7;
 
 /// FtAction bit 0: other commands may be interleaved with the transfer.
-pub const ACTION_INTERLEAVE: u8 = 0x01;
-/// FtAction bit 1: leave secure channel for the transfer.
-pub const ACTION_LEAVE_SECURE: u8 = 0x02;
+#[cfg(any(test, feature = "sim"))]
+pub(crate) const ACTION_INTERLEAVE: u8 = 0x01;
 /// FtAction bit 2: a poll response is waiting.
-pub const ACTION_POLL_RESPONSE_WAITING: u8 = 0x04;
+#[cfg(any(test, feature = "sim"))]
+pub(crate) const ACTION_POLL_RESPONSE_WAITING: u8 = 0x04;
 
 /// FtStatusDetail, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,14 +82,14 @@ pub struct FtStat {
 }
 
 impl FtStat {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.action);
         out.extend_from_slice(&self.delay_ms.to_le_bytes());
         out.extend_from_slice(&i16::from(self.status).to_le_bytes());
         out.extend_from_slice(&self.update_msg_max.to_le_bytes());
     }
 
-    pub fn decode(data: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, MessageError> {
         expect_len(CODE, data, DATA_LEN)?;
         Ok(FtStat {
             action: data[0],

@@ -3,7 +3,7 @@
 
 use crate::osdp::{MessageError, split_vendor};
 
-pub const CODE: u8 = 0x90;
+pub(crate) const CODE: u8 = 0x90;
 
 /// osdp_MFGREP.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,12 +13,12 @@ pub struct MfgRep {
 }
 
 impl MfgRep {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.vendor_code);
         out.extend_from_slice(&self.data);
     }
 
-    pub fn decode(data: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, MessageError> {
         let (vendor_code, rest) = split_vendor(CODE, data)?;
         Ok(MfgRep {
             vendor_code,

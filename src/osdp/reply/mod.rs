@@ -3,16 +3,16 @@
 //! [`Reply::decode`] dispatches on the CODE byte. Reply codes we do not model (card reads, status
 //! reports, …) decode to [`Reply::Other`] so a poll answer is never lost.
 
-pub mod ack;
-pub mod busy;
-pub mod ftstat;
-pub mod mfgrep;
-pub mod nak;
-pub mod pdcap;
+pub(crate) mod ack;
+pub(crate) mod busy;
+pub(crate) mod ftstat;
+pub(crate) mod mfgrep;
+pub(crate) mod nak;
+pub(crate) mod pdcap;
 pub mod pdid;
 
-pub use ack::Ack;
-pub use busy::Busy;
+pub(crate) use ack::Ack;
+pub(crate) use busy::Busy;
 pub use ftstat::{FtStat, FtStatus};
 pub use mfgrep::MfgRep;
 pub use nak::{Nak, NakCode};
@@ -54,7 +54,7 @@ impl Reply {
     }
 
     /// Short name for logs.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Reply::Ack => "osdp_ACK",
             Reply::Nak(_) => "osdp_NAK",

@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::osdp::MessageError;
 
-pub const CODE: u8 = 0x41;
+pub(crate) const CODE: u8 = 0x41;
 
 /// NAK error code (docs/osdp.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,12 +93,12 @@ impl Nak {
         }
     }
 
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.code.into());
         out.extend_from_slice(&self.detail);
     }
 
-    pub fn decode(data: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, MessageError> {
         match data {
             [code, detail @ ..] => Ok(Nak {
                 code: NakCode::from(*code),

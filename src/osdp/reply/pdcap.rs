@@ -3,18 +3,18 @@
 
 use crate::osdp::MessageError;
 
-pub const CODE: u8 = 0x46;
+pub(crate) const CODE: u8 = 0x46;
 
 /// Function code: check character support (level 1 = CRC-16).
-pub const FN_CHECK_CHARACTER: u8 = 8;
-/// Function code: communication security.
-pub const FN_COMM_SECURITY: u8 = 9;
+#[cfg(any(test, feature = "sim"))]
+pub(crate) const FN_CHECK_CHARACTER: u8 = 8;
 /// Function code: receive buffer size (level = low byte, items = high byte).
-pub const FN_RECEIVE_BUFFER: u8 = 10;
+pub(crate) const FN_RECEIVE_BUFFER: u8 = 10;
 /// Function code: largest combined message size (same encoding).
-pub const FN_LARGEST_COMBINED_MESSAGE: u8 = 11;
+pub(crate) const FN_LARGEST_COMBINED_MESSAGE: u8 = 11;
 /// Function code: OSDP version.
-pub const FN_OSDP_VERSION: u8 = 16;
+#[cfg(any(test, feature = "sim"))]
+pub(crate) const FN_OSDP_VERSION: u8 = 16;
 
 /// One capability record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,13 +31,13 @@ pub struct PdCap {
 }
 
 impl PdCap {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         for r in &self.records {
             out.extend_from_slice(&[r.function, r.compliance, r.items]);
         }
     }
 
-    pub fn decode(data: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, MessageError> {
         let (records, rest) = data.as_chunks::<3>();
         if !rest.is_empty() {
             return Err(MessageError::BadLength {
@@ -59,7 +59,7 @@ impl PdCap {
     }
 
     /// The first record for a function code.
-    pub fn get(&self, function: u8) -> Option<CapRecord> {
+    pub(crate) fn get(&self, function: u8) -> Option<CapRecord> {
         self.records.iter().copied().find(|r| r.function == function)
     }
 
@@ -73,12 +73,13 @@ impl PdCap {
     }
 
     /// Capability 11: the largest combined message in bytes.
-    pub fn largest_combined_message_bytes(&self) -> Option<u16> {
+    pub(crate) fn largest_combined_message_bytes(&self) -> Option<u16> {
         self.u16_of(FN_LARGEST_COMBINED_MESSAGE)
     }
 
     /// Capability 8 with level 1: the PD checks CRC-16.
-    pub fn supports_crc(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn supports_crc(&self) -> bool {
         self.get(FN_CHECK_CHARACTER).is_some_and(|r| r.compliance == 1)
     }
 }

@@ -4,7 +4,7 @@
 use crate::osdp::{MessageError, expect_len};
 
 pub const CODE: u8 = 0x45;
-pub const DATA_LEN: usize = 12;
+pub(crate) const DATA_LEN: usize = 12;
 
 /// The PD's identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -19,7 +19,7 @@ pub struct PdId {
 }
 
 impl PdId {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.vendor_code);
         out.push(self.model);
         out.push(self.version);
@@ -27,7 +27,7 @@ impl PdId {
         out.extend_from_slice(&self.firmware);
     }
 
-    pub fn decode(data: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, MessageError> {
         expect_len(CODE, data, DATA_LEN)?;
         Ok(PdId {
             vendor_code: [data[0], data[1], data[2]],

@@ -37,17 +37,18 @@ impl CpChannel {
         }
     }
 
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         matches!(self.state, State::Open(_))
     }
 
     /// Forget the session (after SQN 0, a failure, or KEYSET).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.state = State::Idle;
     }
 
     /// Use `scbk` (no longer SCBK-D) from the next handshake on: after a successful osdp_KEYSET.
-    pub fn rekey(&mut self, scbk: Scbk) {
+    #[cfg(test)]
+    pub(crate) fn rekey(&mut self, scbk: Scbk) {
         self.scbk = scbk;
         self.install_mode = false;
         self.reset();

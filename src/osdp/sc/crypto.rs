@@ -13,7 +13,7 @@ type CbcEnc = cbc::Encryptor<Aes128>;
 type CbcDec = cbc::Decryptor<Aes128>;
 
 /// AES block size.
-pub const BLOCK: usize = 16;
+pub(crate) const BLOCK: usize = 16;
 
 /// 16 bytes of key material: zeroized on drop, `Debug` prints nothing of it.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
@@ -44,7 +44,7 @@ pub struct SessionKeys {
 }
 
 /// One AES-128 block encryption (ECB of a single block).
-pub fn ecb(key: &Key16, block: &[u8; BLOCK]) -> [u8; BLOCK] {
+pub(crate) fn ecb(key: &Key16, block: &[u8; BLOCK]) -> [u8; BLOCK] {
     let cipher = Aes128::new(key.bytes().into());
     let mut b = aes::Block::from(*block);
     cipher.encrypt_block(&mut b);
@@ -54,7 +54,7 @@ pub fn ecb(key: &Key16, block: &[u8; BLOCK]) -> [u8; BLOCK] {
 impl SessionKeys {
     /// Derive the session keys from the base key and the CP's random number: ECB(base, `01 t A0..A5 00…`)
     /// with t = 0x82 (S-ENC), 0x01 (S-MAC1), 0x02 (S-MAC2).
-    pub fn derive(base: &Key16, rnd_a: &[u8; 8]) -> Self {
+    pub(crate) fn derive(base: &Key16, rnd_a: &[u8; 8]) -> Self {
         let key = |t: u8| {
             let mut block = [0u8; BLOCK];
             block[0] = 0x01;
@@ -72,23 +72,23 @@ impl SessionKeys {
     }
 
     /// The PD's proof of the key: ECB(S-ENC, RND.A ‖ RND.B).
-    pub fn client_cryptogram(&self, rnd_a: &[u8; 8], rnd_b: &[u8; 8]) -> [u8; BLOCK] {
+    pub(crate) fn client_cryptogram(&self, rnd_a: &[u8; 8], rnd_b: &[u8; 8]) -> [u8; BLOCK] {
         ecb(&self.enc, &concat(rnd_a, rnd_b))
     }
 
     /// The CP's proof of the key: ECB(S-ENC, RND.B ‖ RND.A).
-    pub fn server_cryptogram(&self, rnd_a: &[u8; 8], rnd_b: &[u8; 8]) -> [u8; BLOCK] {
+    pub(crate) fn server_cryptogram(&self, rnd_a: &[u8; 8], rnd_b: &[u8; 8]) -> [u8; BLOCK] {
         ecb(&self.enc, &concat(rnd_b, rnd_a))
     }
 
     /// The MAC chain's starting point: ECB(S-MAC2, ECB(S-MAC1, server cryptogram)).
-    pub fn initial_rmac(&self, server_cryptogram: &[u8; BLOCK]) -> [u8; BLOCK] {
+    pub(crate) fn initial_rmac(&self, server_cryptogram: &[u8; BLOCK]) -> [u8; BLOCK] {
         ecb(&self.mac2, &ecb(&self.mac1, server_cryptogram))
     }
 
     /// The 16-byte MAC of `input` (SOM through the end of DATA, LEN final): pad with 0x80 and zeros to a
     /// block multiple when needed, CBC with S-MAC1 over all blocks but the last, the last with S-MAC2.
-    pub fn mac(&self, iv: &[u8; BLOCK], input: &[u8]) -> [u8; BLOCK] {
+    pub(crate) fn mac(&self, iv: &[u8; BLOCK], input: &[u8]) -> [u8; BLOCK] {
         let mut buf = input.to_vec();
         if buf.is_empty() || !buf.len().is_multiple_of(BLOCK) {
             pad(&mut buf);
@@ -115,7 +115,7 @@ impl SessionKeys {
 
     /// Encrypt command/reply DATA: append 0x80 and zeros to a block multiple (always at least the 0x80),
     /// AES-128-CBC with S-ENC and `iv`.
-    pub fn encrypt(&self, iv: &[u8; BLOCK], data: &[u8]) -> Vec<u8> {
+    pub(crate) fn encrypt(&self, iv: &[u8; BLOCK], data: &[u8]) -> Vec<u8> {
         let mut buf = data.to_vec();
         pad(&mut buf);
         let len = buf.len();
@@ -125,7 +125,7 @@ impl SessionKeys {
 
     /// Decrypt DATA and strip the padding; `None` when the length is not a block multiple or the padding
     /// is not 0x80 followed by zeros.
-    pub fn decrypt(&self, iv: &[u8; BLOCK], data: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn decrypt(&self, iv: &[u8; BLOCK], data: &[u8]) -> Option<Vec<u8>> {
         if data.is_empty() || !data.len().is_multiple_of(BLOCK) {
             return None;
         }
@@ -162,6 +162,6 @@ fn concat(a: &[u8; 8], b: &[u8; 8]) -> [u8; BLOCK] {
 }
 
 /// Bitwise NOT of a MAC: the DATA encryption IV is the NOT of the last MAC received from the other side.
-pub fn not(mac: &[u8; BLOCK]) -> [u8; BLOCK] {
+pub(crate) fn not(mac: &[u8; BLOCK]) -> [u8; BLOCK] {
     mac.map(|b| !b)
 }

@@ -8,7 +8,8 @@
 
 mod cp;
 mod crypto;
-pub mod packet;
+pub(crate) mod packet;
+#[cfg(any(test, feature = "sim"))]
 mod pd;
 mod session;
 
@@ -18,12 +19,13 @@ mod tests;
 pub use cp::CpChannel;
 pub use crypto::{Key16, SessionKeys, encrypted_len};
 pub use packet::ScFrame;
+#[cfg(any(test, feature = "sim"))]
 pub use pd::PdChannel;
 
 use thiserror::Error;
 
 /// A Secure Channel Base Key (16 bytes; zeroized on drop, never printed).
-pub type Scbk = Key16;
+pub(crate) type Scbk = Key16;
 
 /// SCBK-D, the default key a PD in install mode accepts: `30 31 … 3F`.
 pub fn scbk_d() -> Scbk {
@@ -39,7 +41,7 @@ impl Key16 {
 
 /// Bytes Secure Channel adds to a command packet with `data_len` DATA bytes: the SCB (2), the MAC (4) and
 /// the encryption padding (DATA grows to the next multiple of 16 strictly above its length).
-pub const fn overhead_bytes(data_len: usize) -> usize {
+pub(crate) const fn overhead_bytes(data_len: usize) -> usize {
     let pad = if data_len == 0 {
         0
     } else {
@@ -49,7 +51,7 @@ pub const fn overhead_bytes(data_len: usize) -> usize {
 }
 
 /// Largest DATA that fits a packet of `max_packet` bytes (SOM through CRC-16) under Secure Channel.
-pub const fn max_data_bytes(max_packet: usize) -> usize {
+pub(crate) const fn max_data_bytes(max_packet: usize) -> usize {
     // header 5, SCB 2, CODE 1, MAC 4, CRC 2 around the encrypted DATA.
     let room = max_packet.saturating_sub(5 + 2 + 1 + packet::MAC_LEN + 2);
     // Encrypted DATA of n bytes holds at most n - 1 plain bytes (the 0x80 always follows).

@@ -6,40 +6,39 @@ use crate::osdp::wire::{self, HEADER_LEN, REPLY_BIT, SOM, ctrl};
 use super::ScError;
 
 /// SEC_BLK_TYPE values.
-pub mod scb {
+pub(crate) mod scb {
     /// osdp_CHLNG (CP): SCB data is the key selector.
-    pub const CHLNG: u8 = 0x11;
+    pub(crate) const CHLNG: u8 = 0x11;
     /// osdp_CCRYPT (PD).
-    pub const CCRYPT: u8 = 0x12;
+    pub(crate) const CCRYPT: u8 = 0x12;
     /// osdp_SCRYPT (CP).
-    pub const SCRYPT: u8 = 0x13;
+    pub(crate) const SCRYPT: u8 = 0x13;
     /// osdp_RMAC_I (PD): SCB data 0x01 = accepted, 0xFF = refused.
-    pub const RMAC_I: u8 = 0x14;
+    pub(crate) const RMAC_I: u8 = 0x14;
     /// CP command with MAC, no DATA.
-    pub const CMD_MAC: u8 = 0x15;
+    pub(crate) const CMD_MAC: u8 = 0x15;
     /// PD reply with MAC, no DATA.
-    pub const REPLY_MAC: u8 = 0x16;
+    pub(crate) const REPLY_MAC: u8 = 0x16;
     /// CP command with MAC and encrypted DATA.
-    pub const CMD_ENC: u8 = 0x17;
+    pub(crate) const CMD_ENC: u8 = 0x17;
     /// PD reply with MAC and encrypted DATA.
-    pub const REPLY_ENC: u8 = 0x18;
+    pub(crate) const REPLY_ENC: u8 = 0x18;
 }
 
 /// Handshake command and reply codes.
-pub mod code {
-    pub const CHLNG: u8 = 0x76;
-    pub const CCRYPT: u8 = 0x76;
-    pub const SCRYPT: u8 = 0x77;
-    pub const RMAC_I: u8 = 0x78;
-    pub const KEYSET: u8 = 0x75;
+pub(crate) mod code {
+    pub(crate) const CHLNG: u8 = 0x76;
+    pub(crate) const CCRYPT: u8 = 0x76;
+    pub(crate) const SCRYPT: u8 = 0x77;
+    pub(crate) const RMAC_I: u8 = 0x78;
 }
 
 /// Key selector in the handshake SCB: 0x01 = the PD's SCBK, 0x00 = SCBK-D (install mode).
-pub const KEY_SCBK: u8 = 0x01;
-pub const KEY_SCBK_D: u8 = 0x00;
+pub(crate) const KEY_SCBK: u8 = 0x01;
+pub(crate) const KEY_SCBK_D: u8 = 0x00;
 
 /// Bytes of the MAC on the wire.
-pub const MAC_LEN: usize = 4;
+pub(crate) const MAC_LEN: usize = 4;
 
 /// One check-verified frame that carries an SCB, split into its fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +58,7 @@ pub struct ScFrame<'a> {
 }
 
 /// True for SCB types that carry a MAC.
-pub fn has_mac(scb_type: u8) -> bool {
+pub(crate) fn has_mac(scb_type: u8) -> bool {
     (scb::CMD_MAC..=scb::REPLY_ENC).contains(&scb_type)
 }
 
@@ -112,14 +111,14 @@ impl<'a> ScFrame<'a> {
 }
 
 /// A packet under construction: everything up to the end of DATA with LEN already final.
-pub struct Draft {
+pub(crate) struct Draft {
     bytes: Vec<u8>,
     with_mac: bool,
 }
 
 impl Draft {
     /// Lay out SOM, ADDR, LEN, CTRL (CRC-16 and SCB bits set), SCB, CODE and DATA.
-    pub fn new(
+    pub(crate) fn new(
         address: u8,
         reply: bool,
         sqn: u8,
@@ -152,19 +151,19 @@ impl Draft {
     }
 
     /// What the MAC covers.
-    pub fn mac_input(&self) -> &[u8] {
+    pub(crate) fn mac_input(&self) -> &[u8] {
         &self.bytes
     }
 
     /// Append the first 4 bytes of `mac` (drafts made `with_mac`) and the CRC-16.
-    pub fn finish_with_mac(mut self, mac: &[u8; 16]) -> Vec<u8> {
+    pub(crate) fn finish_with_mac(mut self, mac: &[u8; 16]) -> Vec<u8> {
         debug_assert!(self.with_mac);
         self.bytes.extend_from_slice(&mac[..MAC_LEN]);
         self.finish()
     }
 
     /// Append the CRC-16 (handshake packets, which carry no MAC).
-    pub fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         let crc = wire::crc16(&self.bytes).to_le_bytes();
         self.bytes.extend_from_slice(&crc);
         self.bytes

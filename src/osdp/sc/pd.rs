@@ -36,24 +36,21 @@ impl PdChannel {
         }
     }
 
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         matches!(self.state, State::Open(_))
     }
 
-    pub fn install_mode(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn install_mode(&self) -> bool {
         self.install_mode
     }
 
-    pub fn has_key(&self) -> bool {
-        self.scbk.is_some()
-    }
-
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.state = State::Idle;
     }
 
     /// osdp_KEYSET took effect: the new key from now on, install mode left, session ended.
-    pub fn set_key(&mut self, scbk: Scbk) {
+    pub(crate) fn set_key(&mut self, scbk: Scbk) {
         self.scbk = Some(scbk);
         self.install_mode = false;
         self.reset();

@@ -55,7 +55,7 @@ impl Engine {
     }
 
     /// Deletes face files that no user and no door's applied state needs (after a pass).
-    pub async fn collect_faces(&self) -> Option<FaceGcReport> {
+    pub(crate) async fn collect_faces(&self) -> Option<FaceGcReport> {
         let _no_pull_meanwhile = self.pull_lock.lock().await;
         self.collect_faces_locked().await
     }

@@ -67,7 +67,7 @@ impl Engine {
     /// Revokes a user locally (invariant 4): tombstone and queued cloud delete in one durable step,
     /// then the user is deleted from every reachable door at once — without waiting for a transfer in
     /// progress, which stops before its next upload and re-plans.
-    pub async fn revoke(&self, key: &UserKey, reason: &str) -> Result<RevokeReport, EngineError> {
+    pub(crate) async fn revoke(&self, key: &UserKey, reason: &str) -> Result<RevokeReport, EngineError> {
         let since = self.now();
         let user = self.store.get_user(key)?;
         // A repeated revoke keeps what the earlier one saw: those faces can never lift it either.
@@ -96,7 +96,7 @@ impl Engine {
     }
 
     /// Queues `/entrance/paas/user/modify` behind any older calls and tries to send the queue now.
-    pub async fn modify_user(
+    pub(crate) async fn modify_user(
         &self,
         identity_id: &str,
         name: Option<&str>,
@@ -124,7 +124,7 @@ impl Engine {
 
     /// Sends queued cloud calls oldest first, stopping at the first that may succeed later (the rest
     /// wait behind it, so order is kept). A call the cloud refuses for good is dropped and reported.
-    pub async fn flush_outbox(&self) -> Result<OutboxReport, StoreError> {
+    pub(crate) async fn flush_outbox(&self) -> Result<OutboxReport, StoreError> {
         let _in_order = self.outbox_lock.lock().await;
         let mut report = OutboxReport::default();
         loop {

@@ -106,7 +106,7 @@ pub struct Progress {
 }
 
 /// Where progress goes; called often, so it must not block.
-pub type ProgressFn<'a> = &'a (dyn Fn(Progress) + Send + Sync);
+pub(crate) type ProgressFn<'a> = &'a (dyn Fn(Progress) + Send + Sync);
 
 /// What a pass did. `doorsync sync --json` prints this object (stable field names; see README).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,60 +242,56 @@ impl Engine {
         &self.store
     }
 
-    pub fn cloud(&self) -> &dyn FaceCloud {
-        self.cloud.as_ref()
-    }
-
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
-    pub fn settings(&self) -> EngineSettings {
+    pub(crate) fn settings(&self) -> EngineSettings {
         self.settings
     }
 
     /// Each door's name and profile, in configuration order (for `explain`).
-    pub fn door_profiles(&self) -> Vec<(&str, &Profile)> {
+    pub(crate) fn door_profiles(&self) -> Vec<(&str, &Profile)> {
         self.doors.iter().map(|d| (d.name.as_str(), &d.profile)).collect()
     }
 
     /// Each door's live link state (for the daemon's `status`), by name.
-    pub fn link_snapshots(&self) -> Vec<(&str, Option<crate::door::LinkSnapshot>)> {
+    pub(crate) fn link_snapshots(&self) -> Vec<(&str, Option<crate::door::LinkSnapshot>)> {
         self.doors
             .iter()
             .map(|d| (d.name.as_str(), d.door.link_snapshot()))
             .collect()
     }
 
-    pub fn door_names(&self) -> Vec<&str> {
+    pub(crate) fn door_names(&self) -> Vec<&str> {
         self.doors.iter().map(|d| d.name.as_str()).collect()
     }
 
     /// Fires (with the new generation) whenever desired state changed; door workers and the expiry
     /// timer wait on it.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
 
     /// Records that desired state changed: applies in flight stop before their next upload.
-    pub fn bump(&self) {
+    pub(crate) fn bump(&self) {
         let g = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.changes.send_replace(g);
     }
 
     /// Wakes idle door workers without invalidating plans in flight: for additions (a new user, a new
     /// face), which a stale plan cannot make unsafe — it only sends them one apply later.
-    pub fn notify(&self) {
+    pub(crate) fn notify(&self) {
         self.changes.send_modify(|_| {});
     }
 
     /// Stops applies in flight at their next op boundary (graceful shutdown); urgent deletes still run.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.bump();
     }
 
-    pub fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
 
@@ -314,7 +310,7 @@ impl Engine {
 
     /// [`Engine::pull`], optionally confirming the removals the guard holds. An incomplete roster
     /// still removes the users it explicitly revoked, at once.
-    pub async fn pull_with(
+    pub(crate) async fn pull_with(
         &self,
         force_refresh: bool,
         confirm_removals: bool,
@@ -347,7 +343,7 @@ impl Engine {
     /// Whether `door` is due for verification: never verified, longer ago than `verify_interval`, or
     /// its last operation failed (a door coming back is read back before anything is sent to it, also
     /// by the next process on this store).
-    pub fn verify_due(&self, door: &str) -> Result<bool, StoreError> {
+    pub(crate) fn verify_due(&self, door: &str) -> Result<bool, StoreError> {
         let status = self.store.door_status(door)?;
         if status.last_error.is_some() {
             return Ok(true);
@@ -360,7 +356,7 @@ impl Engine {
 
     /// Brings one door to the desired state: optionally reads it back first (repairing the record of
     /// what it holds), then applies the plan, re-planning when desired state changes meanwhile.
-    pub async fn sync_door(
+    pub(crate) async fn sync_door(
         &self,
         name: &str,
         verify: bool,
@@ -522,7 +518,7 @@ impl Engine {
     }
 
     /// The nearest future `expire_at` of anyone a door should hold; the expiry timer sleeps until then.
-    pub fn next_expiry(&self) -> Result<Option<Timestamp>, StoreError> {
+    pub(crate) fn next_expiry(&self) -> Result<Option<Timestamp>, StoreError> {
         let now = self.now();
         let mut next: Option<Timestamp> = None;
         for p in &self.profiles {

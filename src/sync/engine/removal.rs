@@ -44,7 +44,11 @@ impl Engine {
     /// transfer in progress. Each door gets at most `urgent_delete_wait` (one reply timeout plus one
     /// discovery attempt); a door that does not answer within it is reported with its error and keeps
     /// these deletes at the head of its next plan, so nothing is lost by returning.
-    pub async fn remove_undesired(&self, cause: RemovalCause, since: Timestamp) -> Result<Vec<Removal>, StoreError> {
+    pub(crate) async fn remove_undesired(
+        &self,
+        cause: RemovalCause,
+        since: Timestamp,
+    ) -> Result<Vec<Removal>, StoreError> {
         let mut entries: BTreeMap<&str, Vec<UserEntry>> = BTreeMap::new();
         for p in &self.profiles {
             entries.insert(&p.name, desired::user_entries(&self.store, &p.name)?);
