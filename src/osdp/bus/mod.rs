@@ -12,7 +12,7 @@ pub(crate) mod schedule;
 mod tests;
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Command, CommandId, Event, FailReason, PdSession, PdState, Reply, SessionConfig, SubmitError};
 use echo::EchoFilter;
@@ -46,6 +46,12 @@ pub(crate) trait Token {
 }
 
 impl Token for () {}
+
+/// On a line shared by several PDs, the longest pause between probes of an offline PD. Each probe of
+/// a silent PD costs its reply timeouts of line time (four of 200 ms by default); probing every second
+/// took about a quarter of the line from the live PDs, at 8 s it is under a tenth, and a PD that comes
+/// back is found within 8 s (docs/osdp.md §11).
+pub(crate) const SHARED_LINE_OFFLINE_PROBE_MAX: Duration = Duration::from_secs(8);
 
 /// What the bus reports to the runtime.
 #[derive(Debug)]
@@ -114,8 +120,15 @@ impl<T: Token> Bus<T> {
     /// A bus with one session per config (distinct addresses; index = position). `echo`: the adapter
     /// echoes what we send, so that many bytes are dropped from the input after each transmission.
     pub(crate) fn new(configs: Vec<SessionConfig>, echo: bool, now: Instant) -> Self {
+        let shared = configs.len() > 1;
         let pds = configs
             .into_iter()
+            .map(|mut config| {
+                if shared {
+                    config.offline_probe_max = config.offline_probe_max.max(SHARED_LINE_OFFLINE_PROBE_MAX);
+                }
+                config
+            })
             .map(|config| BusPd {
                 session: PdSession::new(config, now),
                 urgent: VecDeque::new(),

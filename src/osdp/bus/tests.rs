@@ -350,3 +350,81 @@ fn a_revocation_for_every_pd_goes_out_right_after_the_fragment_on_the_line_even_
         line.mfgs_since(from)
     );
 }
+
+#[test]
+fn an_offline_pd_on_a_shared_line_is_probed_at_doubling_pauses_and_takes_little_of_the_line() {
+    let mut line = Line::new(2, &[2]);
+    line.run_for(Duration::from_secs(9));
+    assert_eq!(line.bus.session(1).state(), PdState::Offline);
+    let from = line.sent.len();
+    let start = line.now;
+    line.run_for(Duration::from_secs(60));
+    let probes: Vec<Instant> = line.sent[from..]
+        .iter()
+        .filter(|(pd, n, _)| *pd == 1 && n == "osdp_ID")
+        .map(|s| s.2)
+        .collect();
+    // Four transmissions per attempt (first + max_retries); the pause between attempts doubles to 8 s.
+    let attempts: Vec<Instant> = probes.iter().step_by(4).copied().collect();
+    let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.len() >= 5, "{gaps:?}");
+    for pair in gaps.windows(2) {
+        assert!(pair[1] >= pair[0], "pauses never shrink while offline: {gaps:?}");
+    }
+    let cap = super::SHARED_LINE_OFFLINE_PROBE_MAX;
+    let slack = SessionConfig::new(2).reply_timeout * 6;
+    assert!(gaps.iter().all(|g| *g <= cap + slack), "{gaps:?}");
+    assert!(gaps.last().is_some_and(|g| *g >= cap), "{gaps:?}");
+    // Once the pause reached its cap, the dead PD's share of the line (one reply timeout per probe
+    // transmission) is under a tenth.
+    let steady_from = line.sent.len();
+    let steady_start = line.now;
+    line.run_for(Duration::from_secs(60));
+    let steady = line.sent[steady_from..]
+        .iter()
+        .filter(|(pd, n, _)| *pd == 1 && n == "osdp_ID")
+        .count() as u32;
+    let dead = SessionConfig::new(2).reply_timeout * steady;
+    let window = line.now - steady_start;
+    assert!(dead * 10 < window, "{dead:?} of {window:?}");
+    assert!(start < steady_start);
+    assert_eq!(line.bus.session(0).state(), PdState::Online);
+}
+
+#[test]
+fn a_pd_alone_on_its_line_keeps_the_one_second_probe() {
+    let mut line = Line::new(1, &[1]);
+    line.run_for(Duration::from_secs(9));
+    assert_eq!(line.bus.session(0).state(), PdState::Offline);
+    let from = line.sent.len();
+    line.run_for(Duration::from_secs(20));
+    let probes: Vec<Instant> = line.sent[from..]
+        .iter()
+        .filter(|(_, n, _)| n == "osdp_ID")
+        .map(|s| s.2)
+        .collect();
+    let attempts: Vec<Instant> = probes.iter().step_by(4).copied().collect();
+    let probe = SessionConfig::new(1).probe_interval;
+    let slack = SessionConfig::new(1).reply_timeout * 6;
+    for w in attempts.windows(2) {
+        assert!(w[1] - w[0] <= probe + slack, "{:?}", w[1] - w[0]);
+    }
+}
+
+#[test]
+fn a_pd_that_comes_back_to_a_shared_line_is_online_again_within_the_longest_probe_pause() {
+    let mut line = Line::new(2, &[2]);
+    line.run_for(Duration::from_secs(40));
+    assert_eq!(line.bus.session(1).state(), PdState::Offline);
+    line.pds[1].1 = true;
+    let back = line.now;
+    let bound = super::SHARED_LINE_OFFLINE_PROBE_MAX + SessionConfig::new(2).reply_timeout * 8;
+    while line.bus.session(1).state() != PdState::Online {
+        assert!(
+            line.now - back <= bound,
+            "not online {:?} after it came back",
+            line.now - back
+        );
+        line.run_for(Duration::from_millis(100));
+    }
+}

@@ -7,7 +7,7 @@
 //! (same SQN); SQN runs 0 after (re)start, then 1, 2, 3, 1, …; state changes only through `set_state`.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::command::{Command, cap as cap_code};
 use super::decoder::{DecodeError, DecodeStats, Decoder};
@@ -68,6 +68,9 @@ pub struct PdSession {
     last_heard: Instant,
     idle_since: Instant,
     discover_at: Option<Instant>,
+    /// Discovery attempts that failed since the PD went offline: the probe pause doubles with each,
+    /// up to `offline_probe_max`.
+    offline_probes: u32,
     pdid: Option<PdId>,
     pdcap: Option<PdCap>,
     events: VecDeque<Event>,
@@ -89,6 +92,7 @@ impl PdSession {
             last_heard: now,
             idle_since: now,
             discover_at: Some(now),
+            offline_probes: 0,
             pdid: None,
             pdcap: None,
             events: VecDeque::new(),
@@ -428,7 +432,7 @@ impl PdSession {
                     }
                     Purpose::KeepAlive => now,
                     // A NAK 0x04 to our own SQN-0 discovery would loop at line speed; pace it.
-                    Purpose::Discover => now + self.config.probe_interval,
+                    Purpose::Discover => now + self.next_probe_pause(),
                 };
                 self.restart_link(now, at);
             }
@@ -440,7 +444,7 @@ impl PdSession {
                         id,
                         reason: FailReason::BadReply(err),
                     }),
-                    Purpose::Discover => self.restart_link(now, now + self.config.probe_interval),
+                    Purpose::Discover => self.rediscover_later(now),
                     Purpose::KeepAlive => {}
                 }
             }
@@ -466,7 +470,7 @@ impl PdSession {
                     reply = other.name(),
                     "osdp discovery got an unexpected reply"
                 );
-                self.restart_link(now, now + self.config.probe_interval);
+                self.rediscover_later(now);
             }
             (Purpose::KeepAlive, Reply::Ack) => {}
             (Purpose::KeepAlive, Reply::Nak(nak)) => {
@@ -571,7 +575,7 @@ impl PdSession {
                 self.restart_link(now, now);
             }
             Purpose::KeepAlive => self.restart_link(now, now),
-            Purpose::Discover => self.restart_link(now, now + self.config.probe_interval),
+            Purpose::Discover => self.rediscover_later(now),
         }
     }
 
@@ -589,6 +593,29 @@ impl PdSession {
         if self.state != PdState::Offline {
             self.set_state(PdState::IdDiscovery);
         }
+    }
+
+    /// The pause before the next discovery attempt after a failed one: `probe_interval`, doubling
+    /// with each failed attempt while the PD is offline, up to `offline_probe_max` (on a shared line a
+    /// dead PD's probes, each costing reply timeouts of line time, must not crowd out the live PDs).
+    fn next_probe_pause(&mut self) -> Duration {
+        let base = self.config.probe_interval;
+        if self.state != PdState::Offline {
+            return base;
+        }
+        let cap = self.config.offline_probe_max.max(base);
+        let pause = base
+            .checked_mul(1u32 << self.offline_probes.min(16))
+            .unwrap_or(cap)
+            .min(cap);
+        self.offline_probes = self.offline_probes.saturating_add(1);
+        pause
+    }
+
+    /// Restart the link with discovery after the probe pause.
+    fn rediscover_later(&mut self, now: Instant) {
+        let at = now + self.next_probe_pause();
+        self.restart_link(now, at);
     }
 
     fn go_offline(&mut self, now: Instant) {
@@ -609,11 +636,15 @@ impl PdSession {
             });
         }
         self.set_state(PdState::Offline);
+        self.offline_probes = 0;
         self.discover_at = Some(now);
         self.events.push_back(Event::Offline);
     }
 
     fn set_state(&mut self, new: PdState) {
+        if new == PdState::Online {
+            self.offline_probes = 0;
+        }
         if new != self.state {
             tracing::info!(address = self.config.address, from = %self.state, to = %new, "osdp PD state");
             self.state = new;

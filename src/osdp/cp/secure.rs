@@ -243,15 +243,15 @@ impl PdSession {
         }
     }
 
-    /// No downgrade: the PD is offline until a handshake succeeds; discovery is retried after
-    /// `probe_interval`.
+    /// No downgrade: the PD is offline until a handshake succeeds; discovery is retried after the
+    /// probe pause (`probe_interval`, doubling while offline up to `offline_probe_max`).
     fn handshake_failed(&mut self, now: Instant, err: ScError) {
         tracing::warn!(address = self.config.address, error = %err, "osdp secure channel handshake failed");
         if let Some(s) = self.secure.as_mut() {
             s.channel.reset();
             s.failure = Some(err);
         }
-        self.restart_link(now, now + self.config.probe_interval);
+        self.rediscover_later(now);
         if self.state != PdState::Offline {
             self.set_state(PdState::Offline);
             self.events.push_back(Event::Offline);

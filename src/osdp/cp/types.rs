@@ -33,6 +33,9 @@ pub struct SessionConfig {
     pub busy_delay: Duration,
     /// Pause between discovery attempts after a failed one (also the offline probe period).
     pub probe_interval: Duration,
+    /// While the PD is offline the probe pause doubles after each failed attempt up to this (never
+    /// below `probe_interval`). The bus raises it when PDs share a line.
+    pub offline_probe_max: Duration,
     /// Secure Channel: `Some` for a door with an SCBK (then nothing goes in plain text after discovery).
     pub secure: Option<super::SecureConfig>,
 }
@@ -51,6 +54,7 @@ impl SessionConfig {
             poll_interval: Duration::from_millis(150),
             busy_delay: Duration::from_millis(100),
             probe_interval: Duration::from_secs(1),
+            offline_probe_max: Duration::from_secs(1),
             secure: None,
         }
     }
