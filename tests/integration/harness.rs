@@ -77,6 +77,16 @@ impl Default for Options {
     }
 }
 
+/// [`start`] with default options on a new store in a temp dir (keep the `TempDir` while the daemon runs)
+/// and a new [`memory_door`], after its first pass has settled.
+pub async fn settled(sim: &SimHandle) -> (tempfile::TempDir, Arc<MemoryDoor>, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let door = memory_door();
+    let mut d = start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
+    d.settle().await;
+    (dir, door, d)
+}
+
 /// Starts the daemon on `store_dir` with one door named `lobby`, waiting until its socket listens.
 pub async fn start(store_dir: &Path, cloud_url: &str, door: Arc<MemoryDoor>, options: Options) -> Running {
     let store = agent::open_store(store_dir).unwrap();

@@ -50,6 +50,14 @@ fn rec(id: u32, face: &[u8]) -> DoorRecord {
     }
 }
 
+/// The door refused the file with `want`.
+fn assert_rejected(result: &Result<(), DoorError>, want: FileResult) {
+    assert!(
+        matches!(result, Err(DoorError::FileRejected { result }) if *result == want),
+        "{result:?}"
+    );
+}
+
 type Push = tokio::task::JoinHandle<Result<(), DoorError>>;
 
 /// User 1 (with a `face_len`-byte face) and `others` recorded on a fresh door, and user 1's face being
@@ -232,15 +240,7 @@ async fn revoking_the_user_whose_face_is_in_flight_fails_that_face_as_unknown_us
     let (door, peer, push) = face_in_flight(30_000, &[], 2).await;
     door.delete_users(&[DoorUserId(1)]).await.unwrap();
     let result = push.await.unwrap();
-    assert!(
-        matches!(
-            result,
-            Err(DoorError::FileRejected {
-                result: FileResult::UnknownUser
-            })
-        ),
-        "{result:?}"
-    );
+    assert_rejected(&result, FileResult::UnknownUser);
     assert_eq!(peer.lock().unwrap().db.user_count(), 0);
 }
 
@@ -366,15 +366,7 @@ async fn negative_ftstat_fails_with_the_reason_the_door_gives() {
     let (door, _peer) = start(Knobs::default());
     let f = jpeg(1, 3000);
     let result = door.put_face(DoorUserId(9), face_of(&f), Bytes::from(f)).await;
-    assert!(
-        matches!(
-            result,
-            Err(DoorError::FileRejected {
-                result: FileResult::UnknownUser
-            })
-        ),
-        "{result:?}"
-    );
+    assert_rejected(&result, FileResult::UnknownUser);
 }
 
 #[tokio::test(start_paused = true)]
@@ -389,15 +381,7 @@ async fn face_rejected_behind_an_always_ok_ftstat_is_caught_by_face_status() {
     let wrong = jpeg(2, 2000);
     door.upsert_users(&[rec(1, &right)]).await.unwrap();
     let result = door.put_face(DoorUserId(1), face_of(&wrong), Bytes::from(wrong)).await;
-    assert!(
-        matches!(
-            result,
-            Err(DoorError::FileRejected {
-                result: FileResult::FaceMismatch
-            })
-        ),
-        "{result:?}"
-    );
+    assert_rejected(&result, FileResult::FaceMismatch);
 }
 
 #[tokio::test(start_paused = true)]
