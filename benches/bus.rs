@@ -13,6 +13,8 @@
 
 #[path = "support/people.rs"]
 mod people;
+#[path = "support/runtime.rs"]
+mod runtime;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,11 +132,7 @@ async fn run(pds: usize, faces: usize) -> Run {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime::runtime();
     let faces = std::env::var("BUS_FACES")
         .ok()
         .and_then(|v| v.trim().parse().ok())

@@ -17,6 +17,8 @@
 
 #[path = "support/people.rs"]
 mod people;
+#[path = "support/runtime.rs"]
+mod runtime;
 
 use std::time::{Duration, Instant};
 
@@ -142,11 +144,7 @@ fn face_counts() -> (usize, usize) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime::runtime();
     let (generic, libosdp) = face_counts();
     let runs = rt.block_on(async {
         vec![

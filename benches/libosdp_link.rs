@@ -22,29 +22,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use doorsync::config::builtin_profile;
-use doorsync::domain::{DoorRecord, DoorUserId, FaceRef, Policy, Profile};
+use doorsync::domain::{DoorRecord, Profile};
 use doorsync::door::db::{DoorDb, DoorDbLimits};
 use doorsync::door::vendor::{self, FT_TYPE_FACE, FT_TYPE_RECORDS, FileResult};
 use doorsync::door::{Door as _, OsdpDoor, OsdpDoorOptions};
 use doorsync::osdp::SessionConfig;
 use doorsync::serial::pty::Pty;
+use doorsync::testkit::{door_record, jpeg};
 
 const LINE_BYTES_PER_S: f64 = 11_520.0; // 115,200 baud, 10 bits per byte
 const FACE_BYTES: usize = 20_480;
-
-/// A JPEG-shaped byte string of `len` bytes (SOI, pseudo-random body, EOI): the door checks sha256s.
-fn face(seed: u32, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    let mut out = vec![0xFF, 0xD8];
-    out.extend((0..len - 4).map(|_| {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x as u8
-    }));
-    out.extend([0xFF, 0xD9]);
-    out
-}
 
 struct Run {
     faces: usize,
@@ -58,21 +45,12 @@ struct Run {
 
 fn people(faces: usize) -> (Vec<DoorRecord>, Vec<Vec<u8>>) {
     let jpegs: Vec<Vec<u8>> = (0..faces as u32)
-        .map(|i| face(i + 1, FACE_BYTES - 512 + (i as usize * 41) % 1024))
+        .map(|i| jpeg(i + 1, FACE_BYTES - 512 + (i as usize * 41) % 1024))
         .collect();
     let records = jpegs
         .iter()
         .enumerate()
-        .map(|(i, j)| DoorRecord {
-            id: DoorUserId(i as u32 + 1),
-            policy: Policy::Permission,
-            expire_at: None,
-            face: FaceRef {
-                sha256: vendor::sha256(j),
-                len_bytes: j.len() as u32,
-            },
-            display_name: format!("Bench user {i}"),
-        })
+        .map(|(i, j)| door_record(i as u32 + 1, j, &format!("Bench user {i}")))
         .collect();
     (records, jpegs)
 }

@@ -9,15 +9,12 @@
 
 #[path = "support/fake_cloud.rs"]
 mod fake_cloud;
+#[path = "support/runtime.rs"]
+mod runtime;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use doorsync::clock::SystemClock;
-use doorsync::cloud::CloudClient;
-use doorsync::config::builtin_profile;
-use doorsync::store::Store;
-use doorsync::sync::engine::{Engine, EngineDoor, EngineSettings, PassOptions};
+use doorsync::sync::engine::{EngineSettings, PassOptions};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -25,20 +22,8 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 async fn pass(users: usize, latency_ms: u64, concurrency: usize) {
     let cloud = fake_cloud::start(users, latency_ms).await;
-    let settings = fake_cloud::settings(&cloud, concurrency);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let profile = builtin_profile("generic-face-v1").unwrap();
-    let door = fake_cloud::memory_door(&profile);
-    let engine = Engine::new(
-        store,
-        Arc::new(CloudClient::new(settings).unwrap()),
-        Arc::new(SystemClock),
-        vec![EngineDoor {
-            name: "lobby".into(),
-            profile,
-            door: door.clone(),
-        }],
+    let (engine, door, _store_dir) = fake_cloud::engine(
+        &cloud,
         EngineSettings {
             max_concurrency: concurrency,
             verify_interval: Duration::from_secs(3600),
@@ -80,11 +65,7 @@ fn main() {
         .split(',')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime::runtime();
     for c in concurrencies {
         rt.block_on(pass(users, latency_ms, c));
     }

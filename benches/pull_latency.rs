@@ -15,18 +15,17 @@
 
 #[path = "support/fake_cloud.rs"]
 mod fake_cloud;
+#[path = "support/runtime.rs"]
+mod runtime;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use doorsync::clock::SystemClock;
 use doorsync::cloud::sim::SimHandle;
-use doorsync::cloud::{CloudClient, wire};
-use doorsync::config::builtin_profile;
+use doorsync::cloud::wire;
 use doorsync::domain::{Policy, UserKey};
 use doorsync::door::memory::MemoryDoor;
-use doorsync::store::Store;
-use doorsync::sync::engine::{Engine, EngineDoor, EngineSettings, PassOptions};
+use doorsync::sync::engine::{Engine, EngineSettings, PassOptions};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -46,26 +45,15 @@ fn on_door(engine: &Engine, door: &MemoryDoor, key: &UserKey) -> bool {
 
 async fn run(users: usize, latency_ms: u64, poll: Duration, concurrency: usize, event_after: Duration) {
     let cloud = fake_cloud::start(users, 0).await;
-    let settings = fake_cloud::settings(&cloud, concurrency);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let profile = builtin_profile("generic-face-v1").unwrap();
-    let door = fake_cloud::memory_door(&profile);
-    let engine = Arc::new(Engine::new(
-        store,
-        Arc::new(CloudClient::new(settings).unwrap()),
-        Arc::new(SystemClock),
-        vec![EngineDoor {
-            name: "lobby".into(),
-            profile,
-            door: door.clone(),
-        }],
+    let (engine, door, _store_dir) = fake_cloud::engine(
+        &cloud,
         EngineSettings {
             max_concurrency: concurrency,
             roster_interval: Some(poll),
             ..EngineSettings::default()
         },
-    ));
+    );
+    let engine = Arc::new(engine);
     let started = Instant::now();
     let fill = engine.pass(&PassOptions::default(), &|_| {}).await.unwrap();
     assert!(fill.converged, "{fill:?}");
@@ -150,11 +138,7 @@ fn main() {
     let poll = Duration::from_secs(env_or("PULL_BENCH_POLL_S", 2));
     let concurrency = env_or("PULL_BENCH_CONCURRENCY", 8) as usize;
     let event_after = Duration::from_secs(env_or("PULL_BENCH_EVENT_S", 40));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime::runtime();
     println!(
         "{users} users, {latency_ms} ms per API request, poll_interval {} s, concurrency {concurrency}",
         poll.as_secs()

@@ -12,20 +12,24 @@
 //! default 115200; add `--profile dev` to reuse the debug build).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/runtime.rs"]
+mod runtime;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use doorsync::agent::control::{self, Request};
 use doorsync::agent::{self, Daemon, DaemonConfig, DaemonDoor, DaemonEvent};
 use doorsync::clock::SystemClock;
+use doorsync::cloud::CloudClient;
 use doorsync::cloud::sim::{SimCloud, SimConfig};
-use doorsync::cloud::{CloudClient, CloudSettings};
 use doorsync::config::builtin_profile;
 use doorsync::domain::Secret;
 use doorsync::door::sim::{SimDoor, SimDoorConfig};
 use doorsync::door::{OsdpDoor, OsdpDoorOptions};
 use doorsync::serial::pty::Pty;
 use doorsync::sync::engine::{RemovalCause, RevokeReport};
+use doorsync::testkit::{daemon_config, sim_cloud_settings};
 use jiff::Timestamp;
 use tokio::sync::broadcast;
 
@@ -65,23 +69,13 @@ async fn run(users: usize, baud: u32) {
     let dir = tempfile::tempdir().unwrap();
     let store = agent::open_store(dir.path()).unwrap();
     let socket = dir.path().join("doorsync.sock");
-    let mut settings = CloudSettings::new(cloud.base_url(), KEY, Secret::new(SECRET.to_vec()), "sim-device-0001");
-    settings.allow_insecure_http = true;
-    settings.image_hosts = vec!["127.0.0.1".into()];
+    let mut settings = sim_cloud_settings(&cloud.base_url(), KEY, SECRET);
     settings.retry.max_attempts = 1;
     let (tx, mut events) = broadcast::channel(4096);
     let daemon = Daemon {
         config: DaemonConfig {
-            socket_path: socket.clone(),
-            poll_interval: Duration::from_secs(3600),
-            verify_interval: Duration::from_secs(3600),
-            max_concurrency: 8,
-            guard: Default::default(),
-            force_refresh: false,
-            door_retry: (Duration::from_millis(100), Duration::from_secs(2)),
             outbox_retry: (Duration::from_secs(1), Duration::from_secs(10)),
-            shutdown_grace: Duration::from_secs(10),
-            urgent_delete_wait: doorsync::sync::engine::DEFAULT_URGENT_DELETE_WAIT,
+            ..daemon_config(socket.clone())
         },
         store,
         cloud: Arc::new(CloudClient::new(settings).unwrap()),
@@ -194,10 +188,6 @@ async fn run(users: usize, baud: u32) {
 fn main() {
     let users = env_or("REVOKE_BENCH_USERS", 12) as usize;
     let baud = env_or("REVOKE_BENCH_BAUD", 115_200) as u32;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime::runtime();
     rt.block_on(run(users, baud));
 }

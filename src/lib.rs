@@ -28,6 +28,7 @@
 //! - [`domain`] (core): the shared vocabulary; [`sync::plan`] (core): desired − applied → ordered ops,
 //!   deletes first.
 //! - [`build_info`], [`systemd`]: what this binary is; the service manager's notify protocol.
+//! - `testkit` (`sim` feature): shared builders for tests and benches.
 
 // The API docs are for maintainers and built with `--document-private-items` (CI), so module maps may
 // link to crate-private items: everything not needed by the binary, tests or benches is `pub(crate)`.
@@ -48,5 +49,7 @@ pub mod serial;
 pub mod store;
 pub mod sync;
 pub(crate) mod systemd;
+#[cfg(any(test, feature = "sim"))]
+pub mod testkit;
 
 pub use build_info::BUILD_INFO;

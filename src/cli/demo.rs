@@ -19,10 +19,10 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::progress::ProgressView;
 use crate::agent::control::{self, Request};
-use crate::agent::{self, Daemon, DaemonConfig, DaemonDoor, DaemonEvent};
+use crate::agent::{self, Daemon, DaemonDoor, DaemonEvent};
 use crate::clock::SystemClock;
+use crate::cloud::CloudClient;
 use crate::cloud::sim::{SimCloud, SimConfig, SimHandle};
-use crate::cloud::{CloudClient, CloudSettings};
 use crate::config::builtin_profile;
 use crate::domain::{DoorUserId, Profile, Secret, UserKey};
 use crate::door::sim::{SimDoor, SimDoorConfig};
@@ -31,6 +31,7 @@ use crate::serial::pty::Pty;
 use crate::store::Store;
 use crate::sync::engine::{Removal, RemovalCause, RevokeReport};
 use crate::sync::{desired, plan};
+use crate::testkit;
 
 const DEMO_APP_KEY: &str = "24681357";
 const DEMO_SECRET: &[u8] = b"demo-secret-0123456789abcdef";
@@ -246,29 +247,11 @@ impl Script<'_> {
             })
             .collect();
         let socket = store_dir.join("doorsync.sock");
-        let mut settings = CloudSettings::new(
-            self.cloud.base_url(),
-            DEMO_APP_KEY,
-            Secret::new(DEMO_SECRET.to_vec()),
-            "sim-device-0001",
-        );
-        settings.allow_insecure_http = true;
-        settings.image_hosts = vec!["127.0.0.1".into()];
+        let settings = testkit::sim_cloud_settings(&self.cloud.base_url(), DEMO_APP_KEY, DEMO_SECRET);
         let (tx, events) = broadcast::channel(4096);
         let daemon = Daemon {
-            config: DaemonConfig {
-                socket_path: socket.clone(),
-                // One pull at start-up: the rest of the story runs from the cache.
-                poll_interval: Duration::from_secs(3600),
-                verify_interval: Duration::from_secs(3600),
-                max_concurrency: 8,
-                guard: Default::default(),
-                force_refresh: false,
-                door_retry: (Duration::from_millis(100), Duration::from_secs(2)),
-                outbox_retry: (Duration::from_millis(200), Duration::from_secs(5)),
-                shutdown_grace: Duration::from_secs(10),
-                urgent_delete_wait: crate::sync::engine::DEFAULT_URGENT_DELETE_WAIT,
-            },
+            // One pull at start-up: the rest of the story runs from the cache.
+            config: testkit::daemon_config(socket.clone()),
             store: store.clone(),
             cloud: Arc::new(CloudClient::new(settings)?),
             clock: Arc::new(SystemClock),

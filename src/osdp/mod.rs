@@ -12,8 +12,6 @@ pub(crate) mod decoder;
 pub(crate) mod pd;
 pub mod reply;
 pub mod sc;
-#[cfg(test)]
-pub(crate) mod testutil;
 pub(crate) mod wire;
 
 pub use command::Command;

@@ -311,27 +311,10 @@ impl PdLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::command_packet as cmd;
 
     fn hex(s: &str) -> Vec<u8> {
         hex::decode(s.replace([' ', '|'], "")).unwrap()
-    }
-
-    fn cmd(address: u8, sqn: u8, command: &Command) -> Vec<u8> {
-        let data = command.encode().unwrap();
-        let mut v = vec![0xFF];
-        v.extend(
-            PacketRepr {
-                address,
-                reply: false,
-                sqn,
-                use_crc: true,
-                code: command.code(),
-                data: &data,
-            }
-            .to_vec()
-            .unwrap(),
-        );
-        v
     }
 
     #[test]

@@ -1,38 +1,17 @@
 //! `doorsync status` against a real store in a temp dir, with no daemon running.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use doorsync::domain::{Policy, UserKey};
 use doorsync::store::{Store, StoredUser};
 use jiff::Timestamp;
 
-fn write_config(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("doorsync.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"[cloud]
-endpoint = "https://api.link.aliyun.com"
-app_key = "203000000"
-app_secret_file = "{dir}/app_secret"
-device_iot_id = "dev-1"
+use crate::processes;
 
-[store]
-path = "{dir}/store"
-
-[[door]]
-name = "lobby"
-port = "{dir}/ttyS1"
-baud = 115200
-osdp_address = 1
-profile = "generic-face-v1"
-"#,
-            dir = dir.display()
-        ),
-    )
-    .unwrap();
-    path
+/// A config for one door, "lobby", on a port nothing listens on; `status` reads only the store.
+fn write_config(dir: &Path) -> PathBuf {
+    processes::write_config(dir, "https://api.link.aliyun.com", &dir.join("ttyS1"), 115_200)
 }
 
 fn status_json(config: &Path) -> serde_json::Value {

@@ -1,31 +1,14 @@
 //! The real cloud client against the real fake cloud on 127.0.0.1.
 
-use std::time::Duration;
-
-use doorsync::cloud::sim::{Fault, SimCloud, SimConfig, SimHandle};
+use doorsync::cloud::sim::{Fault, SimConfig, SimHandle};
 use doorsync::cloud::wire::{self, ImageFormat};
 use doorsync::cloud::{CloudClient, CloudError, CloudSettings, ErrorClass, FaceCloud, ImageSource};
 use doorsync::domain::{Secret, UserKey};
 
-const KEY: &str = "24681357";
-const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-
-async fn sim(users: usize) -> SimHandle {
-    SimCloud::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimConfig::new(KEY, Secret::new(SECRET.to_vec()), users),
-    )
-    .await
-    .unwrap()
-}
+use crate::harness::{KEY, SECRET, local_cloud_settings, sim, sim_with};
 
 fn settings(sim: &SimHandle) -> CloudSettings {
-    let mut s = CloudSettings::new(sim.base_url(), KEY, Secret::new(SECRET.to_vec()), "sim-device-0001");
-    s.allow_insecure_http = true;
-    s.image_hosts = vec!["127.0.0.1".into()];
-    s.retry.base_backoff = Duration::from_millis(5);
-    s.retry.max_backoff = Duration::from_millis(20);
-    s
+    local_cloud_settings(&sim.base_url())
 }
 
 fn client(sim: &SimHandle) -> CloudClient {
@@ -305,7 +288,7 @@ async fn seeded_random_faults_are_absorbed_by_retries() {
     cfg.seed = 7;
     cfg.faults.server_error = 0.2;
     cfg.faults.request_limited = 0.1;
-    let sim = SimCloud::start("127.0.0.1:0".parse().unwrap(), cfg).await.unwrap();
+    let sim = sim_with(cfg).await;
     let mut s = settings(&sim);
     s.retry.max_attempts = 8;
     let roster = CloudClient::new(s).unwrap().roster().await.unwrap();

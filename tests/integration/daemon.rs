@@ -31,10 +31,7 @@ async fn revoke(d: &harness::Running, id: &str) -> RevokeReport {
 #[tokio::test]
 async fn after_a_pass_no_door_holds_anyone_the_cloud_no_longer_grants() {
     let sim = sim(10).await;
-    let dir = tempfile::tempdir().unwrap();
-    let door = memory_door();
-    let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
-    d.settle().await;
+    let (_dir, door, d) = harness::settled(&sim).await;
     assert_eq!(door.user_ids().len(), 10);
     let revoked_names: Vec<String> = ["u-0002", "u-0003", "u-0004", "u-0005"]
         .iter()
@@ -116,10 +113,7 @@ async fn an_expired_user_leaves_the_door_within_a_second_with_the_cloud_stopped(
 #[tokio::test]
 async fn a_door_that_comes_back_gets_the_missed_deletes_before_anything_else() {
     let sim = sim(4).await;
-    let dir = tempfile::tempdir().unwrap();
-    let door = memory_door();
-    let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
-    d.settle().await;
+    let (_dir, door, mut d) = harness::settled(&sim).await;
     door.set_offline(true);
     let report = revoke(&d, "u-0001").await;
     assert!(!report.all_doors_reached, "the door is offline: {report:?}");
@@ -201,10 +195,7 @@ async fn a_revocation_through_the_socket_reaches_the_door_before_a_slow_transfer
 #[tokio::test]
 async fn a_force_refresh_with_nothing_changed_sends_no_image_bytes() {
     let sim = sim(6).await;
-    let dir = tempfile::tempdir().unwrap();
-    let door = memory_door();
-    let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
-    d.settle().await;
+    let (_dir, door, d) = harness::settled(&sim).await;
     let sent = door.image_bytes_received();
     assert!(sent > 0);
     let pass = d.sync(true).await;
@@ -226,10 +217,7 @@ async fn a_corrupt_image_fails_only_that_user_and_status_says_why() {
     let mut config = SimConfig::new(KEY, Secret::new(SECRET.to_vec()), 5);
     config.corrupt_image_users = vec!["u-0003".into()];
     let sim = harness::sim_with(config).await;
-    let dir = tempfile::tempdir().unwrap();
-    let door = memory_door();
-    let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
-    d.settle().await;
+    let (_dir, door, d) = harness::settled(&sim).await;
     let names = names_on(&door);
     assert_eq!(names.len(), 4);
     assert!(!names.contains(&name_of(&sim, "u-0003")));
@@ -243,10 +231,7 @@ async fn a_corrupt_image_fails_only_that_user_and_status_says_why() {
 #[tokio::test]
 async fn a_local_revocation_survives_a_stale_roster_until_the_cloud_regrants() {
     let sim = sim(4).await;
-    let dir = tempfile::tempdir().unwrap();
-    let door = memory_door();
-    let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
-    d.settle().await;
+    let (_dir, door, mut d) = harness::settled(&sim).await;
     let name = name_of(&sim, "u-0002");
     // The cloud refuses the delete for now, so its roster keeps granting u-0002.
     sim.push_fault(wire::PATH_IMAGE_DELETE, Fault::ServerError, 10_000);
@@ -279,10 +264,7 @@ async fn a_local_revocation_survives_a_stale_roster_until_the_cloud_regrants() {
 async fn queued_cloud_calls_replay_in_order_after_the_cloud_returns() {
     let first = sim(4).await;
     let addr = first.addr();
-    let dir = tempfile::tempdir().unwrap();
-    let door = memory_door();
-    let mut d = harness::start(dir.path(), &first.base_url(), door.clone(), Options::default()).await;
-    d.settle().await;
+    let (_dir, door, mut d) = harness::settled(&first).await;
     first.shutdown().await;
     revoke(&d, "u-0001").await;
     let modify = Request::ModifyUser {
@@ -318,10 +300,7 @@ async fn queued_cloud_calls_replay_in_order_after_the_cloud_returns() {
 #[tokio::test]
 async fn most_users_gone_in_one_pass_does_not_wipe_the_door() {
     let sim = sim(8).await;
-    let dir = tempfile::tempdir().unwrap();
-    let door = memory_door();
-    let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
-    d.settle().await;
+    let (_dir, door, d) = harness::settled(&sim).await;
     for mut u in sim.users().into_iter().take(6) {
         u.has_face = false; // the cloud answers 2405 "identity is not existed" for them
         sim.upsert_user(u);
@@ -363,10 +342,7 @@ async fn a_second_daemon_on_the_same_store_fails_with_a_clear_message() {
 #[tokio::test]
 async fn a_door_reset_while_the_daemon_was_down_is_repaired_at_start_up_without_wiping_it() {
     let sim = sim(5).await;
-    let dir = tempfile::tempdir().unwrap();
-    let door = memory_door();
-    let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
-    d.settle().await;
+    let (dir, door, d) = harness::settled(&sim).await;
     d.stop().await;
     door.factory_reset();
     let before = door.calls().len();

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use doorsync::osdp::reply::{Nak, PdId};
-use doorsync::osdp::{Command, Decoder, NakCode, PacketRepr, Reply};
+use doorsync::osdp::{Command, Decoder, NakCode, Reply};
 use doorsync::serial::pty::Pty;
+use doorsync::testkit::reply_packet;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Only guards against a hang; no assertion depends on how long anything takes.
@@ -15,17 +16,7 @@ const HANG_GUARD: Duration = Duration::from_secs(120);
 type Script = fn(&Command, u8) -> Vec<u8>;
 
 fn packet(address: u8, sqn: u8, reply: &Reply) -> Vec<u8> {
-    let data = reply.encode();
-    PacketRepr {
-        address,
-        reply: true,
-        sqn,
-        use_crc: true,
-        code: reply.code(),
-        data: &data,
-    }
-    .to_vec()
-    .unwrap()
+    reply_packet(address, sqn, reply).unwrap()
 }
 
 fn pdid() -> Reply {

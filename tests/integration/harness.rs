@@ -14,6 +14,7 @@ use doorsync::config::builtin_profile;
 use doorsync::domain::Secret;
 use doorsync::door::db::DoorDbLimits;
 use doorsync::door::memory::MemoryDoor;
+use doorsync::testkit::{daemon_config, sim_cloud_settings};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
@@ -30,13 +31,18 @@ pub async fn sim_with(config: SimConfig) -> SimHandle {
     SimCloud::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap()
 }
 
-pub fn cloud_settings(base_url: &str) -> CloudSettings {
-    let mut s = CloudSettings::new(base_url, KEY, Secret::new(SECRET.to_vec()), "sim-device-0001");
-    s.allow_insecure_http = true;
-    s.image_hosts = vec!["127.0.0.1".into()];
-    s.retry.max_attempts = 2;
+/// Client settings for the fake cloud at `base_url`: plain HTTP, images from 127.0.0.1, 5–20 ms backoff.
+pub fn local_cloud_settings(base_url: &str) -> CloudSettings {
+    let mut s = sim_cloud_settings(base_url, KEY, SECRET);
     s.retry.base_backoff = Duration::from_millis(5);
     s.retry.max_backoff = Duration::from_millis(20);
+    s
+}
+
+/// [`local_cloud_settings`] as the daemon tests run them: at most 2 attempts, 10 s per request.
+pub fn cloud_settings(base_url: &str) -> CloudSettings {
+    let mut s = local_cloud_settings(base_url);
+    s.retry.max_attempts = 2;
     s.request_timeout = Duration::from_secs(10);
     s
 }
@@ -71,6 +77,16 @@ impl Default for Options {
     }
 }
 
+/// [`start`] with default options on a new store in a temp dir (keep the `TempDir` while the daemon runs)
+/// and a new [`memory_door`], after its first pass has settled.
+pub async fn settled(sim: &SimHandle) -> (tempfile::TempDir, Arc<MemoryDoor>, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let door = memory_door();
+    let mut d = start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
+    d.settle().await;
+    (dir, door, d)
+}
+
 /// Starts the daemon on `store_dir` with one door named `lobby`, waiting until its socket listens.
 pub async fn start(store_dir: &Path, cloud_url: &str, door: Arc<MemoryDoor>, options: Options) -> Running {
     let store = agent::open_store(store_dir).unwrap();
@@ -78,16 +94,11 @@ pub async fn start(store_dir: &Path, cloud_url: &str, door: Arc<MemoryDoor>, opt
     let (tx, mut events) = broadcast::channel(4096);
     let daemon = Daemon {
         config: DaemonConfig {
-            socket_path: socket.clone(),
             poll_interval: options.poll_interval,
-            verify_interval: Duration::from_secs(3600),
             max_concurrency: 4,
-            guard: Default::default(),
-            force_refresh: false,
             door_retry: (Duration::from_millis(20), Duration::from_millis(200)),
             outbox_retry: (Duration::from_millis(20), Duration::from_millis(200)),
-            shutdown_grace: Duration::from_secs(10),
-            urgent_delete_wait: doorsync::sync::engine::DEFAULT_URGENT_DELETE_WAIT,
+            ..daemon_config(socket.clone())
         },
         store,
         cloud: Arc::new(CloudClient::new(cloud_settings(cloud_url)).unwrap()),

@@ -20,12 +20,13 @@ mod secure;
 use std::process::Command as Process;
 
 use doorsync::config::builtin_profile;
-use doorsync::domain::{DoorRecord, DoorUserId, FaceRef, Policy};
+use doorsync::domain::{DoorRecord, DoorUserId, Policy};
 use doorsync::door::db::{DoorDb, DoorDbLimits};
 use doorsync::door::vendor::{self, FT_TYPE_FACE, FT_TYPE_RECORDS, FileResult, MfgCommand, Status};
 use doorsync::osdp::reply::{FtStatus, NakCode};
 use doorsync::osdp::{Command, FailReason, PdState, Reply, SessionConfig};
 use doorsync::serial::pty::Pty;
+use doorsync::testkit::door_record;
 use jiff::Timestamp;
 
 use link::Link;
@@ -62,23 +63,11 @@ async fn start(test: &str) -> Option<(LibosdpPeer, Link)> {
     Some((door, link))
 }
 
-/// A JPEG-shaped byte string (SOI … EOI) of `len` bytes; the door checks sha256s, not pixels.
-pub(crate) fn jpeg(seed: u32, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    let mut out = vec![0xFF, 0xD8];
-    out.extend((0..len - 4).map(|_| {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x as u8
-    }));
-    out.extend([0xFF, 0xD9]);
-    out
-}
+pub(crate) use doorsync::testkit::jpeg;
 
+/// A record for `face`: every fifth id DENY, every third with an expiry.
 pub(crate) fn record(id: u32, name: &str, face: &[u8]) -> DoorRecord {
     DoorRecord {
-        id: DoorUserId(id),
         policy: if id.is_multiple_of(5) {
             Policy::Deny
         } else {
@@ -87,11 +76,7 @@ pub(crate) fn record(id: u32, name: &str, face: &[u8]) -> DoorRecord {
         expire_at: id
             .is_multiple_of(3)
             .then(|| Timestamp::from_second(1_900_000_000 + i64::from(id)).unwrap()),
-        face: FaceRef {
-            sha256: vendor::sha256(face),
-            len_bytes: face.len() as u32,
-        },
-        display_name: name.to_owned(),
+        ..door_record(id, face, name)
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -13,13 +12,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use doorsync::cloud::sim::face_jpeg;
 use doorsync::config::builtin_profile;
-use doorsync::domain::{DoorRecord, DoorUserId, FaceRef, Policy, Profile};
+use doorsync::domain::{DoorRecord, DoorUserId, Profile};
 use doorsync::door::sim::{DoorDump, FaultRates, SimDoor, SimDoorConfig};
 use doorsync::door::vendor;
 use doorsync::door::{Door, DoorError, FailureClass, OsdpDoor, OsdpDoorOptions};
 use doorsync::serial::pty::Pty;
+use doorsync::testkit::door_record;
 use jiff::Timestamp;
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::processes::spawn_simulated_door;
 
 /// Only guards against a hang; no assertion depends on how long anything takes.
 const HANG_GUARD: Duration = Duration::from_secs(120);
@@ -150,18 +152,21 @@ struct Person {
 fn person(id: u32) -> Person {
     let jpeg = face_jpeg(&format!("door-link-{id}"));
     let record = DoorRecord {
-        id: DoorUserId(id),
-        policy: Policy::Permission,
         expire_at: Some(Timestamp::from_second(1_900_000_000).unwrap()),
-        face: FaceRef {
-            sha256: vendor::sha256(&jpeg),
-            len_bytes: jpeg.len() as u32,
-        },
-        display_name: format!("Person {id}"),
+        ..door_record(id, &jpeg, &format!("Person {id}"))
     };
     Person {
         record,
         jpeg: Bytes::from(jpeg),
+    }
+}
+
+/// Pushes every person's record, then each face, as a sync pass does.
+async fn push(door: &OsdpDoor, people: &[Person]) {
+    let records: Vec<DoorRecord> = people.iter().map(|p| p.record.clone()).collect();
+    door.upsert_users(&records).await.unwrap();
+    for p in people {
+        door.put_face(p.record.id, p.record.face, p.jpeg.clone()).await.unwrap();
     }
 }
 
@@ -199,15 +204,8 @@ fn assert_holds(dump: &DoorDump, people: &[&Person]) {
 async fn pushed_users_and_faces_land_on_the_simulated_door_and_deletes_remove_them() {
     let rig = rig(|_| {}).await;
     let people: Vec<Person> = (1..=6).map(person).collect();
-    let records: Vec<DoorRecord> = people.iter().map(|p| p.record.clone()).collect();
     tokio::time::timeout(HANG_GUARD, async {
-        rig.door.upsert_users(&records).await.unwrap();
-        for p in &people {
-            rig.door
-                .put_face(p.record.id, p.record.face, p.jpeg.clone())
-                .await
-                .unwrap();
-        }
+        push(&rig.door, &people).await;
         rig.door.delete_users(&[DoorUserId(2), DoorUserId(5)]).await.unwrap();
     })
     .await
@@ -228,18 +226,9 @@ async fn door_that_answers_queries_only_on_later_polls_is_understood() {
     // As a LibOSDP-based PD must: ACK the query, deliver the osdp_MFGREP as the reply to a later POLL.
     let rig = rig(|cfg| cfg.deferred_replies = true).await;
     let people: Vec<Person> = (1..=3).map(person).collect();
-    let records: Vec<DoorRecord> = people.iter().map(|p| p.record.clone()).collect();
-    tokio::time::timeout(HANG_GUARD, async {
-        rig.door.upsert_users(&records).await.unwrap();
-        for p in &people {
-            rig.door
-                .put_face(p.record.id, p.record.face, p.jpeg.clone())
-                .await
-                .unwrap();
-        }
-    })
-    .await
-    .unwrap();
+    tokio::time::timeout(HANG_GUARD, push(&rig.door, &people))
+        .await
+        .unwrap();
     let dump = rig.sim.dump();
     assert_holds(&dump, &[&people[0], &people[1], &people[2]]);
     assert_eq!(hex::encode(rig.door.digest().await.unwrap().digest), dump.digest);
@@ -347,23 +336,10 @@ async fn a_lossy_line_with_a_busy_door_still_converges() {
     assert_holds(&rig.sim.dump(), &[&people[0], &people[1], &people[3], &people[4]]);
 }
 
+/// `doorsync simulate door` on a new pty linked at `dir/door-tty`; the child and the link.
 async fn start_sim_process(dir: &std::path::Path) -> (tokio::process::Child, PathBuf) {
     let link = dir.join("door-tty");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_doorsync"))
-        .args(["simulate", "door", "--pty-link"])
-        .arg(&link)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    tokio::time::timeout(HANG_GUARD, lines.next_line())
-        .await
-        .expect("simulated door never said it was ready")
-        .unwrap()
-        .expect("simulated door exited before it was ready");
+    let (child, _ready) = spawn_simulated_door(&["--pty-link".into(), link.clone().into()]).await;
     (child, link)
 }
 

@@ -2,33 +2,18 @@
 
 use std::time::Duration;
 
-use doorsync::cloud::sim::{Fault, SimCloud, SimConfig, SimHandle};
-use doorsync::cloud::{CloudClient, CloudSettings, wire};
+use doorsync::cloud::sim::{Fault, SimHandle};
+use doorsync::cloud::{CloudClient, wire};
 use doorsync::config::builtin_profile;
-use doorsync::domain::{Profile, Secret, UserKey};
+use doorsync::domain::{Profile, UserKey};
 use doorsync::store::Store;
 use doorsync::sync::pull::{PullError, PullOptions, pull};
 use jiff::Timestamp;
 
-const KEY: &str = "24681357";
-const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-
-async fn sim(users: usize) -> SimHandle {
-    SimCloud::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimConfig::new(KEY, Secret::new(SECRET.to_vec()), users),
-    )
-    .await
-    .unwrap()
-}
+use crate::harness::{local_cloud_settings, sim};
 
 fn client(sim: &SimHandle) -> CloudClient {
-    let mut s = CloudSettings::new(sim.base_url(), KEY, Secret::new(SECRET.to_vec()), "sim-device-0001");
-    s.allow_insecure_http = true;
-    s.image_hosts = vec!["127.0.0.1".into()];
-    s.retry.base_backoff = Duration::from_millis(5);
-    s.retry.max_backoff = Duration::from_millis(20);
-    CloudClient::new(s).unwrap()
+    CloudClient::new(local_cloud_settings(&sim.base_url())).unwrap()
 }
 
 fn profiles() -> Vec<Profile> {

@@ -16,7 +16,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::process::Command;
 
-use crate::harness::{self, HANG_GUARD, Options, memory_door, names_on, sim, until, wait_for};
+use crate::harness::{self, HANG_GUARD, names_on, sim, until, wait_for};
 use crate::processes::{doorsync, json, spawn_daemon, start_door, wait_listening, write_config};
 
 const NEWCOMER: &str = "x-0001";
@@ -62,10 +62,7 @@ async fn revoked_before_the_first_pull(
     harness::Running,
     std::sync::Arc<doorsync::door::memory::MemoryDoor>,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let door = memory_door();
-    let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
-    d.settle().await;
+    let (dir, door, d) = harness::settled(sim).await;
     let key = grant_newcomer(sim);
     let revoked = revoke(&d, &key).await;
     assert!(!revoked.known, "{revoked:?}");
@@ -274,10 +271,7 @@ async fn revoke_after_a_kill_between_door_ack_and_record_names_the_offline_door_
 async fn a_door_back_from_an_outage_is_read_back_by_the_daemon_before_any_upload() {
     use doorsync::door::memory::DoorCall;
     let sim = sim(2).await;
-    let dir = tempfile::tempdir().unwrap();
-    let door = memory_door();
-    let mut d = harness::start(dir.path(), &sim.base_url(), door.clone(), Options::default()).await;
-    d.settle().await;
+    let (_dir, door, d) = harness::settled(&sim).await;
     door.set_offline(true);
     grant_newcomer(&sim);
     let pass = d.sync(false).await;

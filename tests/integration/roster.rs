@@ -272,16 +272,11 @@ async fn a_new_store_that_cannot_reach_the_cloud_removes_nobody_from_the_door() 
     settings.app_secret = doorsync::domain::Secret::new(b"not-the-secret".to_vec());
     let fresh = engine(dir.path(), settings, &rig.door, &rig.clock, GuardSettings::default());
     let quiet = |_: Progress| {};
-    let report = fresh
-        .pass(
-            &PassOptions {
-                verify: true,
-                ..Default::default()
-            },
-            &quiet,
-        )
-        .await
-        .unwrap();
+    let verified = PassOptions {
+        verify: true,
+        ..Default::default()
+    };
+    let report = fresh.pass(&verified, &quiet).await.unwrap();
     let error = report.pull_error.clone().unwrap_or_default();
     for needle in ["HTTP 400", "Invalid Signature", "app secret", "clock"] {
         assert!(error.contains(needle), "{needle} missing from {error}");
@@ -299,16 +294,7 @@ async fn a_new_store_that_cannot_reach_the_cloud_removes_nobody_from_the_door() 
         wire::PATH_ROSTER,
         Some(BodyFault::Status(503, "Service Unavailable".into())),
     );
-    let report = fresh
-        .pass(
-            &PassOptions {
-                verify: true,
-                ..Default::default()
-            },
-            &quiet,
-        )
-        .await
-        .unwrap();
+    let report = fresh.pass(&verified, &quiet).await.unwrap();
     assert!(report.pull_error.is_some());
     assert_eq!(rig.on_door(), USERS);
 }

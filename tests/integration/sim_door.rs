@@ -1,26 +1,22 @@
 //! `doorsync simulate door --pty-link` as a separate process, driven over the real serial stack by the
 //! crate's CP session: what a technician's dry run or the sync crash tests see.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use doorsync::domain::{DoorRecord, DoorUserId, FaceRef, Policy};
+use doorsync::domain::{DoorRecord, DoorUserId, Policy};
 use doorsync::door::sim::DoorDump;
-use doorsync::door::vendor::{
-    self, Command as VCmd, FT_TYPE_FACE, FT_TYPE_RECORDS, MfgCommand, MfgReply, Reply as VReply,
-};
-use doorsync::osdp::command::{FileTransfer, Mfg};
+use doorsync::door::vendor::{self, Command as VCmd, FT_TYPE_FACE, FT_TYPE_RECORDS, MfgReply, Reply as VReply};
 use doorsync::osdp::reply::FtStatus;
-use doorsync::osdp::{Command, Event, PdSession, Reply, SessionConfig};
+use doorsync::osdp::{Command, Event, Reply};
+use doorsync::testkit::{Cp, door_record};
 use jiff::Timestamp;
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader};
-use tokio::process::{Child, Command as Process};
-use tokio_serial::SerialStream;
+use tokio::process::Child;
+
+use crate::harness::HANG_GUARD;
+use crate::processes::spawn_simulated_door;
 
 const VENDOR: [u8; 3] = [0x02, 0x44, 0x53];
-/// Only guards against a hung child; no assertion depends on how long anything takes.
-const HANG_GUARD: Duration = Duration::from_secs(60);
 
 struct Door {
     child: Child,
@@ -34,141 +30,25 @@ async fn start_door(dir: &Path, extra: &[&str]) -> Door {
 }
 
 async fn start_door_on(dir: &Path, link: &Path, line_flag: &str, extra: &[&str]) -> Door {
-    let link = link.to_path_buf();
-    let db = dir.join("door.json");
-    let mut child = Process::new(env!("CARGO_BIN_EXE_doorsync"))
-        .args(["simulate", "door", line_flag])
-        .arg(&link)
-        .arg("--db-file")
-        .arg(&db)
-        .args(["--baud", "115200"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(HANG_GUARD, lines.next_line())
-        .await
-        .expect("simulated door never said it was ready")
-        .unwrap()
-        .expect("simulated door exited before it was ready");
-    Door { child, link, ready }
-}
-
-/// A tiny CP runtime: the crate's session over a real serial port (or the master end of a pty).
-struct Cp<S = SerialStream> {
-    session: PdSession,
-    port: S,
-}
-
-impl Cp<SerialStream> {
-    async fn connect(link: &Path) -> Cp<SerialStream> {
-        Cp::over(doorsync::serial::open(link, 115_200).unwrap()).await
+    let mut args: Vec<OsString> = vec![line_flag.into(), link.into(), "--db-file".into()];
+    args.push(dir.join("door.json").into());
+    args.extend(["--baud", "115200"].iter().chain(extra).map(Into::into));
+    let (child, ready) = spawn_simulated_door(&args).await;
+    Door {
+        child,
+        link: link.to_path_buf(),
+        ready,
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Cp<S> {
-    async fn over(port: S) -> Cp<S> {
-        let mut cp = Cp {
-            session: PdSession::new(SessionConfig::new(1), Instant::now()),
-            port,
-        };
-        cp.run_until(|ev| matches!(ev, Event::Online { .. })).await;
-        cp
-    }
-
-    async fn run_until(&mut self, mut done: impl FnMut(Event) -> bool) {
-        let work = async {
-            let mut buf = [0u8; 2048];
-            loop {
-                let now = Instant::now();
-                if let Some(bytes) = self.session.poll_transmit(now) {
-                    self.port.write_all(&bytes).await.unwrap();
-                }
-                while let Some(ev) = self.session.poll_event() {
-                    if done(ev) {
-                        return;
-                    }
-                }
-                let wait = self
-                    .session
-                    .poll_at()
-                    .map_or(Duration::from_millis(50), |t| t.saturating_duration_since(now));
-                tokio::select! {
-                    n = self.port.read(&mut buf) => {
-                        let n = n.unwrap();
-                        self.session.handle_bytes(Instant::now(), &buf[..n]);
-                    }
-                    () = tokio::time::sleep(wait) => {}
-                }
-            }
-        };
-        tokio::time::timeout(HANG_GUARD, work).await.expect("CP session hung");
-    }
-
-    async fn exchange(&mut self, cmd: Command) -> Reply {
-        let id = self.session.submit(cmd).unwrap();
-        let mut got = None;
-        self.run_until(|ev| match ev {
-            Event::Reply { id: i, reply } if i == id => {
-                got = Some(reply);
-                true
-            }
-            Event::Failed { id: i, reason } if i == id => panic!("command failed: {reason}"),
-            _ => false,
-        })
-        .await;
-        got.unwrap()
-    }
-
-    async fn mfg(&mut self, request_id: u16, command: VCmd) -> Reply {
-        let data = MfgCommand { request_id, command }.encode().unwrap();
-        self.exchange(Command::Mfg(Mfg {
-            vendor_code: VENDOR,
-            data,
-        }))
-        .await
-    }
-
-    /// Sends `file[from..to]` in the largest fragments the door's capabilities allow; the last FTSTAT.
-    async fn send_file(&mut self, ft_type: u8, file: &[u8], from: usize, to: usize) -> FtStatus {
-        let max = self.session.max_command_data_bytes() - 11;
-        let mut status = FtStatus::Ok;
-        let mut offset = from;
-        while offset < to {
-            let end = (offset + max).min(to);
-            let reply = self
-                .exchange(Command::FileTransfer(FileTransfer {
-                    ft_type,
-                    size_total: file.len() as u32,
-                    offset: offset as u32,
-                    data: file[offset..end].to_vec(),
-                }))
-                .await;
-            let Reply::FtStat(st) = reply else {
-                panic!("expected FTSTAT, got {reply:?}")
-            };
-            assert!(!st.status.is_error(), "door refused the file: {st:?}");
-            status = st.status;
-            offset = end;
-        }
-        status
-    }
+async fn connect(link: &Path) -> Cp {
+    Cp::connect(link, 115_200).await
 }
 
 fn record(id: u32, jpeg: &[u8], name: &str) -> DoorRecord {
     DoorRecord {
-        id: DoorUserId(id),
-        policy: Policy::Permission,
         expire_at: Some(Timestamp::from_second(1_893_456_000).unwrap()),
-        face: FaceRef {
-            sha256: vendor::sha256(jpeg),
-            len_bytes: jpeg.len() as u32,
-        },
-        display_name: name.into(),
+        ..door_record(id, jpeg, name)
     }
 }
 
@@ -202,7 +82,7 @@ async fn simulated_door_process_applies_records_faces_and_a_delete_between_fragm
         "{}",
         door.ready
     );
-    let mut cp = Cp::connect(&door.link).await;
+    let mut cp = connect(&door.link).await;
     let pdid = *cp.session.pdid().unwrap();
     assert_eq!(pdid.vendor_code, VENDOR);
     assert_eq!(cp.session.pdcap().unwrap().receive_buffer_bytes(), Some(1024));
@@ -223,7 +103,7 @@ async fn simulated_door_process_applies_records_faces_and_a_delete_between_fragm
     // Ana's face in flight; Bo is revoked between two of its fragments.
     let ana_file = vendor::encode_face_file(DoorUserId(1), &ana).unwrap();
     assert_eq!(cp.send_file(FT_TYPE_FACE, &ana_file, 0, 3000).await, FtStatus::Ok);
-    assert_eq!(cp.mfg(1, VCmd::Delete(vec![DoorUserId(2)])).await, Reply::Ack);
+    assert_eq!(cp.mfg(VENDOR, 1, VCmd::Delete(vec![DoorUserId(2)])).await, Reply::Ack);
     let mid = DoorDump::read(&dir.path().join("door.json")).unwrap();
     assert!(
         mid.user(2).is_none(),
@@ -243,7 +123,7 @@ async fn simulated_door_process_applies_records_faces_and_a_delete_between_fragm
     assert_eq!(face.sha256, hex::encode(vendor::sha256(&ana)));
     assert_eq!(face.len_bytes, 6000);
     // The door's DIGEST over the wire is the one in its file.
-    let Reply::MfgRep(rep) = cp.mfg(2, VCmd::Digest).await else {
+    let Reply::MfgRep(rep) = cp.mfg(VENDOR, 2, VCmd::Digest).await else {
         panic!()
     };
     let VReply::Digest(d) = MfgReply::decode(&rep.data).unwrap().reply else {
@@ -257,9 +137,9 @@ async fn simulated_door_process_applies_records_faces_and_a_delete_between_fragm
 async fn simulated_door_process_with_deferred_replies_answers_queries_on_the_next_poll() {
     let dir = tempfile::tempdir().unwrap();
     let door = start_door(dir.path(), &["--deferred-replies", "--profile", "libosdp-reference"]).await;
-    let mut cp = Cp::connect(&door.link).await;
+    let mut cp = connect(&door.link).await;
     assert_eq!(cp.session.pdcap().unwrap().receive_buffer_bytes(), Some(256));
-    assert_eq!(cp.mfg(0x0101, VCmd::Info).await, Reply::Ack);
+    assert_eq!(cp.mfg(VENDOR, 0x0101, VCmd::Info).await, Reply::Ack);
     let Reply::MfgRep(rep) = cp.exchange(Command::Poll).await else {
         panic!()
     };
@@ -295,14 +175,14 @@ fn simulated_door_refuses_to_start_on_a_corrupt_db_file_and_names_it() {
 async fn simulated_door_killed_mid_session_comes_back_holding_everything_it_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let door = start_door(dir.path(), &[]).await;
-    let mut cp = Cp::connect(&door.link).await;
+    let mut cp = connect(&door.link).await;
     let jpeg = vec![0x11; 2000];
     let records = vendor::encode_record_file(&[record(5, &jpeg, "Eve"), record(6, b"six", "Sam")]).unwrap();
     cp.send_file(FT_TYPE_RECORDS, &records, 0, records.len()).await;
     let face = vendor::encode_face_file(DoorUserId(5), &jpeg).unwrap();
     cp.send_file(FT_TYPE_FACE, &face, 0, face.len()).await;
-    assert_eq!(cp.mfg(1, VCmd::Delete(vec![DoorUserId(6)])).await, Reply::Ack);
-    let Reply::MfgRep(before) = cp.mfg(2, VCmd::Digest).await else {
+    assert_eq!(cp.mfg(VENDOR, 1, VCmd::Delete(vec![DoorUserId(6)])).await, Reply::Ack);
+    let Reply::MfgRep(before) = cp.mfg(VENDOR, 2, VCmd::Digest).await else {
         panic!()
     };
 
@@ -314,8 +194,8 @@ async fn simulated_door_killed_mid_session_comes_back_holding_everything_it_ackn
 
     // Restarted on the same db file and link path (the stale link is replaced).
     let door = start_door(dir.path(), &[]).await;
-    let mut cp = Cp::connect(&door.link).await;
-    let Reply::MfgRep(after) = cp.mfg(3, VCmd::Digest).await else {
+    let mut cp = connect(&door.link).await;
+    let Reply::MfgRep(after) = cp.mfg(VENDOR, 3, VCmd::Digest).await else {
         panic!()
     };
     let digest = |rep: &doorsync::osdp::reply::MfgRep| match MfgReply::decode(&rep.data).unwrap().reply {
@@ -336,7 +216,7 @@ async fn simulated_door_process_serves_an_existing_tty_given_by_port() {
     assert!(door.ready.contains("no pacing"), "{}", door.ready);
     let mut cp = Cp::over(pty).await;
     assert_eq!(cp.session.pdid().unwrap().vendor_code, VENDOR);
-    let Reply::MfgRep(rep) = cp.mfg(1, VCmd::Info).await else {
+    let Reply::MfgRep(rep) = cp.mfg(VENDOR, 1, VCmd::Info).await else {
         panic!()
     };
     assert!(matches!(MfgReply::decode(&rep.data).unwrap().reply, VReply::Info(i) if i.capacity_users == 10_000));
@@ -352,7 +232,7 @@ async fn signals_reboot_and_silence_the_simulated_door_process() {
     use nix::sys::signal::Signal;
     let dir = tempfile::tempdir().unwrap();
     let door = start_door(dir.path(), &[]).await;
-    let mut cp = Cp::connect(&door.link).await;
+    let mut cp = connect(&door.link).await;
     let records = vendor::encode_record_file(&[record(9, b"nine", "Nia")]).unwrap();
     cp.send_file(FT_TYPE_RECORDS, &records, 0, records.len()).await;
 
@@ -364,7 +244,7 @@ async fn signals_reboot_and_silence_the_simulated_door_process() {
         restarted
     })
     .await;
-    let Reply::MfgRep(rep) = cp.mfg(1, VCmd::FaceStatus(DoorUserId(9))).await else {
+    let Reply::MfgRep(rep) = cp.mfg(VENDOR, 1, VCmd::FaceStatus(DoorUserId(9))).await else {
         panic!()
     };
     assert!(

@@ -1,7 +1,7 @@
 use jiff::Timestamp;
 
 use super::*;
-use crate::domain::{FaceRef, Policy};
+use crate::domain::Policy;
 
 fn limits() -> DoorDbLimits {
     DoorDbLimits {
@@ -17,14 +17,8 @@ fn jpeg(n: u8) -> Vec<u8> {
 
 fn rec(id: u32, face_jpeg: &[u8]) -> DoorRecord {
     DoorRecord {
-        id: DoorUserId(id),
-        policy: Policy::Permission,
         expire_at: Some(Timestamp::from_second(1_900_000_000).unwrap()),
-        face: FaceRef {
-            sha256: vendor::sha256(face_jpeg),
-            len_bytes: face_jpeg.len() as u32,
-        },
-        display_name: format!("user {id}"),
+        ..crate::testkit::door_record(id, face_jpeg, &format!("user {id}"))
     }
 }
 

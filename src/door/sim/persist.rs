@@ -364,18 +364,13 @@ mod tests {
 
     fn record(id: u32, jpeg: &[u8], name: &str) -> DoorRecord {
         DoorRecord {
-            id: DoorUserId(id),
             policy: if id.is_multiple_of(2) {
                 Policy::Deny
             } else {
                 Policy::Permission
             },
             expire_at: Some(Timestamp::from_second(1_893_456_000).unwrap()),
-            face: FaceRef {
-                sha256: vendor::sha256(jpeg),
-                len_bytes: jpeg.len() as u32,
-            },
-            display_name: name.into(),
+            ..crate::testkit::door_record(id, jpeg, name)
         }
     }
 

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::config::builtin_profile;
-use crate::domain::{DoorRecord, DoorUserId, FaceRef, Policy};
+use crate::domain::{DoorRecord, DoorUserId};
 use crate::door::vendor::{
     self, Command as VCmd, FT_TYPE_FACE, FT_TYPE_RECORDS, MfgCommand, MfgReply, Reply as VReply,
 };
@@ -15,6 +15,7 @@ use crate::osdp::command::{Command, FileTransfer, Mfg};
 use crate::osdp::reply::ftstat::ACTION_INTERLEAVE;
 use crate::osdp::reply::{FtStatus, NakCode, Reply};
 use crate::osdp::{PacketRepr, next_sqn};
+use crate::testkit::{command_packet as packet, door_record};
 
 const VENDOR: [u8; 3] = [0x02, 0x44, 0x53];
 
@@ -24,24 +25,6 @@ fn hex(s: &str) -> Vec<u8> {
 
 fn config(profile: &str) -> SimDoorConfig {
     SimDoorConfig::new(1, builtin_profile(profile).unwrap())
-}
-
-fn packet(address: u8, sqn: u8, command: &Command) -> Vec<u8> {
-    let data = command.encode().unwrap();
-    let mut v = vec![0xFF];
-    v.extend(
-        PacketRepr {
-            address,
-            reply: false,
-            sqn,
-            use_crc: true,
-            code: command.code(),
-            data: &data,
-        }
-        .to_vec()
-        .unwrap(),
-    );
-    v
 }
 
 /// A scripted CP in front of a [`SimPd`], on a synthetic clock.
@@ -125,14 +108,8 @@ impl Bench {
 
 fn record(id: u32, jpeg: &[u8]) -> DoorRecord {
     DoorRecord {
-        id: DoorUserId(id),
-        policy: Policy::Permission,
         expire_at: Some(Timestamp::from_second(1_893_456_000).unwrap()),
-        face: FaceRef {
-            sha256: vendor::sha256(jpeg),
-            len_bytes: jpeg.len() as u32,
-        },
-        display_name: format!("user {id}"),
+        ..door_record(id, jpeg, &format!("user {id}"))
     }
 }
 

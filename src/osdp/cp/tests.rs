@@ -9,7 +9,7 @@ use crate::osdp::command::Mfg;
 use crate::osdp::pd::{PdInput, PdLink};
 use crate::osdp::reply::Nak;
 use crate::osdp::reply::{CapRecord, MfgRep};
-use crate::osdp::testutil::reply_packet;
+use crate::testkit::reply_packet;
 
 const MS: Duration = Duration::from_millis(1);
 

@@ -77,6 +77,31 @@ fn info_says(i: DoorInfo) -> Hook {
     })
 }
 
+/// Answers every osdp_FILETRANSFER with an osdp_FTSTAT of `status` (action 1, delay 500 ms).
+pub(super) fn ftstat_says(status: i16) -> Hook {
+    Box::new(move |c| match c {
+        Command::FileTransfer(_) => Some(Some(Reply::FtStat(FtStat {
+            action: 1,
+            delay_ms: 500,
+            status: FtStatus::from(status),
+            update_msg_max: 0,
+        }))),
+        _ => None,
+    })
+}
+
+/// An osdp_MFGREP with one LIST page of `bucket`.
+pub(super) fn list_page(request_id: u16, bucket: u8, next_cursor: Option<u32>, entries: Vec<DoorListEntry>) -> Answer {
+    mfgrep(
+        request_id,
+        VReply::List(ListPage {
+            bucket,
+            next_cursor,
+            entries,
+        }),
+    )
+}
+
 pub(super) fn entry(id: u32) -> DoorListEntry {
     DoorListEntry {
         id: DoorUserId(id),
@@ -104,14 +129,7 @@ async fn list_saying_more_forever_stops_at_info_user_count_plus_margin() {
     peer.lock().unwrap().hook = Some(on_mfg(move |mc| match mc.command {
         vendor::Command::List { bucket, cursor } => {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            mfgrep(
-                mc.request_id,
-                VReply::List(ListPage {
-                    bucket,
-                    next_cursor: Some(cursor + 64),
-                    entries: vec![entry(cursor + 1)],
-                }),
-            )
+            list_page(mc.request_id, bucket, Some(cursor + 64), vec![entry(cursor + 1)])
         }
         _ => None,
     }));
@@ -134,13 +152,11 @@ async fn list_cursor_going_backwards_is_refused_at_once() {
     let (door, peer) = hostile(
         Knobs::default(),
         on_mfg(|mc| match mc.command {
-            vendor::Command::List { bucket, cursor } => mfgrep(
+            vendor::Command::List { bucket, cursor } => list_page(
                 mc.request_id,
-                VReply::List(ListPage {
-                    bucket,
-                    next_cursor: Some(if cursor == 0 { 100 } else { 5 }),
-                    entries: vec![entry(cursor + 1)],
-                }),
+                bucket,
+                Some(if cursor == 0 { 100 } else { 5 }),
+                vec![entry(cursor + 1)],
             ),
             _ => None,
         }),
@@ -443,15 +459,7 @@ async fn digest_claiming_100000_users_is_just_a_mismatch_and_bucket_walks_stay_b
 #[tokio::test(start_paused = true)]
 async fn ftstat_with_unusual_statuses_ends_the_file_with_a_clear_error() {
     for status in [3i16, 7, -7, i16::MIN, i16::MAX] {
-        let hook: Hook = Box::new(move |c| match c {
-            Command::FileTransfer(_) => Some(Some(Reply::FtStat(FtStat {
-                action: 1,
-                delay_ms: 500,
-                status: FtStatus::from(status),
-                update_msg_max: 0,
-            }))),
-            _ => None,
-        });
+        let hook = ftstat_says(status);
         let (door, peer) = start(Knobs::default());
         let face = jpeg(1, 2 * FRAGMENT);
         door.upsert_users(&[rec(1, &face)]).await.unwrap();

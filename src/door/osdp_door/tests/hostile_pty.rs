@@ -15,15 +15,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::hostile::{differs_everywhere, mfgrep, mfgrep_with, on_mfg};
+use super::hostile::{differs_everywhere, ftstat_says, list_page, mfgrep_with, on_mfg};
 use super::hostile_line::turns_bad;
 use super::line::{Line, packet, run_line_pd};
 use super::peer::Hook;
 use super::*;
 use crate::clock::ManualClock;
-use crate::door::vendor::{ListPage, Reply as VReply};
-use crate::osdp::reply::{FtStat, FtStatus, Nak, NakCode};
-use crate::osdp::{Command, Reply};
+use crate::door::vendor::Reply as VReply;
+use crate::osdp::Reply;
+use crate::osdp::reply::{Nak, NakCode};
 use crate::serial::pty::Pty;
 use crate::store::Store;
 use crate::sync::engine::{Engine, EngineDoor, EngineSettings, PassOptions, PassReport, Progress};
@@ -206,6 +206,16 @@ impl Rig {
         report
     }
 
+    /// A verified pass that must end unconverged with an error containing `says`, leaving the store and
+    /// the door as the honest pass left them.
+    async fn refused(&self, case: &str, bound: Duration, says: &str) {
+        let report = self.hostile_pass(case, bound).await;
+        assert!(!report.converged, "{case}");
+        let errors = errors(&report);
+        assert!(errors.contains(says), "{case}: {errors}");
+        self.assert_intact(case);
+    }
+
     /// The store and the door hold what the honest pass left, unchanged.
     fn assert_intact(&self, case: &str) {
         let before = self.before.as_ref().expect("Rig::synced");
@@ -242,44 +252,23 @@ const VERIFY_EXCHANGES: u32 = 1 + 13 + 2;
 async fn pty_list_saying_more_forever_stops_at_info_user_count_plus_margin() {
     let rig = Rig::synced(Pd::Session).await;
     rig.turn_hostile(differs_everywhere(2, |id, bucket, cursor| {
-        mfgrep(
-            id,
-            VReply::List(ListPage {
-                bucket,
-                next_cursor: Some(cursor + 64),
-                entries: vec![hostile::entry(cursor + 1)],
-            }),
-        )
+        list_page(id, bucket, Some(cursor + 64), vec![hostile::entry(cursor + 1)])
     }));
     // LIST stops after INFO's 2 users + the margin: at most 2 + 64 + 1 pages.
     let pages = 2 + LIST_MARGIN_USERS + 1;
     let bound = query_bound() * (VERIFY_EXCHANGES + pages);
-    let report = rig.hostile_pass("LIST more=1 forever", bound).await;
-    assert!(!report.converged);
-    let errors = errors(&report);
-    assert!(errors.contains("INFO reports 2 users"), "{errors}");
-    rig.assert_intact("LIST more=1 forever");
+    rig.refused("LIST more=1 forever", bound, "INFO reports 2 users").await;
 }
 
 #[tokio::test]
 async fn pty_list_cursor_going_backwards_is_refused_after_one_page() {
     let rig = Rig::synced(Pd::Session).await;
     rig.turn_hostile(differs_everywhere(2, |id, bucket, cursor| {
-        mfgrep(
-            id,
-            VReply::List(ListPage {
-                bucket,
-                next_cursor: Some(if cursor == 0 { 100 } else { 5 }),
-                entries: vec![],
-            }),
-        )
+        list_page(id, bucket, Some(if cursor == 0 { 100 } else { 5 }), vec![])
     }));
     let bound = query_bound() * (VERIFY_EXCHANGES + 2);
-    let report = rig.hostile_pass("LIST cursor backwards", bound).await;
-    assert!(!report.converged);
-    let errors = errors(&report);
-    assert!(errors.contains("cursor 5, not after cursor 100"), "{errors}");
-    rig.assert_intact("LIST cursor backwards");
+    rig.refused("LIST cursor backwards", bound, "cursor 5, not after cursor 100")
+        .await;
 }
 
 #[tokio::test]
@@ -323,12 +312,8 @@ async fn pty_busy_forever_is_offline_after_the_offline_timeout() {
     rig.turn_hostile(Box::new(|_| Some(Some(Reply::Busy))));
     let session = rig.session();
     let bound = session.offline_after + session.reply_timeout;
-    let report = rig.hostile_pass("BUSY forever", bound).await;
-    assert!(!report.converged);
-    let errors = errors(&report);
-    assert!(errors.contains("offline"), "{errors}");
+    rig.refused("BUSY forever", bound, "offline").await;
     assert!(rig.door.link_status().diagnostics.busy_replies > 0);
-    rig.assert_intact("BUSY forever");
 }
 
 #[tokio::test]
@@ -347,13 +332,8 @@ async fn pty_nak_storms_end_in_a_clear_error_naming_the_cause() {
         // A NAK 0x01 is resent (bounded tries) and then takes the link down; the others end at once.
         let session = rig.session();
         let case = format!("NAK {code:#04x} storm");
-        let report = rig
-            .hostile_pass(&case, session.offline_after + OsdpDoorOptions::default().connect_wait)
-            .await;
-        assert!(!report.converged, "{case}");
-        let errors = errors(&report);
-        assert!(errors.contains(says), "{case}: {errors}");
-        rig.assert_intact(&case);
+        let bound = session.offline_after + OsdpDoorOptions::default().connect_wait;
+        rig.refused(&case, bound, says).await;
     }
 }
 
@@ -399,26 +379,19 @@ async fn pty_mfgrep_with_another_vendor_code_names_both_codes() {
     rig.turn_hostile(on_mfg(|mc| {
         mfgrep_with([0x12, 0x34, 0x56], mc.request_id, VReply::Cleared)
     }));
-    let report = rig.hostile_pass("MFGREP wrong vendor", query_bound() * 2).await;
-    assert!(!report.converged);
-    let errors = errors(&report);
-    assert!(errors.contains("door answers vendor code 12:34:56"), "{errors}");
-    rig.assert_intact("MFGREP wrong vendor");
+    rig.refused(
+        "MFGREP wrong vendor",
+        query_bound() * 2,
+        "door answers vendor code 12:34:56",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn pty_ftstat_with_unusual_statuses_fails_the_new_user_and_keeps_the_others() {
     for status in [3i16, 7, -7, i16::MIN] {
         let rig = Rig::synced(Pd::Session).await;
-        rig.turn_hostile(Box::new(move |c| match c {
-            Command::FileTransfer(_) => Some(Some(Reply::FtStat(FtStat {
-                action: 1,
-                delay_ms: 500,
-                status: FtStatus::from(status),
-                update_msg_max: 0,
-            }))),
-            _ => None,
-        }));
+        rig.turn_hostile(ftstat_says(status));
         rig.cloud.add("u3", None);
         let case = format!("FTSTAT status {status}");
         let bound = OsdpDoorOptions::default().resume_wait + query_bound() * (VERIFY_EXCHANGES + 4);

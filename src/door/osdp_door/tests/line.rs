@@ -5,8 +5,8 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::peer::SharedPeer;
-use crate::osdp::testutil::reply_packet;
 use crate::osdp::{Command, Decoder, Reply};
+use crate::testkit::reply_packet;
 
 /// (command, its SQN, the door's honest answer) → the bytes to send back (empty: silence).
 pub(super) type Line = Box<dyn FnMut(&Command, u8, Option<Reply>) -> Vec<u8> + Send>;

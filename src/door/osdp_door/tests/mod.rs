@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use self::peer::{Knobs, Peer, Seen, SharedPeer};
 use super::*;
 use crate::config::builtin_profile;
-use crate::domain::{AppliedEntry, Policy, UserKey};
+use crate::domain::{AppliedEntry, UserKey};
 use crate::door::vendor::{FT_TYPE_FACE, Op};
 use crate::door::{FileResult, expected_bucket_digests, expected_digest};
 use crate::serial::test_pd::run_pd;
@@ -45,12 +45,39 @@ fn face_of(bytes: &[u8]) -> FaceRef {
 
 fn rec(id: u32, face: &[u8]) -> DoorRecord {
     DoorRecord {
-        id: DoorUserId(id),
-        policy: Policy::Permission,
         expire_at: Some(Timestamp::from_second(1_900_000_000).unwrap()),
-        face: face_of(face),
-        display_name: format!("user {id}"),
+        ..crate::testkit::door_record(id, face, &format!("user {id}"))
     }
+}
+
+/// The door refused the file with `want`.
+fn assert_rejected(result: &Result<(), DoorError>, want: FileResult) {
+    assert!(
+        matches!(result, Err(DoorError::FileRejected { result }) if *result == want),
+        "{result:?}"
+    );
+}
+
+type Push = tokio::task::JoinHandle<Result<(), DoorError>>;
+
+/// User 1 (with a `face_len`-byte face) and `others` recorded on a fresh door, and user 1's face being
+/// pushed; returns once the door has seen `fragments` fragments of it, the push still running.
+async fn face_in_flight(face_len: usize, others: &[DoorRecord], fragments: usize) -> (Arc<OsdpDoor>, SharedPeer, Push) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let knobs = Knobs {
+        on_fragment: Some(tx),
+        ..Knobs::default()
+    };
+    let (door, peer) = start(knobs);
+    let big = jpeg(1, face_len);
+    let mut records = vec![rec(1, &big)];
+    records.extend_from_slice(others);
+    door.upsert_users(&records).await.unwrap();
+    let d = door.clone();
+    let face = face_of(&big);
+    let push = tokio::spawn(async move { d.put_face(DoorUserId(1), face, Bytes::from(big)).await });
+    while rx.recv().await.unwrap() < fragments {}
+    (door, peer, push)
 }
 
 fn start_with(knobs: Knobs, options: OsdpDoorOptions) -> (Arc<OsdpDoor>, SharedPeer) {
@@ -176,18 +203,7 @@ async fn query_the_door_never_answers_fails_with_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn delete_issued_during_a_face_transfer_goes_out_between_two_fragments() {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let knobs = Knobs {
-        on_fragment: Some(tx),
-        ..Knobs::default()
-    };
-    let (door, peer) = start(knobs);
-    let big = jpeg(1, 40_000);
-    door.upsert_users(&[rec(1, &big), rec(2, &jpeg(2, 10))]).await.unwrap();
-    let d = door.clone();
-    let face = face_of(&big);
-    let push = tokio::spawn(async move { d.put_face(DoorUserId(1), face, Bytes::from(big)).await });
-    while rx.recv().await.unwrap() < 3 {}
+    let (door, peer, push) = face_in_flight(40_000, &[rec(2, &jpeg(2, 10))], 3).await;
     door.delete_users(&[DoorUserId(2)]).await.unwrap();
     push.await.unwrap().unwrap();
 
@@ -196,30 +212,20 @@ async fn delete_issued_during_a_face_transfer_goes_out_between_two_fragments() {
         .iter()
         .position(|s| *s == Seen::Mfg { op: Op::Delete as u8 })
         .unwrap();
-    let face_before = seen[..delete_at]
-        .iter()
-        .filter(|s| {
-            matches!(
-                s,
-                Seen::Fragment {
-                    ft_type: FT_TYPE_FACE,
-                    ..
-                }
-            )
-        })
-        .count();
-    let face_after = seen[delete_at..]
-        .iter()
-        .filter(|s| {
-            matches!(
-                s,
-                Seen::Fragment {
-                    ft_type: FT_TYPE_FACE,
-                    ..
-                }
-            )
-        })
-        .count();
+    let face_fragments = |seen: &[Seen]| {
+        seen.iter()
+            .filter(|s| {
+                matches!(
+                    s,
+                    Seen::Fragment {
+                        ft_type: FT_TYPE_FACE,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    let (face_before, face_after) = (face_fragments(&seen[..delete_at]), face_fragments(&seen[delete_at..]));
     assert!(
         face_before >= 3 && face_after >= 10,
         "delete went out mid-file: {face_before} before, {face_after} after"
@@ -231,29 +237,10 @@ async fn delete_issued_during_a_face_transfer_goes_out_between_two_fragments() {
 
 #[tokio::test(start_paused = true)]
 async fn revoking_the_user_whose_face_is_in_flight_fails_that_face_as_unknown_user() {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let knobs = Knobs {
-        on_fragment: Some(tx),
-        ..Knobs::default()
-    };
-    let (door, peer) = start(knobs);
-    let big = jpeg(1, 30_000);
-    door.upsert_users(&[rec(1, &big)]).await.unwrap();
-    let d = door.clone();
-    let face = face_of(&big);
-    let push = tokio::spawn(async move { d.put_face(DoorUserId(1), face, Bytes::from(big)).await });
-    while rx.recv().await.unwrap() < 2 {}
+    let (door, peer, push) = face_in_flight(30_000, &[], 2).await;
     door.delete_users(&[DoorUserId(1)]).await.unwrap();
     let result = push.await.unwrap();
-    assert!(
-        matches!(
-            result,
-            Err(DoorError::FileRejected {
-                result: FileResult::UnknownUser
-            })
-        ),
-        "{result:?}"
-    );
+    assert_rejected(&result, FileResult::UnknownUser);
     assert_eq!(peer.lock().unwrap().db.user_count(), 0);
 }
 
@@ -379,15 +366,7 @@ async fn negative_ftstat_fails_with_the_reason_the_door_gives() {
     let (door, _peer) = start(Knobs::default());
     let f = jpeg(1, 3000);
     let result = door.put_face(DoorUserId(9), face_of(&f), Bytes::from(f)).await;
-    assert!(
-        matches!(
-            result,
-            Err(DoorError::FileRejected {
-                result: FileResult::UnknownUser
-            })
-        ),
-        "{result:?}"
-    );
+    assert_rejected(&result, FileResult::UnknownUser);
 }
 
 #[tokio::test(start_paused = true)]
@@ -402,15 +381,7 @@ async fn face_rejected_behind_an_always_ok_ftstat_is_caught_by_face_status() {
     let wrong = jpeg(2, 2000);
     door.upsert_users(&[rec(1, &right)]).await.unwrap();
     let result = door.put_face(DoorUserId(1), face_of(&wrong), Bytes::from(wrong)).await;
-    assert!(
-        matches!(
-            result,
-            Err(DoorError::FileRejected {
-                result: FileResult::FaceMismatch
-            })
-        ),
-        "{result:?}"
-    );
+    assert_rejected(&result, FileResult::FaceMismatch);
 }
 
 #[tokio::test(start_paused = true)]
