@@ -62,6 +62,15 @@ pub enum StoreError {
     SchemaTooNew { found: u32, supported: u32 },
 }
 
+/// What a door acknowledged holding, as counts (`Store::applied_counts`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppliedCounts {
+    /// Entries with a record on the door.
+    pub users: u64,
+    /// Entries with a face on the door.
+    pub faces: u64,
+}
+
 /// The agent's database. One process at a time (sled's file lock); cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -99,6 +108,19 @@ fn id_bytes(id: DoorUserId) -> [u8; 4] {
 /// Every entry of a tree keyed by door-local id (4 bytes, big-endian).
 fn by_door_id<T: DeserializeOwned>(tree: &Tree) -> Result<BTreeMap<DoorUserId, T>, StoreError> {
     let mut out = BTreeMap::new();
+    each_by_door_id(tree, |id, v| {
+        out.insert(id, v);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`by_door_id`] one entry at a time, in id order; the first error (a corrupt entry, or `visit`'s)
+/// ends the walk.
+fn each_by_door_id<T: DeserializeOwned>(
+    tree: &Tree,
+    mut visit: impl FnMut(DoorUserId, T) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     for item in tree.iter() {
         let (k, v) = item?;
         let id = <[u8; 4]>::try_from(k.as_ref())
@@ -108,9 +130,9 @@ fn by_door_id<T: DeserializeOwned>(tree: &Tree) -> Result<BTreeMap<DoorUserId, T
                 key: hex::encode(&k),
                 reason: "key is not a 4-byte id".into(),
             })?;
-        out.insert(DoorUserId(id), decode(tree, &k, &v)?);
+        visit(DoorUserId(id), decode(tree, &k, &v)?)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -220,18 +242,34 @@ impl Store {
         Ok(())
     }
 
-    /// Every readable user, plus an error for each corrupt entry (which the caller reports).
+    /// Every readable user, plus an error for each corrupt entry (which the caller reports). Holds the
+    /// whole roster: the daemon's paths stream with [`Store::each_user_record`] instead.
     pub fn users(&self) -> Result<(Vec<StoredUser>, Vec<StoreError>), StoreError> {
         let mut users = Vec::new();
         let mut corrupt = Vec::new();
+        self.each_user_record(|u| match u {
+            Ok(u) => users.push(u),
+            Err(e) => corrupt.push(e),
+        })?;
+        Ok((users, corrupt))
+    }
+
+    /// Streams every user record through `visit`, a corrupt one as its error (for the caller to
+    /// report), holding one record at a time (BENCHMARKS.md, memory budget). A read error of the
+    /// database itself ends the walk.
+    pub fn each_user_record(&self, mut visit: impl FnMut(Result<StoredUser, StoreError>)) -> Result<(), StoreError> {
         for item in self.users.iter() {
             let (k, v) = item?;
-            match decode(&self.users, &k, &v) {
-                Ok(u) => users.push(u),
-                Err(e) => corrupt.push(e),
-            }
+            visit(decode(&self.users, &k, &v));
         }
-        Ok((users, corrupt))
+        Ok(())
+    }
+
+    /// Writes raw bytes as a user record, for tests of how readers report a corrupt one.
+    #[cfg(test)]
+    pub(crate) fn put_raw_user(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.users.insert(key, value)?;
+        Ok(())
     }
 
     /// Installs a complete roster atomically: these users, and no others. Called only after a full
@@ -265,6 +303,19 @@ impl Store {
     /// What the door acknowledged holding, by door-local id.
     pub fn applied(&self, door: &str) -> Result<BTreeMap<DoorUserId, AppliedEntry>, StoreError> {
         by_door_id(&self.applied_tree(door)?)
+    }
+
+    /// How many users and faces the door acknowledged holding, counted one entry at a time.
+    pub fn applied_counts(&self, door: &str) -> Result<AppliedCounts, StoreError> {
+        let tree = self.applied_tree(door)?;
+        let mut counts = AppliedCounts::default();
+        for item in tree.iter() {
+            let (k, v) = item?;
+            let entry: AppliedEntry = decode(&tree, &k, &v)?;
+            counts.users += u64::from(entry.record.is_some());
+            counts.faces += u64::from(entry.face.is_some());
+        }
+        Ok(counts)
     }
 
     /// Records an op the door acknowledged. Durable on return (invariant 3).

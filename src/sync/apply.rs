@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::delete::{DeleteFailed, delete_and_record};
 use super::desired::user_entries;
 use super::plan::{self, MonotonicIds, Plan};
-use crate::domain::{AppliedEntry, DoorOp, DoorUserId, Profile};
+use crate::domain::{AppliedEntry, DoorOp, DoorRecord, DoorUserId, Profile};
 use crate::door::{Door, DoorError};
 use crate::store::{Store, StoreError};
 
@@ -227,11 +227,14 @@ async fn run_plan(
     report.deleted += deletes.len() as u64;
     *done += deletes.len() as u64;
 
-    let upserts: Vec<_> = plan.upserts().cloned().collect();
-    for chunk in upserts.chunks(UPSERT_CHUNK) {
+    // Records are copied one chunk at a time, not the whole plan's at once.
+    let mut upserts = plan.upserts().peekable();
+    while upserts.peek().is_some() {
         if generation.load(Ordering::SeqCst) != started_generation {
             return Err(Stop::Replan);
         }
+        let chunk: Vec<DoorRecord> = upserts.by_ref().take(UPSERT_CHUNK).cloned().collect();
+        let chunk = chunk.as_slice();
         // Ids the door does not already count as held: this file may create them.
         let creates: Vec<(DoorUserId, crate::domain::UserKey)> = chunk
             .iter()
