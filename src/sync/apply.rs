@@ -127,6 +127,10 @@ pub async fn apply_door_with_progress(
     }
     // Ids must be durable before any op that uses them reaches the door.
     store.save_ids(target.name, &plan.new_ids, alloc.next)?;
+    // The plan owns what the apply needs; the planner's inputs (an entry per user, the id table)
+    // would otherwise stay alive through the whole transfer (BENCHMARKS.md, memory budget).
+    drop(entries);
+    drop(ids);
 
     let mut report = ApplyReport {
         over_capacity: plan.over_capacity.len() as u64,
