@@ -158,8 +158,9 @@ fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
-/// Ids saved per sled transaction by `Store::save_ids`. One transaction for a first pass's thousands
-/// of new ids kept ≈ 1.8 KB per id alive until it ended (BENCHMARKS.md, heap profile).
+/// Ids saved per sled batch by `Store::save_ids`. One sled transaction for a first pass's thousands of
+/// new ids, or for each chunk of them, left the ids tree holding ≈ 0.5 KB of heap per id
+/// (BENCHMARKS.md, heap profile at 10 000 users); plain batches ≈ 0.1 KB.
 const SAVE_IDS_CHUNK: usize = 64;
 
 /// How long `open` waits for a lock that a store just dropped in this process may still hold: sled
@@ -384,31 +385,21 @@ impl Store {
     }
 
     /// Saves newly allocated ids and the allocator's next value, durably, before any op using them is
-    /// sent. Each chunk of ids is saved atomically with the next value (which is above every one of
-    /// them), so a crash between chunks leaves saved ids below the saved next value and unsaved ones
-    /// never used: the next plan allocates those users anew and no id is handed out twice.
+    /// sent. The next value (above every new id) is durable first and the ids follow in atomic
+    /// batches, so a crash part-way leaves saved ids below the saved next value and unsaved ones never
+    /// used: the next plan allocates those users anew and no id is handed out twice.
     pub fn save_ids(&self, door: &str, new_ids: &[(UserKey, DoorUserId)], next_id: u32) -> Result<(), StoreError> {
         let ids = self.ids_tree(door)?;
         let next_key = format!("next_id/{door}");
         let next = encode(&next_id)?;
-        let mut chunks: Vec<&[(UserKey, DoorUserId)]> = new_ids.chunks(SAVE_IDS_CHUNK).collect();
-        if chunks.is_empty() {
-            chunks.push(&[]);
-        }
-        for chunk in chunks {
-            let mut values = Vec::with_capacity(chunk.len());
+        self.meta.insert(next_key.as_bytes(), next)?;
+        self.flush()?;
+        for chunk in new_ids.chunks(SAVE_IDS_CHUNK) {
+            let mut batch = sled::Batch::default();
             for (key, id) in chunk {
-                values.push((user_key_bytes(key), encode(&(key, id.0))?));
+                batch.insert(user_key_bytes(key), encode(&(key, id.0))?);
             }
-            (&ids, &self.meta)
-                .transaction(|(ids, meta)| {
-                    for (k, v) in &values {
-                        ids.insert(k.as_slice(), v.as_slice())?;
-                    }
-                    meta.insert(next_key.as_bytes(), next.as_slice())?;
-                    Ok::<_, ConflictableTransactionError<StoreError>>(())
-                })
-                .map_err(tx_err)?;
+            ids.apply_batch(batch)?;
         }
         self.flush()
     }
