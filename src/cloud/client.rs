@@ -24,8 +24,9 @@ use crate::retry::Backoff;
 
 /// Items per roster page: the family's observed default and within every documented cap.
 pub const ROSTER_PAGE_SIZE: u32 = 20;
-/// A roster walk longer than this is treated as a misbehaving server, not a huge roster.
-pub const ROSTER_MAX_PAGES: u32 = 1_000;
+/// A roster walk longer than this is treated as a misbehaving server, not a huge roster: 100 000
+/// users, twice the largest gateway the memory budget is measured for (BENCHMARKS.md, 50 000 users).
+pub const ROSTER_MAX_PAGES: u32 = 5_000;
 /// An inconsistent roster walk is tried this many times in all before the pull is reported incomplete.
 pub const ROSTER_MAX_WALKS: u32 = 3;
 /// The pause before walking an inconsistent roster again (the list was probably changing).

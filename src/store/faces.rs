@@ -293,16 +293,13 @@ impl Store {
     /// unreadable (each is logged).
     pub(crate) fn each_user(&self, mut visit: impl FnMut(StoredUser)) -> Result<bool, StoreError> {
         let mut all_readable = true;
-        for item in self.users.iter() {
-            let (k, v) = item?;
-            match decode::<StoredUser>(&self.users, &k, &v) {
-                Ok(u) => visit(u),
-                Err(e) => {
-                    tracing::warn!(error = %e, "unreadable user record");
-                    all_readable = false;
-                }
+        self.each_user_record(|u| match u {
+            Ok(u) => visit(u),
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable user record");
+                all_readable = false;
             }
-        }
+        })?;
         Ok(all_readable)
     }
 

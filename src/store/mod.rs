@@ -62,6 +62,15 @@ pub enum StoreError {
     SchemaTooNew { found: u32, supported: u32 },
 }
 
+/// What a door acknowledged holding, as counts (`Store::applied_counts`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AppliedCounts {
+    /// Entries with a record on the door.
+    pub users: u64,
+    /// Entries with a face on the door.
+    pub faces: u64,
+}
+
 /// The agent's database. One process at a time (sled's file lock); cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -99,6 +108,19 @@ fn id_bytes(id: DoorUserId) -> [u8; 4] {
 /// Every entry of a tree keyed by door-local id (4 bytes, big-endian).
 fn by_door_id<T: DeserializeOwned>(tree: &Tree) -> Result<BTreeMap<DoorUserId, T>, StoreError> {
     let mut out = BTreeMap::new();
+    each_by_door_id(tree, |id, v| {
+        out.insert(id, v);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`by_door_id`] one entry at a time, in id order; the first error (a corrupt entry, or `visit`'s)
+/// ends the walk.
+fn each_by_door_id<T: DeserializeOwned>(
+    tree: &Tree,
+    mut visit: impl FnMut(DoorUserId, T) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     for item in tree.iter() {
         let (k, v) = item?;
         let id = <[u8; 4]>::try_from(k.as_ref())
@@ -108,9 +130,9 @@ fn by_door_id<T: DeserializeOwned>(tree: &Tree) -> Result<BTreeMap<DoorUserId, T
                 key: hex::encode(&k),
                 reason: "key is not a 4-byte id".into(),
             })?;
-        out.insert(DoorUserId(id), decode(tree, &k, &v)?);
+        visit(DoorUserId(id), decode(tree, &k, &v)?)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -135,6 +157,11 @@ fn tx_err(e: TransactionError<StoreError>) -> StoreError {
         TransactionError::Storage(e) => StoreError::Sled(e),
     }
 }
+
+/// Ids saved per sled batch by `Store::save_ids`. One sled transaction for a first pass's thousands of
+/// new ids, or for each chunk of them, left the ids tree holding ≈ 0.5 KB of heap per id
+/// (BENCHMARKS.md, heap profile at 10 000 users); plain batches ≈ 0.1 KB.
+const SAVE_IDS_CHUNK: usize = 64;
 
 /// How long `open` waits for a lock that a store just dropped in this process may still hold: sled
 /// releases its file lock only when its background flusher thread has exited, which can take a
@@ -216,18 +243,37 @@ impl Store {
         Ok(())
     }
 
-    /// Every readable user, plus an error for each corrupt entry (which the caller reports).
+    /// Every readable user, plus an error for each corrupt entry (which the caller reports). Holds the
+    /// whole roster: the daemon's paths stream with [`Store::each_user_record`] instead.
     pub fn users(&self) -> Result<(Vec<StoredUser>, Vec<StoreError>), StoreError> {
         let mut users = Vec::new();
         let mut corrupt = Vec::new();
+        self.each_user_record(|u| match u {
+            Ok(u) => users.push(u),
+            Err(e) => corrupt.push(e),
+        })?;
+        Ok((users, corrupt))
+    }
+
+    /// Streams every user record through `visit`, a corrupt one as its error (for the caller to
+    /// report), holding one record at a time (BENCHMARKS.md, memory budget). A read error of the
+    /// database itself ends the walk.
+    pub(crate) fn each_user_record(
+        &self,
+        mut visit: impl FnMut(Result<StoredUser, StoreError>),
+    ) -> Result<(), StoreError> {
         for item in self.users.iter() {
             let (k, v) = item?;
-            match decode(&self.users, &k, &v) {
-                Ok(u) => users.push(u),
-                Err(e) => corrupt.push(e),
-            }
+            visit(decode(&self.users, &k, &v));
         }
-        Ok((users, corrupt))
+        Ok(())
+    }
+
+    /// Writes raw bytes as a user record, for tests of how readers report a corrupt one.
+    #[cfg(test)]
+    pub(crate) fn put_raw_user(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.users.insert(key, value)?;
+        Ok(())
     }
 
     // ---- per-door state ----------------------------------------------------------------------
@@ -243,6 +289,19 @@ impl Store {
     /// What the door acknowledged holding, by door-local id.
     pub fn applied(&self, door: &str) -> Result<BTreeMap<DoorUserId, AppliedEntry>, StoreError> {
         by_door_id(&self.applied_tree(door)?)
+    }
+
+    /// How many users and faces the door acknowledged holding, counted one entry at a time.
+    pub(crate) fn applied_counts(&self, door: &str) -> Result<AppliedCounts, StoreError> {
+        let tree = self.applied_tree(door)?;
+        let mut counts = AppliedCounts::default();
+        for item in tree.iter() {
+            let (k, v) = item?;
+            let entry: AppliedEntry = decode(&tree, &k, &v)?;
+            counts.users += u64::from(entry.record.is_some());
+            counts.faces += u64::from(entry.face.is_some());
+        }
+        Ok(counts)
     }
 
     /// Records an op the door acknowledged. Durable on return (invariant 3).
@@ -300,8 +359,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Saves newly allocated ids and the allocator's next value, atomically and durably, before any
-    /// op using them is sent.
+    /// Saves newly allocated ids and the allocator's next value, durably, before any op using them is
+    /// sent. The next value (above every new id) is durable first and the ids follow in atomic
+    /// batches, so a crash part-way leaves saved ids below the saved next value and unsaved ones never
+    /// used: the next plan allocates those users anew and no id is handed out twice.
     pub(crate) fn save_ids(
         &self,
         door: &str,
@@ -310,20 +371,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         let ids = self.ids_tree(door)?;
         let next_key = format!("next_id/{door}");
-        let mut values = Vec::with_capacity(new_ids.len());
-        for (key, id) in new_ids {
-            values.push((user_key_bytes(key), encode(&(key, id.0))?));
-        }
         let next = encode(&next_id)?;
-        (&ids, &self.meta)
-            .transaction(|(ids, meta)| {
-                for (k, v) in &values {
-                    ids.insert(k.as_slice(), v.as_slice())?;
-                }
-                meta.insert(next_key.as_bytes(), next.as_slice())?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(tx_err)?;
+        self.meta.insert(next_key.as_bytes(), next)?;
+        self.flush()?;
+        for chunk in new_ids.chunks(SAVE_IDS_CHUNK) {
+            let mut batch = sled::Batch::default();
+            for (key, id) in chunk {
+                batch.insert(user_key_bytes(key), encode(&(key, id.0))?);
+            }
+            ids.apply_batch(batch)?;
+        }
         self.flush()
     }
 

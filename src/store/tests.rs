@@ -187,3 +187,24 @@ fn the_store_directory_is_owner_only() {
     let _store = Store::open(&path).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
 }
+
+#[test]
+fn many_new_ids_are_saved_in_chunks_with_the_next_id_above_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let n = u32::try_from(3 * SAVE_IDS_CHUNK + 5).unwrap();
+    let new_ids: Vec<_> = (1..=n)
+        .map(|i| (UserKey::new("IDENTITY", format!("u{i}")), DoorUserId(i)))
+        .collect();
+    store.save_ids("lobby", &new_ids, n + 1).unwrap();
+    let ids = store.door_ids("lobby").unwrap();
+    assert_eq!(ids.len(), new_ids.len());
+    assert!(new_ids.iter().all(|(k, id)| ids[k] == *id));
+    assert_eq!(store.next_id("lobby").unwrap(), n + 1);
+    store.save_ids("lobby", &[], n + 7).unwrap();
+    assert_eq!(
+        store.next_id("lobby").unwrap(),
+        n + 7,
+        "no new ids still saves the next value"
+    );
+}

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Store, StoreError, by_door_id, encode, id_bytes};
+use super::{Store, StoreError, by_door_id, each_by_door_id, encode, id_bytes};
 use crate::domain::{AppliedEntry, DoorUserId, UserKey};
 
 impl Store {
@@ -52,15 +52,35 @@ impl Store {
     /// for each id written ahead but not acknowledged. Plans and urgent deletes start from this, so
     /// such an id is deleted when its user must not pass and re-sent when they may.
     pub(crate) fn may_hold(&self, door: &str) -> Result<BTreeMap<DoorUserId, AppliedEntry>, StoreError> {
-        let mut out = self.applied(door)?;
-        for (id, key) in self.written_ahead(door)? {
-            out.entry(id).or_insert(AppliedEntry {
+        let mut out = BTreeMap::new();
+        self.each_may_hold(door, |id, entry| {
+            out.insert(id, entry);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// [`Store::may_hold`] one entry at a time (acknowledged ones in id order, then the ids only
+    /// written ahead), for callers that keep a few of them rather than the door's whole state. The
+    /// first error (a corrupt entry, or `visit`'s) ends the walk.
+    pub(crate) fn each_may_hold(
+        &self,
+        door: &str,
+        mut visit: impl FnMut(DoorUserId, AppliedEntry) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let applied = self.applied_tree(door)?;
+        each_by_door_id(&applied, &mut visit)?;
+        each_by_door_id(&self.writeahead_tree(door)?, |id, key: UserKey| {
+            if applied.contains_key(id_bytes(id))? {
+                return Ok(());
+            }
+            let entry = AppliedEntry {
                 key,
                 record: None,
                 face: None,
-            });
-        }
-        Ok(out)
+            };
+            visit(id, entry)
+        })
     }
 }
 

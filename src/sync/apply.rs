@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::delete::{DeleteFailed, delete_and_record};
 use super::desired::user_entries;
 use super::plan::{self, MonotonicIds, Plan};
-use crate::domain::{AppliedEntry, DoorOp, DoorUserId, Profile};
+use crate::domain::{AppliedEntry, DoorOp, DoorRecord, DoorUserId, Profile};
 use crate::door::{Door, DoorError};
 use crate::store::{Store, StoreError};
 
@@ -129,6 +129,10 @@ pub(crate) async fn apply_door_with_progress(
     }
     // Ids must be durable before any op that uses them reaches the door.
     store.save_ids(target.name, &plan.new_ids, alloc.next)?;
+    // The plan owns what the apply needs; the planner's inputs (an entry per user, the id table)
+    // would otherwise stay alive through the whole transfer (BENCHMARKS.md, memory budget).
+    drop(entries);
+    drop(ids);
 
     let mut report = ApplyReport {
         over_capacity: plan.over_capacity.len() as u64,
@@ -229,11 +233,14 @@ async fn run_plan(
     report.deleted += deletes.len() as u64;
     *done += deletes.len() as u64;
 
-    let upserts: Vec<_> = plan.upserts().cloned().collect();
-    for chunk in upserts.chunks(UPSERT_CHUNK) {
+    // Records are copied one chunk at a time, not the whole plan's at once.
+    let mut upserts = plan.upserts().peekable();
+    while upserts.peek().is_some() {
         if generation.load(Ordering::SeqCst) != started_generation {
             return Err(Stop::Replan);
         }
+        let chunk: Vec<DoorRecord> = upserts.by_ref().take(UPSERT_CHUNK).cloned().collect();
+        let chunk = chunk.as_slice();
         // Ids the door does not already count as held: this file may create them.
         let creates: Vec<(DoorUserId, crate::domain::UserKey)> = chunk
             .iter()

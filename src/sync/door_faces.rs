@@ -4,7 +4,7 @@
 //! take. A face that cannot fit stays as it is and the door's `put_face` fails that user with the
 //! reason; a door that cannot answer INFO is planned with the stored faces (its pushes fail on their own).
 
-use crate::domain::{FaceRef, UserEntry};
+use crate::domain::UserEntry;
 use crate::faces::{self, FaceError};
 use crate::store::{Store, StoreError};
 
@@ -24,42 +24,31 @@ pub(crate) async fn fit_entries(
             return Ok(false);
         }
     };
-    let mut over: Vec<(usize, FaceRef, Vec<u8>)> = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        if let Some(face) = entry.face
-            && face.len_bytes > max_bytes
-            && let Some(jpeg) = store.get_face(&face)?
-        {
-            over.push((i, face, jpeg));
-        }
-    }
-    if over.is_empty() {
-        return Ok(false);
-    }
+    // One face at a time: a door whose limit is below its profile's would otherwise have every face
+    // of the roster read into memory at once (BENCHMARKS.md, memory budget).
     let profile = target.profile.image;
-    let fitted = tokio::task::spawn_blocking(move || {
-        over.into_iter()
-            .map(|(i, face, jpeg)| (i, face, faces::fit_to_door(&jpeg, &profile, max_bytes)))
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
     let mut changed = false;
-    for (i, face, result) in fitted {
-        match result {
-            Ok(n) => {
+    for entry in entries.iter_mut() {
+        let Some(face) = entry.face.filter(|f| f.len_bytes > max_bytes) else {
+            continue;
+        };
+        let Some(jpeg) = store.get_face(&face)? else {
+            continue;
+        };
+        let fitted = tokio::task::spawn_blocking(move || faces::fit_to_door(&jpeg, &profile, max_bytes)).await;
+        match fitted {
+            Ok(Ok(n)) => {
                 let fitted = store.put_face(&n.jpeg)?;
-                if let Some(entry) = entries.get_mut(i) {
-                    tracing::debug!(door = target.name, user = %entry.key, from = face.len_bytes,
-                        to = fitted.len_bytes, max_bytes, "face re-normalised for the door's limit");
-                    entry.face = Some(fitted);
-                    changed = true;
-                }
+                tracing::debug!(door = target.name, user = %entry.key, from = face.len_bytes,
+                    to = fitted.len_bytes, max_bytes, "face re-normalised for the door's limit");
+                entry.face = Some(fitted);
+                changed = true;
             }
-            Err(e @ FaceError::TooLarge { .. }) => {
+            Ok(Err(e @ FaceError::TooLarge { .. })) => {
                 tracing::warn!(door = target.name, error = %e, "face cannot fit the door's limit");
             }
-            Err(e) => tracing::warn!(door = target.name, error = %e, "face could not be re-normalised"),
+            Ok(Err(e)) => tracing::warn!(door = target.name, error = %e, "face could not be re-normalised"),
+            Err(e) => tracing::warn!(door = target.name, error = %e, "face re-normalisation did not finish"),
         }
     }
     Ok(changed)
@@ -70,6 +59,7 @@ mod tests {
     use std::sync::atomic::AtomicU64;
 
     use super::*;
+    use crate::domain::FaceRef;
     use crate::door::Door;
     use crate::door::db::DoorDbLimits;
     use crate::door::memory::MemoryDoor;

@@ -177,8 +177,7 @@ pub(crate) async fn pull_into(
     // roster is walked again every `roster_interval` meanwhile, so a removal made in the cloud during
     // a long detail phase does not wait for its end.
     let limit = options.max_concurrency.max(1);
-    let mut current: BTreeSet<UserKey> = roster.iter().map(|e| e.key.clone()).collect();
-    let mut scheduled = current.clone();
+    let mut listed = Listed::new(roster.iter().map(|e| e.key.clone()).collect());
     let mut queue: VecDeque<RosterEntry> = roster.into();
     let mut in_flight = FuturesUnordered::new();
     let mut walk: Option<BoxFuture<'_, Result<Vec<RosterEntry>, CloudError>>> = None;
@@ -187,7 +186,12 @@ pub(crate) async fn pull_into(
     loop {
         while in_flight.len() < limit {
             let Some(entry) = queue.pop_front() else { break };
-            if current.contains(&entry.key) {
+            // The queue gives its memory back as it empties instead of holding the whole roster's
+            // entries to the end of the pull, while the doors' plans grow (BENCHMARKS.md).
+            if queue.capacity() > 64 && queue.len() < queue.capacity() / 4 {
+                queue.shrink_to_fit();
+            }
+            if listed.current(&entry.key) {
                 in_flight.push(user::pull_user(
                     cloud,
                     store,
@@ -222,9 +226,9 @@ pub(crate) async fn pull_into(
                 if changed {
                     sink.changed(true).await?;
                 }
-                current = walked.iter().map(|e| e.key.clone()).collect();
+                listed.walked(walked.iter().map(|e| e.key.clone()).collect());
                 for entry in walked {
-                    if scheduled.insert(entry.key.clone()) {
+                    if listed.schedule(&entry.key) {
                         queue.push_back(entry);
                     }
                 }
@@ -247,7 +251,7 @@ pub(crate) async fn pull_into(
             }
         };
         // A later walk no longer lists this user: their answer must not bring them back.
-        if !current.contains(&user.key) {
+        if !listed.current(&user.key) {
             continue;
         }
         match downloaded_bytes {
@@ -267,9 +271,9 @@ pub(crate) async fn pull_into(
             sink.changed(removal).await?;
         }
     }
-    let total = scheduled.len() as u64;
+    let total = listed.scheduled();
     report.users_total = total;
-    gone.retain(|k| current.contains(k));
+    gone.retain(|k| listed.current(k));
 
     // Phase 3: users the cloud says no longer exist.
     report.users_gone = gone.len() as u64;
@@ -307,6 +311,44 @@ pub(crate) async fn pull_into(
         error: None,
     })?;
     Ok(report)
+}
+
+/// The keys of a pull's detail phase: the first walk's, those later walks added, and the latest
+/// walk's. Until a later walk the latest is the first, so a pull holds each key once, not twice.
+struct Listed {
+    first: BTreeSet<UserKey>,
+    added: BTreeSet<UserKey>,
+    latest: Option<BTreeSet<UserKey>>,
+}
+
+impl Listed {
+    fn new(first: BTreeSet<UserKey>) -> Self {
+        Self {
+            first,
+            added: BTreeSet::new(),
+            latest: None,
+        }
+    }
+
+    /// Whether the latest walk lists `key`.
+    fn current(&self, key: &UserKey) -> bool {
+        self.latest.as_ref().unwrap_or(&self.first).contains(key)
+    }
+
+    /// A later walk listed these keys.
+    fn walked(&mut self, keys: BTreeSet<UserKey>) {
+        self.latest = Some(keys);
+    }
+
+    /// True the first time `key` is scheduled for a detail call in this pull.
+    fn schedule(&mut self, key: &UserKey) -> bool {
+        !self.first.contains(key) && self.added.insert(key.clone())
+    }
+
+    /// Users scheduled in this pull.
+    fn scheduled(&self) -> u64 {
+        (self.first.len() + self.added.len()) as u64
+    }
 }
 
 /// Phase 1: writes what the roster walk alone tells — users a consistent roster no longer lists leave

@@ -68,25 +68,36 @@ pub struct DoorReport {
     pub link: Option<crate::door::LinkSnapshot>,
 }
 
-/// Reads the report from the store for the configured doors.
+/// Reads the report from the store for the configured doors. Users and applied entries are read one
+/// record at a time and only counted (plus the failing ones), so the daemon answering `status` holds
+/// no copy of the roster (BENCHMARKS.md, memory budget).
 pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<StatusReport, StoreError> {
-    let (users, corrupt) = store.users()?;
-    let mut failed: BTreeMap<String, String> = users
-        .iter()
-        .filter_map(|u| u.failure.clone().map(|f| (u.key.to_string(), f)))
-        .collect();
-    for (i, e) in corrupt.iter().enumerate() {
-        failed.insert(format!("corrupt-record-{i}"), e.to_string());
-    }
+    let mut users = 0u64;
+    let mut users_with_face = 0u64;
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    let mut corrupt = 0usize;
+    store.each_user_record(|u| match u {
+        Ok(u) => {
+            users += 1;
+            users_with_face += u64::from(!u.faces.is_empty());
+            if let Some(f) = u.failure {
+                failed.insert(u.key.to_string(), f);
+            }
+        }
+        Err(e) => {
+            failed.insert(format!("corrupt-record-{corrupt}"), e.to_string());
+            corrupt += 1;
+        }
+    })?;
     let faces = store.face_usage()?;
     let mut door_reports = Vec::with_capacity(doors.len());
     for name in doors {
-        let applied = store.applied(name)?;
+        let applied = store.applied_counts(name)?;
         let status = store.door_status(name)?;
         door_reports.push(DoorReport {
             name: (*name).to_string(),
-            users_applied: applied.values().filter(|e| e.record.is_some()).count() as u64,
-            faces_applied: applied.values().filter(|e| e.face.is_some()).count() as u64,
+            users_applied: applied.users,
+            faces_applied: applied.faces,
             pending: status.pending,
             failed: status.failed,
             last_verified_at: status.last_verified_at,
@@ -100,8 +111,8 @@ pub fn collect(store: &Store, doors: &[&str], daemon_running: bool) -> Result<St
     }
     Ok(StatusReport {
         daemon_running,
-        users: users.len() as u64,
-        users_with_face: users.iter().filter(|u| !u.faces.is_empty()).count() as u64,
+        users,
+        users_with_face,
         failed,
         revoked_locally: store.tombstones()?.len() as u64,
         faces_stored: faces.files,
@@ -230,5 +241,47 @@ impl std::fmt::Display for StatusReport {
             writeln!(f, "failed {who}: {why}")?;
         }
         self.clock.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AppliedEntry, DoorUserId, UserKey};
+    use crate::sync::testutil::{add_user, record_on_door};
+
+    #[test]
+    fn status_counts_users_and_applied_entries_and_names_failing_and_corrupt_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let face = add_user(&store, "a");
+        add_user(&store, "b");
+        add_user(&store, "c");
+        let c_key = UserKey::new("IDENTITY", "c");
+        let mut c = store.get_user(&c_key).unwrap().unwrap();
+        c.faces.clear();
+        c.failure = Some("bad image".into());
+        store.put_user(&c).unwrap();
+        store.put_raw_user(b"\x08IDENTITYz", b"{not json").unwrap();
+        record_on_door(&store, "lobby", "a", 1, face);
+        record_on_door(&store, "lobby", "b", 2, face);
+        let face_only = AppliedEntry {
+            key: c_key.clone(),
+            record: None,
+            face: Some(face),
+        };
+        store.record_applied("lobby", DoorUserId(3), &face_only).unwrap();
+
+        let report = collect(&store, &["lobby", "hall"], false).unwrap();
+        assert_eq!((report.users, report.users_with_face), (2 + 1, 2), "{report:?}");
+        assert_eq!(report.failed.len(), 2, "{report:?}");
+        assert_eq!(report.failed[&c_key.to_string()], "bad image");
+        assert!(report.failed["corrupt-record-0"].contains("IDENTITYz"), "{report:?}");
+        let doors: Vec<_> = report
+            .doors
+            .iter()
+            .map(|d| (d.name.as_str(), d.users_applied, d.faces_applied))
+            .collect();
+        assert_eq!(doors, [("lobby", 2, 3), ("hall", 0, 0)]);
     }
 }

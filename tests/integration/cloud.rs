@@ -31,6 +31,20 @@ async fn roster_walks_all_three_pages() {
 }
 
 #[tokio::test]
+async fn the_fake_cloud_serves_its_request_counters_uncounted() {
+    let sim = sim(45).await;
+    client(&sim).roster().await.unwrap();
+    let url = format!("{}{}", sim.base_url(), doorsync::cloud::sim::PATH_STATS);
+    for _ in 0..2 {
+        let stats: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        assert_eq!(stats["requests"][wire::PATH_ROSTER], 3, "{stats}");
+        assert_eq!(stats["requests"].as_object().unwrap().len(), 1, "{stats}");
+        assert_eq!(stats["image_bytes_served"], 0, "{stats}");
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn roster_marks_revoked_statuses() {
     let sim = sim(5).await;
     sim.set_status("u-0002", Some("transferDeleted"));

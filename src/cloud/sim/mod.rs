@@ -234,6 +234,7 @@ impl SimCloud {
             .route("/images/{file}", get(image_file))
             .route("/redirect/{hops}/{file}", get(redirect))
             .route("/offhost/{file}", get(offhost))
+            .route(PATH_STATS, get(stats))
             .with_state(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -661,6 +662,21 @@ fn user_modify(s: &mut SimState, env: &Value) -> ApiResult {
         ext_info: p.ext_info,
     });
     Ok(Value::Null)
+}
+
+/// Where the fake cloud serves its request counters (not part of the real API).
+pub const PATH_STATS: &str = "/sim/stats";
+
+/// The request counters of [`SimHandle::request_count`] and the image bytes served, as JSON
+/// (`{"requests": {path: n}, "image_bytes_served": n}`), for benchmarks that run the fake cloud as
+/// its own process (`scripts/bench-rss`). Not counted itself.
+async fn stats(State(state): State<Shared>) -> Response {
+    let s = lock(&state);
+    axum::Json(json!({
+        "requests": s.requests,
+        "image_bytes_served": s.image_bytes_served,
+    }))
+    .into_response()
 }
 
 async fn image_file(State(state): State<Shared>, Path(file): Path<String>) -> Response {

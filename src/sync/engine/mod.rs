@@ -30,7 +30,6 @@ use sink::PassSink;
 
 use super::apply::{self, ApplyError, ApplyReport, DoorTarget};
 use super::guard::{self, GuardSettings, HeldSummary};
-use super::plan;
 use super::pull::{self, PullError, PullOptions, PullReport};
 use super::verify::{self, VerifyError, VerifyReport};
 use crate::clock::Clock;
@@ -45,7 +44,7 @@ const MAX_REPLANS: usize = 8;
 
 /// [`EngineSettings::urgent_delete_wait`] for the default 200 ms reply timeout: the DELETE's reply
 /// timeout, one discovery attempt (osdp_ID and osdp_CAP), and 2 s for the poll schedule.
-pub const DEFAULT_URGENT_DELETE_WAIT: Duration = Duration::from_millis(3 * 200 + 2000);
+pub(crate) const DEFAULT_URGENT_DELETE_WAIT: Duration = Duration::from_millis(3 * 200 + 2000);
 
 /// One door as the engine holds it.
 pub struct EngineDoor {
@@ -519,15 +518,8 @@ impl Engine {
 
     /// The nearest future `expire_at` of anyone a door should hold; the expiry timer sleeps until then.
     pub(crate) fn next_expiry(&self) -> Result<Option<Timestamp>, StoreError> {
-        let now = self.now();
-        let mut next: Option<Timestamp> = None;
-        for p in &self.profiles {
-            let entries = super::desired::user_entries(&self.store, &p.name)?;
-            if let Some(t) = plan::next_expiry(now, &entries) {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        }
-        Ok(next)
+        let profiles: Vec<&str> = self.profiles.iter().map(|p| p.name.as_str()).collect();
+        super::desired::next_expiry(&self.store, &profiles, self.now())
     }
 }
 

@@ -1,16 +1,16 @@
 //! Urgent deletes: removing people who must not pass from every reachable door at once, around the
 //! doors' apply locks, and measuring how long that took.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{DoorSlot, Engine};
-use crate::domain::{UserEntry, UserKey};
+use crate::domain::{DoorUserId, UserKey};
 use crate::store::StoreError;
 use crate::sync::delete::{DeleteFailed, delete_and_record};
-use crate::sync::{desired, plan};
+use crate::sync::desired;
 
 /// Why people are being removed; decides which latency is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,18 +49,12 @@ impl Engine {
         cause: RemovalCause,
         since: Timestamp,
     ) -> Result<Vec<Removal>, StoreError> {
-        let mut entries: BTreeMap<&str, Vec<UserEntry>> = BTreeMap::new();
-        for p in &self.profiles {
-            entries.insert(&p.name, desired::user_entries(&self.store, &p.name)?);
-        }
+        let tombstoned = desired::tombstoned(&self.store)?;
         let work = self.doors.iter().map(|slot| {
-            let users = entries
-                .get(slot.profile.name.as_str())
-                .map(Vec::as_slice)
-                .unwrap_or_default();
             let bound = self.settings.urgent_delete_wait;
+            let tombstoned = &tombstoned;
             async move {
-                match tokio::time::timeout(bound, self.remove_from_door(slot, users, cause, since)).await {
+                match tokio::time::timeout(bound, self.remove_from_door(slot, tombstoned, cause, since)).await {
                     Ok(r) => r,
                     Err(_) => {
                         slot.note_unreachable();
@@ -95,13 +89,24 @@ impl Engine {
     async fn remove_from_door(
         &self,
         slot: &DoorSlot,
-        users: &[UserEntry],
+        tombstoned: &BTreeSet<UserKey>,
         cause: RemovalCause,
         since: Timestamp,
     ) -> Result<Removal, StoreError> {
         // Ids written ahead count as held: the door may have applied a file just before a crash.
-        let applied = self.store.may_hold(&slot.name)?;
-        let ids = plan::undesired_ids(self.now(), users, &applied);
+        // Only the door's users are looked up and only the ones to delete are kept, so an urgent
+        // delete holds no copy of the roster or of the door's state (BENCHMARKS.md, memory budget).
+        let now = self.now();
+        let mut undesired: Vec<(DoorUserId, UserKey)> = Vec::new();
+        self.store.each_may_hold(&slot.name, |id, entry| {
+            if desired::must_not_pass(&self.store, &entry.key, &slot.profile.name, tombstoned, now)? {
+                undesired.push((id, entry.key));
+            }
+            Ok(())
+        })?;
+        // Acknowledged ids came first, then those only written ahead: id order, as the plan sends them.
+        undesired.sort_unstable_by_key(|(id, _)| *id);
+        let ids: Vec<DoorUserId> = undesired.iter().map(|(id, _)| *id).collect();
         let mut removal = Removal {
             door: slot.name.clone(),
             removed: Vec::new(),
@@ -112,9 +117,7 @@ impl Engine {
             return Ok(removal);
         }
         match delete_and_record(&self.store, &slot.name, slot.door.as_ref(), &ids).await {
-            Ok(()) => removal
-                .removed
-                .extend(ids.iter().filter_map(|id| applied.get(id)).map(|e| e.key.clone())),
+            Ok(()) => removal.removed.extend(undesired.into_iter().map(|(_, key)| key)),
             Err(DeleteFailed::Store(e)) => return Err(e),
             Err(DeleteFailed::Door(e)) => {
                 slot.note_unreachable();
