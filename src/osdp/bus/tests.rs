@@ -143,6 +143,15 @@ impl Line {
         (0..self.bus.len()).all(|pd| self.bus.session(pd).state() == PdState::Online)
     }
 
+    /// When each `command` to PD `pd` went out after `from` (index into `sent`).
+    fn sent_since(&self, from: usize, pd: usize, command: &str) -> Vec<Instant> {
+        self.sent[from..]
+            .iter()
+            .filter(|(p, n, _)| *p == pd && n == command)
+            .map(|s| s.2)
+            .collect()
+    }
+
     /// MFG packets sent after `from` (index into `sent`), as (PD index, name).
     fn mfgs_since(&self, from: usize) -> Vec<(usize, String)> {
         self.sent[from..]
@@ -272,11 +281,7 @@ fn an_idle_pd_is_polled_within_its_poll_interval_while_another_takes_a_long_tran
     }
     line.run_for(Duration::from_secs(2));
     assert_eq!(line.answers.len(), 200);
-    let polls: Vec<Instant> = line.sent[from..]
-        .iter()
-        .filter(|(pd, n, _)| *pd == 1 && n == "osdp_POLL")
-        .map(|s| s.2)
-        .collect();
+    let polls: Vec<Instant> = line.sent_since(from, 1, "osdp_POLL");
     let interval = SessionConfig::new(2).poll_interval;
     assert!(polls.len() >= 10, "{}", polls.len());
     for pair in polls.windows(2) {
@@ -359,11 +364,7 @@ fn an_offline_pd_on_a_shared_line_is_probed_at_doubling_pauses_and_takes_little_
     let from = line.sent.len();
     let start = line.now;
     line.run_for(Duration::from_secs(60));
-    let probes: Vec<Instant> = line.sent[from..]
-        .iter()
-        .filter(|(pd, n, _)| *pd == 1 && n == "osdp_ID")
-        .map(|s| s.2)
-        .collect();
+    let probes: Vec<Instant> = line.sent_since(from, 1, "osdp_ID");
     // Four transmissions per attempt (first + max_retries); the pause between attempts doubles to 8 s.
     let attempts: Vec<Instant> = probes.iter().step_by(4).copied().collect();
     let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
@@ -380,10 +381,7 @@ fn an_offline_pd_on_a_shared_line_is_probed_at_doubling_pauses_and_takes_little_
     let steady_from = line.sent.len();
     let steady_start = line.now;
     line.run_for(Duration::from_secs(60));
-    let steady = line.sent[steady_from..]
-        .iter()
-        .filter(|(pd, n, _)| *pd == 1 && n == "osdp_ID")
-        .count() as u32;
+    let steady = line.sent_since(steady_from, 1, "osdp_ID").len() as u32;
     let dead = SessionConfig::new(2).reply_timeout * steady;
     let window = line.now - steady_start;
     assert!(dead * 10 < window, "{dead:?} of {window:?}");
@@ -398,11 +396,7 @@ fn a_pd_alone_on_its_line_keeps_the_one_second_probe() {
     assert_eq!(line.bus.session(0).state(), PdState::Offline);
     let from = line.sent.len();
     line.run_for(Duration::from_secs(20));
-    let probes: Vec<Instant> = line.sent[from..]
-        .iter()
-        .filter(|(_, n, _)| n == "osdp_ID")
-        .map(|s| s.2)
-        .collect();
+    let probes: Vec<Instant> = line.sent_since(from, 0, "osdp_ID");
     let attempts: Vec<Instant> = probes.iter().step_by(4).copied().collect();
     let probe = SessionConfig::new(1).probe_interval;
     let slack = SessionConfig::new(1).reply_timeout * 6;
