@@ -64,30 +64,14 @@ mod tests {
     use crate::door::db::DoorDbLimits;
     use crate::door::memory::MemoryDoor;
     use crate::sync::apply::apply_door;
-    use crate::sync::testutil::{now, profile};
+    use crate::sync::testutil::{add_user_with_face, now, profile};
 
     /// A stored user whose face is a real photo-like JPEG (from the simulated cloud) of `len` bytes.
     fn user_with_real_face(store: &Store, id: &str) -> FaceRef {
         let jpeg = faces::normalise(&crate::cloud::sim::face_jpeg(id), &profile().image)
             .unwrap()
             .jpeg;
-        let face = store.put_face(&jpeg).unwrap();
-        let mut faces = std::collections::BTreeMap::new();
-        faces.insert(profile().name, face);
-        let u = crate::store::StoredUser {
-            key: crate::domain::UserKey::new("IDENTITY", id),
-            display_name: id.into(),
-            policy: crate::domain::Policy::Permission,
-            expire_at: None,
-            cloud_face_id: None,
-            image_fingerprint: None,
-            faces,
-            failure: None,
-            roster_revoked: false,
-            updated_at: now(),
-        };
-        store.put_user(&u).unwrap();
-        face
+        add_user_with_face(store, id, &jpeg)
     }
 
     fn door_with_face_limit(max_face_jpeg_bytes: u32) -> MemoryDoor {

@@ -70,7 +70,12 @@ pub(crate) fn record_on_door(store: &Store, door: &str, id: &str, door_id: u32, 
 }
 
 pub(crate) fn add_user(store: &Store, id: &str) -> FaceRef {
-    let face = store.put_face(format!("jpeg of {id}").as_bytes()).unwrap();
+    add_user_with_face(store, id, format!("jpeg of {id}").as_bytes())
+}
+
+/// A permitted user of the test profile whose face is `jpeg`.
+pub(crate) fn add_user_with_face(store: &Store, id: &str, jpeg: &[u8]) -> FaceRef {
+    let face = store.put_face(jpeg).unwrap();
     let mut faces = BTreeMap::new();
     faces.insert("generic-face-v1".to_string(), face);
     store
