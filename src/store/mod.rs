@@ -10,6 +10,8 @@
 mod clock_mark;
 mod faces;
 mod migrate;
+#[cfg(test)]
+mod record_size_tests;
 mod records;
 mod roster_state;
 #[cfg(test)]
@@ -32,8 +34,9 @@ pub(crate) use tombstone::TombstoneChange;
 
 use crate::domain::{AppliedEntry, DoorUserId, UserKey};
 
-/// The on-disk layout this build reads and writes (2: faces as files; `migrate` upgrades 1).
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+/// The on-disk layout this build reads and writes (2: faces as files; 3: compact records, see
+/// `migrate`, which upgrades 1 and 2).
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 const META_SCHEMA: &str = "schema_version";
 const META_LAST_PASS: &str = "last_pass";
@@ -99,6 +102,57 @@ fn user_key_bytes(key: &UserKey) -> Vec<u8> {
     out.extend_from_slice(&t[..t.len().min(255)]);
     out.extend_from_slice(key.user_id.as_bytes());
     out
+}
+
+/// The user key a `users` or `ids/<door>` sled key holds ([`user_key_bytes`]).
+fn user_key_from_bytes(tree: &Tree, k: &[u8]) -> Result<UserKey, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        tree: String::from_utf8_lossy(&tree.name()).into_owned(),
+        key: hex::encode(k),
+        reason: reason.into(),
+    };
+    let (&type_len, rest) = k.split_first().ok_or_else(|| corrupt("empty key"))?;
+    if rest.len() < usize::from(type_len) {
+        return Err(corrupt("key shorter than its user type length"));
+    }
+    let (user_type, user_id) = rest.split_at(usize::from(type_len));
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| corrupt("user key is not UTF-8"));
+    Ok(UserKey {
+        user_type: text(user_type)?,
+        user_id: text(user_id)?,
+    })
+}
+
+/// Whether [`user_key_bytes`] keeps the whole key, so a record stored under it need not repeat it
+/// (a user type longer than 255 bytes is cut in the sled key).
+fn key_is_in_tree_key(key: &UserKey) -> bool {
+    key.user_type.len() <= usize::from(u8::MAX)
+}
+
+/// A `users` record: the key is taken from the sled key when the value leaves it out.
+fn decode_user(tree: &Tree, k: &[u8], v: &[u8]) -> Result<StoredUser, StoreError> {
+    let mut user: StoredUser = decode(tree, k, v)?;
+    if user.key == UserKey::default() {
+        user.key = user_key_from_bytes(tree, k)?;
+    }
+    Ok(user)
+}
+
+/// An `ids/<door>` value: the bare id (schema 3) or `[key, id]` (schema 2, whose key repeats the sled
+/// key).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum StoredDoorId {
+    Id(u32),
+    WithKey(UserKey, u32),
+}
+
+impl StoredDoorId {
+    fn id(&self) -> u32 {
+        match self {
+            Self::Id(id) | Self::WithKey(_, id) => *id,
+        }
+    }
 }
 
 fn id_bytes(id: DoorUserId) -> [u8; 4] {
@@ -235,7 +289,10 @@ impl Store {
 
     pub fn get_user(&self, key: &UserKey) -> Result<Option<StoredUser>, StoreError> {
         let k = user_key_bytes(key);
-        self.users.get(&k)?.map(|v| decode(&self.users, &k, &v)).transpose()
+        self.users
+            .get(&k)?
+            .map(|v| decode_user(&self.users, &k, &v))
+            .transpose()
     }
 
     pub fn put_user(&self, user: &StoredUser) -> Result<(), StoreError> {
@@ -264,7 +321,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         for item in self.users.iter() {
             let (k, v) = item?;
-            visit(decode(&self.users, &k, &v));
+            visit(decode_user(&self.users, &k, &v));
         }
         Ok(())
     }
@@ -328,8 +385,8 @@ impl Store {
                     let k = user_key_bytes(&entry.key);
                     let maps_here = ids
                         .get(&k)?
-                        .and_then(|v| serde_json::from_slice::<(UserKey, u32)>(&v).ok())
-                        .is_some_and(|(_, mapped)| mapped == id.0);
+                        .and_then(|v| serde_json::from_slice::<StoredDoorId>(&v).ok())
+                        .is_some_and(|mapped| mapped.id() == id.0);
                     if maps_here {
                         ids.remove(k)?;
                     }
@@ -353,8 +410,14 @@ impl Store {
         let mut out = BTreeMap::new();
         for item in tree.iter() {
             let (k, v) = item?;
-            let (key, id): (UserKey, u32) = decode(&tree, &k, &v)?;
-            out.insert(key, DoorUserId(id));
+            let id = match decode(&tree, &k, &v)? {
+                StoredDoorId::Id(id) => id,
+                StoredDoorId::WithKey(key, id) => {
+                    out.insert(key, DoorUserId(id));
+                    continue;
+                }
+            };
+            out.insert(user_key_from_bytes(&tree, &k)?, DoorUserId(id));
         }
         Ok(out)
     }
@@ -377,7 +440,12 @@ impl Store {
         for chunk in new_ids.chunks(SAVE_IDS_CHUNK) {
             let mut batch = sled::Batch::default();
             for (key, id) in chunk {
-                batch.insert(user_key_bytes(key), encode(&(key, id.0))?);
+                let value = if key_is_in_tree_key(key) {
+                    encode(&id.0)?
+                } else {
+                    encode(&(key, id.0))?
+                };
+                batch.insert(user_key_bytes(key), value);
             }
             ids.apply_batch(batch)?;
         }
