@@ -1,5 +1,6 @@
 //! What each sled tree holds per user after real passes (`Engine::pass` over a `MemoryDoor` and the
-//! fake cloud): the measure behind BENCHMARKS.md's record sizes, and a bound that keeps them small.
+//! fake cloud): the measure behind BENCHMARKS.md's record sizes (`cargo test --lib
+//! records_per_user_by_tree -- --nocapture`), and a bound that keeps them small.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -85,4 +86,9 @@ async fn records_per_user_by_tree() {
         "",
         total / USERS as u64
     );
+    // Schema 2 held 485 / 435 / 56 B per user here (BENCHMARKS.md, gateway scale): keep them small.
+    let per_user = |tree: &str| trees[tree].1 / USERS as u64;
+    assert!(per_user("users") <= 350, "{trees:?}");
+    assert!(per_user("applied/lobby") <= 260, "{trees:?}");
+    assert!(per_user("ids/lobby") <= 16, "{trees:?}");
 }
