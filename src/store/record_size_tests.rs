@@ -65,6 +65,22 @@ async fn write_store_fixture() {
     two_passes_and_a_revoke(Path::new(&out), 6).await;
 }
 
+/// Prints what each tree of the store at `DOORSYNC_STORE` holds per user (`DOORSYNC_USERS`), e.g. a
+/// copy of the store `scripts/bench-rss` ran on.
+#[test]
+#[ignore = "reads a store: DOORSYNC_STORE=<dir> DOORSYNC_USERS=<n>"]
+fn records_per_user_of_a_store() {
+    let dir = std::env::var("DOORSYNC_STORE").unwrap();
+    let users: u64 = std::env::var("DOORSYNC_USERS").unwrap().parse().unwrap();
+    let db = sled::Config::new().path(Path::new(&dir).join("db")).open().unwrap();
+    for (name, (entries, bytes)) in bytes_by_tree(&db) {
+        println!(
+            "{name:<20} {entries:>6} entries {bytes:>9} B {:>6} B/user",
+            bytes / users
+        );
+    }
+}
+
 #[tokio::test]
 async fn records_per_user_by_tree() {
     const USERS: usize = 100;
