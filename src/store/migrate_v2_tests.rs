@@ -1,6 +1,6 @@
 //! Schema 2 → 3 on a real schema-2 store: `tests/fixtures/store-schema2` was written by the schema-2
-//! release's own code (commit 38c1fdd, `record_size_tests::write_store_fixture`; see the fixture's
-//! README). Schema 3 rewrites nothing: it reads the schema-2 records and writes the smaller form.
+//! code (commit 38c1fdd) through its own code path (`record_size_tests::write_store_fixture`'s recipe;
+//! see the fixture's README). Schema 3 rewrites nothing: it reads the schema-2 records and writes the smaller form.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -108,7 +108,7 @@ fn user_key_bytes(key: &UserKey) -> Vec<u8> {
 fn user_key_from_bytes(tree: &Tree, k: &[u8]) -> Result<UserKey, StoreError> {
     let corrupt = |reason: &str| StoreError::Corrupt {
         tree: String::from_utf8_lossy(&tree.name()).into_owned(),
-        key: hex::encode(k),
+        key: String::from_utf8_lossy(k).into_owned(),
         reason: reason.into(),
     };
     let (&type_len, rest) = k.split_first().ok_or_else(|| corrupt("empty key"))?;
