@@ -1,10 +1,15 @@
 //! The schema check on open and the migrations between on-disk layouts.
 //!
 //! Schema 1 kept faces in sled's `faces` tree; schema 2 keeps them as files (`store::faces`). The
-//! migration copies each face to its file (durably, idempotently), then records schema 2, then drops
-//! the tree, flushing after each step: a kill at any point leaves either schema 1 (the next open copies
-//! again, skipping files already there) or schema 2 with a tree still to drop (the next open drops
-//! it). Left-over temporary files are removed by the next face collection.
+//! migration copies each face to its file (durably, idempotently), then records the current schema,
+//! then drops the tree, flushing after each step: a kill at any point leaves either schema 1 (the next
+//! open copies again, skipping files already there) or the current schema with a tree still to drop
+//! (the next open drops it). Left-over temporary files are removed by the next face collection.
+//!
+//! Schema 3 writes smaller records (sha256 as hex, no repeated keys or faces, absent fields left
+//! out) and reads the schema-2 forms too, so 2 → 3 rewrites nothing: records take the new form as
+//! they are next written. Recording 3 (one flushed key) is the whole migration; what it buys is that
+//! a schema-2 doorsync refuses the store as newer instead of calling the new records corrupt.
 
 use sha2::{Digest, Sha256};
 use sled::Db;
@@ -28,7 +33,15 @@ pub(super) fn upgrade(store: &Store) -> Result<(), StoreError> {
             store.flush()?;
             tracing::info!(
                 faces = copied,
-                "store migrated to schema 2: faces moved out of the database into files"
+                "store migrated to schema {SCHEMA_VERSION}: faces moved out of the database into files"
+            );
+            drop_v1_faces(&store.db)
+        }
+        Some(2) => {
+            store.put_meta(META_SCHEMA, &SCHEMA_VERSION)?;
+            store.flush()?;
+            tracing::info!(
+                "store migrated to schema {SCHEMA_VERSION}: records take the smaller form as they are written"
             );
             drop_v1_faces(&store.db)
         }
@@ -79,3 +92,6 @@ fn drop_v1_faces(db: &Db) -> Result<(), StoreError> {
 #[cfg(test)]
 #[path = "migrate_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "migrate_v2_tests.rs"]
+mod v2_tests;

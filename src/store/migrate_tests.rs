@@ -17,6 +17,11 @@ fn fixture() -> PathBuf {
 
 /// A private copy of the fixture (sled writes to the store it opens).
 fn copy_of_fixture() -> tempfile::TempDir {
+    copy_of(&fixture())
+}
+
+/// A private copy of the store `fixture`, as `<tempdir>/store`.
+pub(super) fn copy_of(fixture: &Path) -> tempfile::TempDir {
     fn copy(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
         for e in std::fs::read_dir(from).unwrap() {
@@ -29,15 +34,15 @@ fn copy_of_fixture() -> tempfile::TempDir {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    copy(&fixture(), &dir.path().join("store"));
+    copy(fixture, &dir.path().join("store"));
     dir
 }
 
-fn raw_db(store_dir: &Path) -> sled::Db {
+pub(super) fn raw_db(store_dir: &Path) -> sled::Db {
     sled::Config::new().path(store_dir.join("db")).open().unwrap()
 }
 
-fn schema_of(db: &sled::Db) -> u32 {
+pub(super) fn schema_of(db: &sled::Db) -> u32 {
     let meta = db.open_tree("meta").unwrap();
     serde_json::from_slice(&meta.get(META_SCHEMA).unwrap().unwrap()).unwrap()
 }
@@ -78,7 +83,7 @@ async fn a_schema_1_store_is_migrated_on_open_and_the_next_pass_downloads_nothin
     let dir = copy_of_fixture();
     let path = dir.path().join("store");
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.get_meta::<u32>(META_SCHEMA).unwrap(), Some(2));
+    assert_eq!(store.get_meta::<u32>(META_SCHEMA).unwrap(), Some(SCHEMA_VERSION));
     assert!(!store.db.tree_names().iter().any(|n| n.as_ref() == b"faces"));
     assert_eq!(store.face_usage().unwrap().files, FIXTURE_FACES);
     assert_every_referenced_face_is_readable(&store);
@@ -127,34 +132,39 @@ fn a_migration_killed_part_way_is_finished_by_the_next_open() {
         assert_eq!(schema_of(&db), 1);
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.get_meta::<u32>(META_SCHEMA).unwrap(), Some(2));
+    assert_eq!(store.get_meta::<u32>(META_SCHEMA).unwrap(), Some(SCHEMA_VERSION));
     assert_every_referenced_face_is_readable(&store);
     let gc = store.collect_faces(&["lobby"]).unwrap();
     assert_eq!(gc.removed_temp_files, 1);
 }
 
+/// Killed after recording the new schema, before dropping the old tree: by this release (3) or by
+/// the schema-2 release.
 #[test]
-fn a_migration_killed_after_recording_schema_2_drops_the_old_tree_on_the_next_open() {
-    let dir = copy_of_fixture();
-    let path = dir.path().join("store");
-    {
-        let db = raw_db(&path);
-        let files = FaceFiles::open(&path).unwrap();
-        copy_v1_faces(&db, &files, usize::MAX).unwrap();
-        db.open_tree("meta")
-            .unwrap()
-            .insert(META_SCHEMA, b"2".as_slice())
-            .unwrap();
-        db.flush().unwrap();
-        assert!(has_v1_tree(&db));
+fn a_migration_killed_after_recording_its_schema_drops_the_old_tree_on_the_next_open() {
+    for recorded in [SCHEMA_VERSION, 2] {
+        let dir = copy_of_fixture();
+        let path = dir.path().join("store");
+        {
+            let db = raw_db(&path);
+            let files = FaceFiles::open(&path).unwrap();
+            copy_v1_faces(&db, &files, usize::MAX).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert(META_SCHEMA, serde_json::to_vec(&recorded).unwrap())
+                .unwrap();
+            db.flush().unwrap();
+            assert!(has_v1_tree(&db));
+        }
+        let store = Store::open(&path).unwrap();
+        assert!(!has_v1_tree(&store.db));
+        assert_eq!(store.get_meta::<u32>(META_SCHEMA).unwrap(), Some(SCHEMA_VERSION));
+        assert_every_referenced_face_is_readable(&store);
+        drop(store);
+        // And a store already migrated opens as it is.
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.face_usage().unwrap().files, FIXTURE_FACES);
     }
-    let store = Store::open(&path).unwrap();
-    assert!(!has_v1_tree(&store.db));
-    assert_every_referenced_face_is_readable(&store);
-    drop(store);
-    // And a store already migrated opens as it is.
-    let store = Store::open(&path).unwrap();
-    assert_eq!(store.face_usage().unwrap().files, FIXTURE_FACES);
 }
 
 #[test]

@@ -8,8 +8,11 @@
 //! on-disk layout so a migration or a swap of sled stays inside this module.
 
 mod clock_mark;
+mod codec;
 mod faces;
 mod migrate;
+#[cfg(test)]
+mod record_size_tests;
 mod records;
 mod roster_state;
 #[cfg(test)]
@@ -31,9 +34,14 @@ pub(crate) use roster_state::{HeldRemovals, HeldUser};
 pub(crate) use tombstone::TombstoneChange;
 
 use crate::domain::{AppliedEntry, DoorUserId, UserKey};
+use codec::{
+    StoredDoorId, by_door_id, decode, decode_user, each_by_door_id, encode, id_bytes, key_is_in_tree_key,
+    user_key_bytes, user_key_from_bytes,
+};
 
-/// The on-disk layout this build reads and writes (2: faces as files; `migrate` upgrades 1).
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+/// The on-disk layout this build reads and writes (2: faces as files; 3: compact records, see
+/// `migrate`, which upgrades 1 and 2).
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 const META_SCHEMA: &str = "schema_version";
 const META_LAST_PASS: &str = "last_pass";
@@ -89,66 +97,6 @@ impl std::fmt::Debug for Store {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
-}
-
-fn user_key_bytes(key: &UserKey) -> Vec<u8> {
-    // The type is a short enum word; a length prefix keeps (type, id) pairs unambiguous.
-    let t = key.user_type.as_bytes();
-    let mut out = Vec::with_capacity(1 + t.len() + key.user_id.len());
-    out.push(u8::try_from(t.len()).unwrap_or(u8::MAX));
-    out.extend_from_slice(&t[..t.len().min(255)]);
-    out.extend_from_slice(key.user_id.as_bytes());
-    out
-}
-
-fn id_bytes(id: DoorUserId) -> [u8; 4] {
-    id.0.to_be_bytes()
-}
-
-/// Every entry of a tree keyed by door-local id (4 bytes, big-endian).
-fn by_door_id<T: DeserializeOwned>(tree: &Tree) -> Result<BTreeMap<DoorUserId, T>, StoreError> {
-    let mut out = BTreeMap::new();
-    each_by_door_id(tree, |id, v| {
-        out.insert(id, v);
-        Ok(())
-    })?;
-    Ok(out)
-}
-
-/// [`by_door_id`] one entry at a time, in id order; the first error (a corrupt entry, or `visit`'s)
-/// ends the walk.
-fn each_by_door_id<T: DeserializeOwned>(
-    tree: &Tree,
-    mut visit: impl FnMut(DoorUserId, T) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    for item in tree.iter() {
-        let (k, v) = item?;
-        let id = <[u8; 4]>::try_from(k.as_ref())
-            .map(u32::from_be_bytes)
-            .map_err(|_| StoreError::Corrupt {
-                tree: String::from_utf8_lossy(&tree.name()).into_owned(),
-                key: hex::encode(&k),
-                reason: "key is not a 4-byte id".into(),
-            })?;
-        visit(DoorUserId(id), decode(tree, &k, &v)?)?;
-    }
-    Ok(())
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
-        tree: "-".into(),
-        key: "-".into(),
-        reason: format!("cannot encode: {e}"),
-    })
-}
-
-fn decode<T: DeserializeOwned>(tree: &Tree, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        tree: String::from_utf8_lossy(&tree.name()).into_owned(),
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
-    })
 }
 
 fn tx_err(e: TransactionError<StoreError>) -> StoreError {
@@ -235,7 +183,10 @@ impl Store {
 
     pub fn get_user(&self, key: &UserKey) -> Result<Option<StoredUser>, StoreError> {
         let k = user_key_bytes(key);
-        self.users.get(&k)?.map(|v| decode(&self.users, &k, &v)).transpose()
+        self.users
+            .get(&k)?
+            .map(|v| decode_user(&self.users, &k, &v))
+            .transpose()
     }
 
     pub fn put_user(&self, user: &StoredUser) -> Result<(), StoreError> {
@@ -264,7 +215,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         for item in self.users.iter() {
             let (k, v) = item?;
-            visit(decode(&self.users, &k, &v));
+            visit(decode_user(&self.users, &k, &v));
         }
         Ok(())
     }
@@ -328,8 +279,8 @@ impl Store {
                     let k = user_key_bytes(&entry.key);
                     let maps_here = ids
                         .get(&k)?
-                        .and_then(|v| serde_json::from_slice::<(UserKey, u32)>(&v).ok())
-                        .is_some_and(|(_, mapped)| mapped == id.0);
+                        .and_then(|v| serde_json::from_slice::<StoredDoorId>(&v).ok())
+                        .is_some_and(|mapped| mapped.id() == id.0);
                     if maps_here {
                         ids.remove(k)?;
                     }
@@ -353,8 +304,14 @@ impl Store {
         let mut out = BTreeMap::new();
         for item in tree.iter() {
             let (k, v) = item?;
-            let (key, id): (UserKey, u32) = decode(&tree, &k, &v)?;
-            out.insert(key, DoorUserId(id));
+            let id = match decode(&tree, &k, &v)? {
+                StoredDoorId::Id(id) => id,
+                StoredDoorId::WithKey(key, id) => {
+                    out.insert(key, DoorUserId(id));
+                    continue;
+                }
+            };
+            out.insert(user_key_from_bytes(&tree, &k)?, DoorUserId(id));
         }
         Ok(out)
     }
@@ -377,7 +334,12 @@ impl Store {
         for chunk in new_ids.chunks(SAVE_IDS_CHUNK) {
             let mut batch = sled::Batch::default();
             for (key, id) in chunk {
-                batch.insert(user_key_bytes(key), encode(&(key, id.0))?);
+                let value = if key_is_in_tree_key(key) {
+                    encode(&id.0)?
+                } else {
+                    encode(&(key, id.0))?
+                };
+                batch.insert(user_key_bytes(key), value);
             }
             ids.apply_batch(batch)?;
         }

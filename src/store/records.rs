@@ -8,21 +8,31 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{FaceRef, Policy, UserKey};
 
 /// A person as the last complete roster pass left them, with their normalised faces.
+///
+/// Absent and false fields are left out of the JSON, and so is the key when the record's sled key
+/// holds it (`Store::put_user`; schema 2 wrote them all out, which still reads).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredUser {
+    #[serde(default, skip_serializing_if = "super::key_is_in_tree_key")]
     pub key: UserKey,
     pub display_name: String,
     pub policy: Policy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expire_at: Option<Timestamp>,
     /// The cloud's faceId, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_face_id: Option<String>,
     /// What the cloud said about the face last time; unchanged means the image need not be fetched again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_fingerprint: Option<String>,
     /// The face normalised for each hardware profile, by profile name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub faces: BTreeMap<String, FaceRef>,
     /// Why this user is failed (bad image, bad record), shown by `status`; `None` when healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     /// The roster lists the user with a pending delete (`transferDeleted`/`deleteTimeout`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub roster_revoked: bool,
     pub updated_at: Timestamp,
 }

@@ -57,7 +57,7 @@ impl Store {
         let mut keys = BTreeSet::new();
         for item in self.users.iter() {
             let (k, v) = item?;
-            if let Ok(u) = super::decode::<super::StoredUser>(&self.users, &k, &v) {
+            if let Ok(u) = super::decode_user(&self.users, &k, &v) {
                 keys.insert(u.key);
             }
         }

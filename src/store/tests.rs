@@ -137,6 +137,46 @@ fn a_corrupt_user_is_reported_by_key_and_the_others_still_load() {
 }
 
 #[test]
+fn users_and_ids_leave_out_the_key_their_sled_key_holds_and_keep_one_it_would_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let short = user("a");
+    let mut long = user("b");
+    long.key.user_type = "T".repeat(300);
+    for (u, id) in [(&short, 1), (&long, 2)] {
+        store.put_user(u).unwrap();
+        store.save_ids("lobby", &[(u.key.clone(), DoorUserId(id))], 3).unwrap();
+    }
+    let raw =
+        |tree: &Tree, k: &UserKey| String::from_utf8(tree.get(user_key_bytes(k)).unwrap().unwrap().to_vec()).unwrap();
+    assert!(!raw(&store.users, &short.key).contains("user_id"));
+    assert!(raw(&store.users, &long.key).contains("user_id"));
+    let ids_tree = store.ids_tree("lobby").unwrap();
+    assert_eq!(raw(&ids_tree, &short.key), "1");
+    assert!(raw(&ids_tree, &long.key).contains("user_id"));
+
+    let (users, corrupt) = store.users().unwrap();
+    assert!(corrupt.is_empty());
+    assert_eq!(users, [short.clone(), long.clone()]);
+    assert_eq!(store.get_user(&long.key).unwrap(), Some(long.clone()));
+    let ids = store.door_ids("lobby").unwrap();
+    assert_eq!((ids[&short.key], ids[&long.key]), (DoorUserId(1), DoorUserId(2)));
+}
+
+#[test]
+fn a_user_whose_sled_key_is_cut_short_is_reported_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.put_user(&user("a")).unwrap();
+    let value = encode(&user("x")).unwrap();
+    store.users.insert(b" IDENTITYx", value).unwrap();
+    let (users, corrupt) = store.users().unwrap();
+    assert_eq!(users.len(), 1);
+    let msg = corrupt[0].to_string();
+    assert!(msg.contains("IDENTITYx") && msg.contains("user type length"), "{msg}");
+}
+
+#[test]
 fn a_store_from_a_newer_doorsync_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {

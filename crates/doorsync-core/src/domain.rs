@@ -8,8 +8,9 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// The cloud's key of a face record: `(userType, userId)`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// The cloud's key of a face record: `(userType, userId)`. The default (both empty) stands for "not
+/// written": a store record keyed by the user leaves its key out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct UserKey {
     /// `IDENTITY`, `OPEN`, `YUNDUN` or `PHONE`.
     pub user_type: String,
@@ -51,6 +52,9 @@ impl Policy {
 /// A normalised face image, identified by the sha256 of its bytes (invariant 5: content addressing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FaceRef {
+    /// Written as 64 hex digits; the array of 32 numbers that schema-2 stores hold (twice the bytes)
+    /// is still read.
+    #[serde(with = "sha256_serde")]
     pub sha256: [u8; 32],
     pub len_bytes: u32,
 }
@@ -58,6 +62,50 @@ pub struct FaceRef {
 impl FaceRef {
     pub fn sha256_hex(&self) -> String {
         hex::encode(self.sha256)
+    }
+}
+
+/// [`FaceRef::sha256`] as hex text, read back from hex text or from an array of 32 numbers.
+mod sha256_serde {
+    use std::fmt;
+
+    use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(sha256: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(sha256))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        d.deserialize_any(Sha256Visitor)
+    }
+
+    struct Sha256Visitor;
+
+    impl<'de> Visitor<'de> for Sha256Visitor {
+        type Value = [u8; 32];
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a sha256 as 64 hex digits or as an array of 32 numbers")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(v, &mut out)
+                .map_err(|e| E::custom(format_args!("sha256 is not 64 hex digits: {e}")))?;
+            Ok(out)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = [0u8; 32];
+            for (i, byte) in out.iter_mut().enumerate() {
+                *byte = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(i, &self))?;
+            }
+            if seq.next_element::<IgnoredAny>()?.is_some() {
+                return Err(de::Error::invalid_length(33, &self));
+            }
+            Ok(out)
+        }
     }
 }
 
@@ -78,6 +126,7 @@ pub struct DoorRecord {
     pub id: DoorUserId,
     pub policy: Policy,
     /// Hardware that enforces it refuses the person after this instant even if the gateway dies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expire_at: Option<Timestamp>,
     pub face: FaceRef,
     pub display_name: String,
@@ -137,12 +186,58 @@ pub enum DoorOp {
 
 /// What the agent knows a door holds under one door-local id. Written only after the door acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "AppliedEntryWire", into = "AppliedEntryWire")]
 pub struct AppliedEntry {
     pub key: UserKey,
     /// The record the door acknowledged, if any.
     pub record: Option<DoorRecord>,
     /// The face file the door acknowledged (sha256 verified by the door), if any.
     pub face: Option<FaceRef>,
+}
+
+/// [`AppliedEntry`] as serialised: a face that is the record's own (the usual case) is written as a
+/// flag instead of a second copy, and absent parts are left out. The older form (`face` written out,
+/// `null` for absent parts) reads the same.
+#[derive(Serialize, Deserialize)]
+struct AppliedEntryWire {
+    key: UserKey,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record: Option<DoorRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    face: Option<FaceRef>,
+    /// The door holds the face its record names (`face` is then left out).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    face_is_record_face: bool,
+}
+
+impl From<AppliedEntry> for AppliedEntryWire {
+    fn from(e: AppliedEntry) -> Self {
+        let face_is_record_face = e.face.is_some() && e.face == e.record.as_ref().map(|r| r.face);
+        Self {
+            key: e.key,
+            record: e.record,
+            face: if face_is_record_face { None } else { e.face },
+            face_is_record_face,
+        }
+    }
+}
+
+impl TryFrom<AppliedEntryWire> for AppliedEntry {
+    type Error = String;
+
+    fn try_from(w: AppliedEntryWire) -> Result<Self, String> {
+        let face = match (w.face_is_record_face, w.face, &w.record) {
+            (false, face, _) => face,
+            (true, None, Some(record)) => Some(record.face),
+            (true, Some(_), _) => return Err("both face and face_is_record_face are set".into()),
+            (true, None, None) => return Err("face_is_record_face is set but there is no record".into()),
+        };
+        Ok(Self {
+            key: w.key,
+            record: w.record,
+            face,
+        })
+    }
 }
 
 /// A person as cached locally, seen from one door (face normalised for that door's profile).
@@ -184,5 +279,99 @@ impl fmt::Debug for Secret {
 impl Drop for Secret {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(n: u8) -> FaceRef {
+        FaceRef {
+            sha256: [n; 32],
+            len_bytes: 1000 + u32::from(n),
+        }
+    }
+
+    fn entry(record_face: u8, face_held: Option<u8>) -> AppliedEntry {
+        AppliedEntry {
+            key: UserKey::new("IDENTITY", "a"),
+            record: Some(DoorRecord {
+                id: DoorUserId(7),
+                policy: Policy::Permission,
+                expire_at: None,
+                face: face(record_face),
+                display_name: "A".into(),
+            }),
+            face: face_held.map(face),
+        }
+    }
+
+    #[test]
+    fn a_face_ref_is_written_with_hex_and_read_from_hex_or_numbers() {
+        let f = FaceRef {
+            sha256: std::array::from_fn(|i| i as u8),
+            len_bytes: 5,
+        };
+        let json = serde_json::to_string(&f).unwrap();
+        assert_eq!(
+            json,
+            r#"{"sha256":"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f","len_bytes":5}"#
+        );
+        assert_eq!(serde_json::from_str::<FaceRef>(&json).unwrap(), f);
+        let numbers: Vec<u8> = (0..32).collect();
+        let old = format!(r#"{{"sha256":{numbers:?},"len_bytes":5}}"#);
+        assert_eq!(serde_json::from_str::<FaceRef>(&old).unwrap(), f);
+    }
+
+    #[test]
+    fn a_face_ref_of_the_wrong_length_or_digits_is_refused() {
+        for bad in [
+            r#"{"sha256":"0001","len_bytes":5}"#,
+            &format!(r#"{{"sha256":"{}","len_bytes":5}}"#, "zz".repeat(32)),
+            &format!(r#"{{"sha256":{:?},"len_bytes":5}}"#, [1u8; 31]),
+            &format!(r#"{{"sha256":{:?},"len_bytes":5}}"#, [1u8; 33]),
+            &format!(r#"{{"sha256":{:?},"len_bytes":5}}"#, [300u32; 32]),
+        ] {
+            assert!(serde_json::from_str::<FaceRef>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_applied_entry_writes_the_record_face_once_and_reads_every_form() {
+        for e in [
+            entry(1, Some(1)),
+            entry(1, Some(2)),
+            entry(1, None),
+            AppliedEntry {
+                key: UserKey::new("IDENTITY", "a"),
+                record: None,
+                face: None,
+            },
+        ] {
+            let json = serde_json::to_string(&e).unwrap();
+            assert_eq!(serde_json::from_str::<AppliedEntry>(&json).unwrap(), e, "{json}");
+        }
+        let same = serde_json::to_string(&entry(1, Some(1))).unwrap();
+        assert_eq!(same.matches("sha256").count(), 1, "{same}");
+        assert!(!same.contains("expire_at") && !same.contains("null"), "{same}");
+
+        // The schema-2 form: every field written out, hashes as numbers.
+        let numbers = format!("{:?}", [1u8; 32]);
+        let old = format!(
+            r#"{{"key":{{"user_type":"IDENTITY","user_id":"a"}},"record":{{"id":7,"policy":"Permission","expire_at":null,"face":{{"sha256":{numbers},"len_bytes":1001}},"display_name":"A"}},"face":{{"sha256":{numbers},"len_bytes":1001}}}}"#
+        );
+        assert_eq!(serde_json::from_str::<AppliedEntry>(&old).unwrap(), entry(1, Some(1)));
+        let old = r#"{"key":{"user_type":"IDENTITY","user_id":"a"},"record":null,"face":null}"#;
+        assert_eq!(serde_json::from_str::<AppliedEntry>(old).unwrap().record, None);
+    }
+
+    #[test]
+    fn an_applied_entry_with_a_contradictory_face_flag_is_refused() {
+        let no_record = r#"{"key":{"user_type":"IDENTITY","user_id":"a"},"face_is_record_face":true}"#;
+        assert!(serde_json::from_str::<AppliedEntry>(no_record).is_err());
+        let mut both = serde_json::to_value(entry(1, Some(1))).unwrap();
+        both["face"] = serde_json::to_value(face(1)).unwrap();
+        assert!(serde_json::from_value::<AppliedEntry>(both).is_err());
     }
 }
