@@ -108,14 +108,16 @@ pub(crate) async fn apply_door_with_progress(
         next: store.next_id(target.name)?,
     };
     let mut capacity = target.profile.capacity_users;
-    let mut plan = plan::plan(now, &entries, &applied, &ids, capacity, &mut alloc);
-    // Faces go out: fit them to the door's own INFO limit first (it may be below the profile's).
-    if plan.faces().next().is_some() && super::door_faces::fit_entries(store, target, &mut entries).await? {
-        alloc = MonotonicIds {
-            next: store.next_id(target.name)?,
-        };
-        plan = plan::plan(now, &entries, &applied, &ids, capacity, &mut alloc);
+    // Faces go out: fit them to the door's own INFO limit first (it may be below the profile's). The
+    // probe plan's allocator is a copy, so the plan made after the fit hands out the same ids.
+    let sends_faces = plan::plan(now, &entries, &applied, &ids, capacity, &mut alloc.clone())
+        .faces()
+        .next()
+        .is_some();
+    if sends_faces {
+        super::door_faces::fit_entries(store, target, &mut entries).await?;
     }
+    let mut plan = plan::plan(now, &entries, &applied, &ids, capacity, &mut alloc);
     if plan.assignments.len() > applied.len() {
         // The door would grow: it must not grow past what it declares it can hold.
         let declared = super::capacity::door_capacity(target.door, capacity, applied.len()).await;
@@ -128,10 +130,10 @@ pub(crate) async fn apply_door_with_progress(
         }
     }
     // Ids must be durable before any op that uses them reaches the door.
-    store.save_ids(target.name, &plan.new_ids, alloc.next)?;
-    // The plan owns what the apply needs; the planner's inputs (an entry per user, the id table)
-    // would otherwise stay alive through the whole transfer (BENCHMARKS.md, memory budget).
-    drop(entries);
+    save_new_ids(store, target.name, &plan, alloc.next)?;
+    // The plan borrows the entries (the records it sends are built from them, a chunk at a time), so
+    // they stay; the id table would otherwise stay alive through the whole transfer (BENCHMARKS.md,
+    // memory budget).
     drop(ids);
 
     let mut report = ApplyReport {
@@ -178,6 +180,23 @@ pub(crate) async fn apply_door_with_progress(
     Ok(report)
 }
 
+/// New ids saved per `Store::save_ids` call: a first pass assigns one per user, and their keys are
+/// copied for the store a chunk at a time rather than all at once.
+const NEW_IDS_CHUNK: usize = 1024;
+
+/// Records `plan`'s new ids and the allocator's `next_id` durably (`Store::save_ids`, whose order —
+/// the next value first, then the ids — holds for each chunk).
+fn save_new_ids(store: &Store, door: &str, plan: &Plan<'_>, next_id: u32) -> Result<(), StoreError> {
+    if plan.new_ids.is_empty() {
+        return store.save_ids(door, &[], next_id);
+    }
+    for chunk in plan.new_ids.chunks(NEW_IDS_CHUNK) {
+        let owned: Vec<_> = chunk.iter().map(|(key, id)| ((*key).clone(), *id)).collect();
+        store.save_ids(door, &owned, next_id)?;
+    }
+    Ok(())
+}
+
 /// Counts completed ops and tells the caller's progress callback.
 struct Done<'a> {
     n: u64,
@@ -208,7 +227,7 @@ impl From<StoreError> for Stop {
 async fn run_plan(
     store: &Store,
     target: &DoorTarget<'_>,
-    plan: &Plan,
+    plan: &Plan<'_>,
     applied: &mut BTreeMap<DoorUserId, AppliedEntry>,
     generation: &AtomicU64,
     started_generation: u64,
@@ -233,13 +252,13 @@ async fn run_plan(
     report.deleted += deletes.len() as u64;
     *done += deletes.len() as u64;
 
-    // Records are copied one chunk at a time, not the whole plan's at once.
+    // Records are built one chunk at a time, not the whole plan's at once.
     let mut upserts = plan.upserts().peekable();
     while upserts.peek().is_some() {
         if generation.load(Ordering::SeqCst) != started_generation {
             return Err(Stop::Replan);
         }
-        let chunk: Vec<DoorRecord> = upserts.by_ref().take(UPSERT_CHUNK).cloned().collect();
+        let chunk: Vec<DoorRecord> = upserts.by_ref().take(UPSERT_CHUNK).collect();
         let chunk = chunk.as_slice();
         // Ids the door does not already count as held: this file may create them.
         let creates: Vec<(DoorUserId, crate::domain::UserKey)> = chunk

@@ -66,8 +66,8 @@ fn arb_ids() -> impl Strategy<Value = BTreeMap<UserKey, DoorUserId>> {
     proptest::collection::btree_map((0u32..6).prop_map(key), (1u32..12).prop_map(DoorUserId), 0..6)
 }
 
-fn apply_all(applied: &mut BTreeMap<DoorUserId, AppliedEntry>, p: &Plan) {
-    for op in &p.ops {
+fn apply_all(applied: &mut BTreeMap<DoorUserId, AppliedEntry>, p: &Plan<'_>) {
+    for op in &p.door_ops() {
         let id = match op {
             DoorOp::Delete(id) | DoorOp::PutFace { id, .. } => *id,
             DoorOp::Upsert(r) => r.id,
@@ -89,11 +89,12 @@ proptest! {
         let p = plan(now(), &users, &applied, &ids, capacity, &mut MonotonicIds { next });
 
         // Deletes first, then upserts, then faces.
-        let rank = |op: &DoorOp| match op { DoorOp::Delete(_) => 0, DoorOp::Upsert(_) => 1, DoorOp::PutFace { .. } => 2 };
+        let rank = |op: &PlanOp| match op { PlanOp::Delete(_) => 0, PlanOp::Upsert(_) => 1, PlanOp::PutFace { .. } => 2 };
         prop_assert!(p.ops.windows(2).all(|w| rank(&w[0]) <= rank(&w[1])), "out of order: {:?}", p.ops);
 
         // Never put an undesired user on the door; never re-send a face the door holds for that user.
-        for (id, k) in &p.assignments {
+        for (id, planned) in &p.assignments {
+            let k = &planned.key;
             prop_assert!(users.iter().filter(|u| &u.key == k).all(|u| is_desired(now(), u)), "{k} planned onto door {id}");
         }
         for (id, f) in p.faces() {
@@ -102,7 +103,7 @@ proptest! {
         }
         // New ids never take an id the door holds for someone else.
         for (k, id) in &p.new_ids {
-            prop_assert!(initial.get(id).is_none_or(|e| &e.key == k));
+            prop_assert!(initial.get(id).is_none_or(|e| &e.key == *k));
         }
 
         // Nobody who qualifies is silently dropped.
@@ -111,7 +112,7 @@ proptest! {
             .filter(|u| users.iter().filter(|v| v.key == u.key).all(|v| is_desired(now(), v)))
             .map(|u| &u.key)
             .collect();
-        let mut accounted: Vec<&UserKey> = p.assignments.values().chain(&p.over_capacity).chain(&p.unassigned).collect();
+        let mut accounted: Vec<&UserKey> = p.assignments.values().map(|u| &u.key).chain(p.over_capacity.iter().copied()).chain(p.unassigned.iter().copied()).collect();
         accounted.sort();
         prop_assert_eq!(accounted, qualifying.into_iter().collect::<Vec<_>>());
 
@@ -121,8 +122,8 @@ proptest! {
 
         // The door now holds exactly the desired state.
         let desired = desired_records(now(), &users, &initial, &ids, capacity, &mut MonotonicIds { next });
-        let expected: BTreeMap<DoorUserId, AppliedEntry> = desired.users.into_iter().map(|(id, d)| {
-            (id, AppliedEntry { key: d.key, face: Some(d.record.face), record: Some(d.record) })
+        let expected: BTreeMap<DoorUserId, AppliedEntry> = desired.users.into_iter().map(|(id, u)| {
+            (id, AppliedEntry { key: u.key.clone(), face: u.face, record: record_for(id, u) })
         }).collect();
         prop_assert_eq!(&door, &expected);
         // Independently of the planner: each held record is the first roster entry for that user.
@@ -135,7 +136,7 @@ proptest! {
 
         // Replanning against the new state with the recorded ids changes nothing.
         let mut ids2 = ids.clone();
-        ids2.extend(p.new_ids.iter().cloned());
+        ids2.extend(p.new_ids.iter().map(|(k, id)| ((*k).clone(), *id)));
         let again = plan(now(), &users, &door, &ids2, capacity, &mut MonotonicIds { next });
         prop_assert!(again.is_empty(), "second plan not empty: {:?}", again.ops);
         prop_assert!(again.new_ids.is_empty());
@@ -159,7 +160,7 @@ proptest! {
             prop_assert_eq!(p.key_of(*id), Some(&e.key), "stale holder left on door at {}", id);
         }
         // Upserts from here on only ever add users the plan keeps, so the count stays within capacity.
-        for op in p.ops.iter().filter(|op| !matches!(op, DoorOp::Delete(_))) {
+        for op in p.door_ops().iter().filter(|op| !matches!(op, DoorOp::Delete(_))) {
             apply_to(&mut door, op, |id| p.key_of(id).cloned()).unwrap();
             prop_assert!(door.len() <= capacity as usize);
         }
