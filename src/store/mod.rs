@@ -10,6 +10,7 @@
 mod clock_mark;
 mod faces;
 mod migrate;
+mod plan_reads;
 mod records;
 mod roster_state;
 #[cfg(test)]

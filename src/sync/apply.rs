@@ -18,6 +18,7 @@ use super::plan::{self, MonotonicIds, Plan};
 use crate::domain::{AppliedEntry, DoorOp, DoorRecord, DoorUserId, Profile};
 use crate::door::{Door, DoorError};
 use crate::store::{Store, StoreError};
+use doorsync_core::held::Held;
 
 /// Records per `upsert_users` call: small enough that progress is recorded often, large enough to
 /// fill a record file.
@@ -65,9 +66,9 @@ pub enum ApplyError {
 /// How many ops `target`'s plan holds at `now`, without sending or recording anything (for a door
 /// that is not sent anything yet).
 pub(crate) fn pending_ops(store: &Store, target: &DoorTarget<'_>, now: Timestamp) -> Result<u64, StoreError> {
+    let ids = store.door_id_table(target.name)?;
+    let applied = store.may_hold_compact(target.name)?;
     let entries = user_entries(store, &target.profile.name)?;
-    let applied = store.may_hold(target.name)?;
-    let ids = store.door_ids(target.name)?;
     let mut alloc = MonotonicIds {
         next: store.next_id(target.name)?,
     };
@@ -101,9 +102,10 @@ pub(crate) async fn apply_door_with_progress(
     progress: ApplyProgress<'_>,
 ) -> Result<ApplyReport, ApplyError> {
     let started_generation = generation.load(Ordering::SeqCst);
+    // The id table first: its read holds the full map for a moment (`Store::door_id_table`).
+    let ids = store.door_id_table(target.name)?;
+    let mut applied = store.may_hold_compact(target.name)?;
     let mut entries = user_entries(store, &target.profile.name)?;
-    let mut applied = store.may_hold(target.name)?;
-    let ids = store.door_ids(target.name)?;
     let mut alloc = MonotonicIds {
         next: store.next_id(target.name)?,
     };
@@ -228,14 +230,14 @@ async fn run_plan(
     store: &Store,
     target: &DoorTarget<'_>,
     plan: &Plan<'_>,
-    applied: &mut BTreeMap<DoorUserId, AppliedEntry>,
+    applied: &mut BTreeMap<DoorUserId, Held>,
     generation: &AtomicU64,
     started_generation: u64,
     report: &mut ApplyReport,
     done: &mut Done<'_>,
 ) -> Result<(), Stop> {
-    let record = |applied: &mut BTreeMap<DoorUserId, AppliedEntry>, op: &DoorOp| {
-        if let Err(e) = plan::apply_to(applied, op, |id| plan.key_of(id).cloned()) {
+    let record = |applied: &mut BTreeMap<DoorUserId, Held>, op: &DoorOp| {
+        if let Err(e) = plan::apply_to(applied, op, |id| plan.key_of(id)) {
             tracing::warn!(door = target.name, error = %e, "acknowledged op does not fit the applied model");
         }
     };
@@ -272,8 +274,15 @@ async fn run_plan(
                 super::crash_hook::point(super::crash_hook::AFTER_DOOR_ACK);
                 for r in chunk {
                     record(applied, &DoorOp::Upsert(r.clone()));
-                    if let Some(entry) = applied.get(&r.id) {
-                        store.record_applied(target.name, r.id, entry)?;
+                    // The acknowledged entry in full: this record, and the face the door still
+                    // holds for the same user (`apply_to` dropped another user's).
+                    if let (Some(held), Some(key)) = (applied.get(&r.id), plan.key_of(r.id)) {
+                        let entry = AppliedEntry {
+                            key: key.clone(),
+                            record: Some(r.clone()),
+                            face: held.face,
+                        };
+                        store.record_applied(target.name, r.id, &entry)?;
                     }
                 }
                 let settled: Vec<DoorUserId> = chunk.iter().map(|r| r.id).collect();
@@ -324,8 +333,20 @@ async fn run_plan(
             Ok(()) => {
                 super::crash_hook::point(super::crash_hook::AFTER_DOOR_ACK);
                 record(applied, &DoorOp::PutFace { id, face });
-                if let Some(entry) = applied.get(&id) {
-                    store.record_applied(target.name, id, entry)?;
+                if let Some(key) = plan.key_of(id)
+                    && applied.get(&id).is_some_and(|held| held.is(key))
+                {
+                    // The record acknowledged for this user, if any, is the stored one.
+                    let record = store
+                        .applied_entry(target.name, id)?
+                        .filter(|e| &e.key == key)
+                        .and_then(|e| e.record);
+                    let entry = AppliedEntry {
+                        key: key.clone(),
+                        record,
+                        face: Some(face),
+                    };
+                    store.record_applied(target.name, id, &entry)?;
                     store.settle_write_ahead(target.name, &[id])?;
                 }
                 report.faces_sent += 1;

@@ -149,9 +149,9 @@ fn explain_door(
     profile: &Profile,
     now: Timestamp,
 ) -> Result<DoorExplanation, StoreError> {
+    let ids = store.door_id_table(name)?;
+    let applied = store.may_hold_compact(name)?;
     let entries = user_entries(store, &profile.name)?;
-    let applied = store.may_hold(name)?;
-    let ids = store.door_ids(name)?;
     // A throwaway allocator: explaining never records an id.
     let mut alloc = MonotonicIds {
         next: store.next_id(name)?,
@@ -164,7 +164,7 @@ fn explain_door(
     let held = acked.iter().find(|(_, e)| &e.key == key);
     let mine: Vec<_> = applied
         .iter()
-        .filter(|(_, e)| &e.key == key)
+        .filter(|(_, e)| e.is(key))
         .map(|(id, _)| *id)
         .chain(
             plan.assignments

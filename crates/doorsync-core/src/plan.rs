@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
-use crate::domain::{AppliedEntry, DoorOp, DoorRecord, DoorUserId, FaceRef, Policy, UserEntry, UserKey};
+use crate::domain::{DoorOp, DoorRecord, DoorUserId, FaceRef, Policy, UserEntry, UserKey};
+use crate::held::{Held, IdTable, KeyDigest, RecordDigest};
 
 #[cfg(test)]
 mod props;
@@ -92,13 +93,9 @@ pub fn record_for(id: DoorUserId, user: &UserEntry) -> Option<DoorRecord> {
     })
 }
 
-/// Whether `record` is exactly what [`record_for`] would give for `user` under `id`, without building it.
-fn holds_record_for(record: &DoorRecord, id: DoorUserId, user: &UserEntry) -> bool {
-    record.id == id
-        && record.policy == Policy::Permission
-        && record.expire_at == user.expire_at
-        && Some(record.face) == user.face
-        && record.display_name == user.display_name
+/// The digest of [`record_for`] `user` under `id`, without building the record.
+fn record_digest_for(id: DoorUserId, user: &UserEntry, face: FaceRef) -> RecordDigest {
+    RecordDigest::of_fields(id, Policy::Permission, user.expire_at, face, &user.display_name)
 }
 
 /// Computes what a door should hold at `now`.
@@ -110,8 +107,8 @@ fn holds_record_for(record: &DoorRecord, id: DoorUserId, user: &UserEntry) -> bo
 pub fn desired_records<'a>(
     now: Timestamp,
     users: &'a [UserEntry],
-    applied: &BTreeMap<DoorUserId, AppliedEntry>,
-    ids: &BTreeMap<UserKey, DoorUserId>,
+    applied: &BTreeMap<DoorUserId, Held>,
+    ids: &IdTable,
     capacity_users: u32,
     alloc: &mut dyn IdAllocator,
 ) -> Desired<'a> {
@@ -132,8 +129,8 @@ pub fn desired_records<'a>(
     let mut with_id: Vec<(DoorUserId, &UserEntry)> = Vec::new();
     let mut without_id: Vec<&UserEntry> = Vec::new();
     for (key, user) in &qualifying {
-        match ids.get(*key) {
-            Some(id) if claimed.insert(*id) => with_id.push((*id, user)),
+        match ids.get(key) {
+            Some(id) if claimed.insert(id) => with_id.push((id, user)),
             _ => without_id.push(user),
         }
     }
@@ -151,15 +148,23 @@ pub fn desired_records<'a>(
         }
     }
 
-    let applied_id_of: BTreeMap<&UserKey, DoorUserId> = applied.iter().map(|(id, e)| (&e.key, *id)).collect();
-    let id_table_values: BTreeSet<DoorUserId> = ids.values().copied().collect();
+    // Only users without an id need these; a re-plan of a door whose users all have one skips them.
+    let (applied_id_of, id_table_values): (BTreeMap<KeyDigest, DoorUserId>, BTreeSet<DoorUserId>) =
+        if without_id.is_empty() {
+            Default::default()
+        } else {
+            (
+                applied.iter().map(|(id, e)| (e.key, *id)).collect(),
+                ids.ids().collect(),
+            )
+        };
     for user in without_id {
         if out.users.len() >= capacity {
             out.over_capacity.push(&user.key);
             continue;
         }
         let reusable = applied_id_of
-            .get(&user.key)
+            .get(&KeyDigest::of(&user.key))
             .copied()
             .filter(|id| !claimed.contains(id) && !id_table_values.contains(id));
         let id = match reusable {
@@ -298,8 +303,8 @@ impl<'a> Plan<'a> {
 pub fn plan<'a>(
     now: Timestamp,
     users: &'a [UserEntry],
-    applied: &BTreeMap<DoorUserId, AppliedEntry>,
-    ids: &BTreeMap<UserKey, DoorUserId>,
+    applied: &BTreeMap<DoorUserId, Held>,
+    ids: &IdTable,
     capacity_users: u32,
     alloc: &mut dyn IdAllocator,
 ) -> Plan<'a> {
@@ -308,10 +313,10 @@ pub fn plan<'a>(
 }
 
 /// The diff step alone, for callers that computed [`Desired`] themselves.
-pub fn plan_from_desired<'a>(applied: &BTreeMap<DoorUserId, AppliedEntry>, desired: Desired<'a>) -> Plan<'a> {
+pub fn plan_from_desired<'a>(applied: &BTreeMap<DoorUserId, Held>, desired: Desired<'a>) -> Plan<'a> {
     let mut ops = Vec::new();
     for (id, entry) in applied {
-        let keep = desired.users.get(id).is_some_and(|u| u.key == entry.key);
+        let keep = desired.users.get(id).is_some_and(|u| entry.is(&u.key));
         if !keep {
             ops.push(PlanOp::Delete(*id));
         }
@@ -320,16 +325,14 @@ pub fn plan_from_desired<'a>(applied: &BTreeMap<DoorUserId, AppliedEntry>, desir
     let mut faces = Vec::new();
     for (id, want) in &desired.users {
         // After a planned Delete of another user's entry, the door holds nothing under this id.
-        let held = applied.get(id).filter(|e| e.key == want.key);
-        if !held
-            .and_then(|e| e.record.as_ref())
-            .is_some_and(|r| holds_record_for(r, *id, want))
-        {
+        let Some(face) = want.face else {
+            continue; // never desired (`is_desired`)
+        };
+        let held = applied.get(id).filter(|e| e.is(&want.key));
+        if held.and_then(|e| e.record) != Some(record_digest_for(*id, want, face)) {
             ops.push(PlanOp::Upsert(*id));
         }
-        if let Some(face) = want.face
-            && held.and_then(|e| e.face) != Some(face)
-        {
+        if held.and_then(|e| e.face) != Some(face) {
             faces.push(PlanOp::PutFace { id: *id, face });
         }
     }
@@ -348,13 +351,13 @@ pub fn plan_from_desired<'a>(applied: &BTreeMap<DoorUserId, AppliedEntry>, desir
 /// revoked locally or without a face. These are the deletes sent at once (revocation, expiry timer,
 /// roster change) without waiting behind a door's transfer; every one of them is also a Delete of the
 /// full [`plan`]. Deletes for capacity or id remapping are left to the full plan.
-pub fn undesired_ids(
-    now: Timestamp,
-    users: &[UserEntry],
-    applied: &BTreeMap<DoorUserId, AppliedEntry>,
-) -> Vec<DoorUserId> {
-    let known: BTreeSet<&UserKey> = users.iter().map(|u| &u.key).collect();
-    let disqualified: BTreeSet<&UserKey> = users.iter().filter(|u| !is_desired(now, u)).map(|u| &u.key).collect();
+pub fn undesired_ids(now: Timestamp, users: &[UserEntry], applied: &BTreeMap<DoorUserId, Held>) -> Vec<DoorUserId> {
+    let known: BTreeSet<KeyDigest> = users.iter().map(|u| KeyDigest::of(&u.key)).collect();
+    let disqualified: BTreeSet<KeyDigest> = users
+        .iter()
+        .filter(|u| !is_desired(now, u))
+        .map(|u| KeyDigest::of(&u.key))
+        .collect();
     applied
         .iter()
         .filter(|(_, e)| !known.contains(&e.key) || disqualified.contains(&e.key))
@@ -384,30 +387,30 @@ pub enum ApplyError {
 ///
 /// `key_of` names the user an Upserted id belongs to (normally [`Plan::key_of`]). An Upsert under an id
 /// that held a different user replaces the whole entry, since the old face belongs to someone else.
-pub fn apply_to(
-    applied: &mut BTreeMap<DoorUserId, AppliedEntry>,
+pub fn apply_to<'k>(
+    applied: &mut BTreeMap<DoorUserId, Held>,
     op: &DoorOp,
-    key_of: impl FnOnce(DoorUserId) -> Option<UserKey>,
+    key_of: impl FnOnce(DoorUserId) -> Option<&'k UserKey>,
 ) -> Result<(), ApplyError> {
     match op {
         DoorOp::Delete(id) => {
             applied.remove(id);
         }
         DoorOp::Upsert(record) => {
-            let key = key_of(record.id).ok_or(ApplyError::UnknownKey(record.id))?;
-            let entry = applied.entry(record.id).or_insert_with(|| AppliedEntry {
-                key: key.clone(),
+            let key = KeyDigest::of(key_of(record.id).ok_or(ApplyError::UnknownKey(record.id))?);
+            let entry = applied.entry(record.id).or_insert(Held {
+                key,
                 record: None,
                 face: None,
             });
             if entry.key != key {
-                *entry = AppliedEntry {
+                *entry = Held {
                     key,
                     record: None,
                     face: None,
                 };
             }
-            entry.record = Some(record.clone());
+            entry.record = Some(RecordDigest::of(record));
         }
         DoorOp::PutFace { id, face } => {
             let entry = applied.get_mut(id).ok_or(ApplyError::FaceWithoutRecord(*id))?;

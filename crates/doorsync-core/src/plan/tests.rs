@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 
 use super::*;
+use crate::domain::AppliedEntry;
+use crate::held::IdTable;
 
 pub(super) fn now() -> Timestamp {
     Timestamp::from_second(1_700_000_000).unwrap()
@@ -47,26 +49,22 @@ fn record_for(u: &UserEntry, id: u32) -> DoorRecord {
 }
 
 /// The door already holds `u` under `id`, record and face acknowledged.
-fn held(u: &UserEntry, id: u32) -> (DoorUserId, AppliedEntry) {
+fn held(u: &UserEntry, id: u32) -> (DoorUserId, Held) {
     (
         DoorUserId(id),
-        AppliedEntry {
+        Held::of(&AppliedEntry {
             key: u.key.clone(),
             record: Some(record_for(u, id)),
             face: u.face,
-        },
+        }),
     )
 }
 
-fn ids_of(pairs: &[(u32, u32)]) -> BTreeMap<UserKey, DoorUserId> {
-    pairs.iter().map(|(k, id)| (key(*k), DoorUserId(*id))).collect()
+fn ids_of(pairs: &[(u32, u32)]) -> IdTable {
+    IdTable::from_map(&pairs.iter().map(|(k, id)| (key(*k), DoorUserId(*id))).collect())
 }
 
-fn run<'a>(
-    users: &'a [UserEntry],
-    applied: &BTreeMap<DoorUserId, AppliedEntry>,
-    ids: &BTreeMap<UserKey, DoorUserId>,
-) -> Plan<'a> {
+fn run<'a>(users: &'a [UserEntry], applied: &BTreeMap<DoorUserId, Held>, ids: &IdTable) -> Plan<'a> {
     plan(now(), users, applied, ids, 100, &mut MonotonicIds { next: 50 })
 }
 
@@ -121,7 +119,7 @@ fn user_without_face_is_not_put_on_door() {
     let mut u = user(1);
     u.face = None;
     let users = [u];
-    let p = run(&users, &BTreeMap::new(), &BTreeMap::new());
+    let p = run(&users, &BTreeMap::new(), &IdTable::default());
     assert!(p.is_empty());
     assert!(p.new_ids.is_empty());
 }
@@ -256,7 +254,7 @@ fn new_id_skips_ids_the_door_or_table_still_holds() {
 fn lost_id_table_reuses_the_id_the_door_holds() {
     let applied = BTreeMap::from([held(&user(1), 7)]);
     let users = [user(1)];
-    let p = run(&users, &applied, &BTreeMap::new());
+    let p = run(&users, &applied, &IdTable::default());
     assert!(p.is_empty(), "{:?}", p.ops);
     assert_eq!(p.new_ids, vec![(&key(1), DoorUserId(7))]);
 }
@@ -326,7 +324,7 @@ fn zero_capacity_puts_nobody_on_door() {
         now(),
         &users,
         &BTreeMap::new(),
-        &BTreeMap::new(),
+        &IdTable::default(),
         0,
         &mut MonotonicIds::default(),
     );
@@ -352,7 +350,7 @@ impl IdAllocator for AlwaysOne {
 #[test]
 fn exhausted_allocator_reports_unassigned() {
     let users = [user(1)];
-    let p = plan(now(), &users, &BTreeMap::new(), &BTreeMap::new(), 10, &mut Exhausted);
+    let p = plan(now(), &users, &BTreeMap::new(), &IdTable::default(), 10, &mut Exhausted);
     assert!(p.is_empty());
     assert_eq!(p.unassigned, vec![&key(1)]);
 }
@@ -403,12 +401,13 @@ fn next_expiry_is_nearest_future_expiry_of_desired_users() {
 #[test]
 fn apply_to_rejects_face_without_record_and_upsert_without_key() {
     let mut applied = BTreeMap::new();
+    let one = key(1);
     let put = DoorOp::PutFace {
         id: DoorUserId(1),
         face: face(1),
     };
     assert_eq!(
-        apply_to(&mut applied, &put, |_| Some(key(1))),
+        apply_to(&mut applied, &put, |_| Some(&one)),
         Err(ApplyError::FaceWithoutRecord(DoorUserId(1)))
     );
     let up = DoorOp::Upsert(record_for(&user(1), 1));
@@ -423,9 +422,10 @@ fn apply_to_rejects_face_without_record_and_upsert_without_key() {
 fn apply_to_upsert_over_other_user_drops_their_face() {
     let mut applied = BTreeMap::from([held(&user(2), 1)]);
     let up = DoorOp::Upsert(record_for(&user(1), 1));
-    apply_to(&mut applied, &up, |_| Some(key(1))).unwrap();
+    let one = key(1);
+    apply_to(&mut applied, &up, |_| Some(&one)).unwrap();
     let e = &applied[&DoorUserId(1)];
-    assert_eq!(e.key, key(1));
+    assert!(e.is(&key(1)));
     assert_eq!(e.face, None);
 }
 
@@ -464,7 +464,7 @@ fn plan_does_not_depend_on_roster_order() {
     let mut reversed = users.clone();
     reversed.reverse();
     let applied = BTreeMap::from([held(&user(9), 4)]);
-    let a = run(&users, &applied, &BTreeMap::new());
-    let b = run(&reversed, &applied, &BTreeMap::new());
+    let a = run(&users, &applied, &IdTable::default());
+    let b = run(&reversed, &applied, &IdTable::default());
     assert_eq!(a, b);
 }
