@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 
+use doorsync_core::held::{Held, IdTable};
+
 use super::{Store, StoreError, decode, id_bytes};
 use crate::domain::{AppliedEntry, DoorUserId};
-use doorsync_core::held::{Held, IdTable};
 
 impl Store {
     /// [`Store::may_hold`] as the planner needs it: per id a digest of whose entry it is and of the

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use doorsync_core::held::Held;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,6 @@ use super::plan::{self, MonotonicIds, Plan};
 use crate::domain::{AppliedEntry, DoorOp, DoorRecord, DoorUserId, Profile};
 use crate::door::{Door, DoorError};
 use crate::store::{Store, StoreError};
-use doorsync_core::held::Held;
 
 /// Records per `upsert_users` call: small enough that progress is recorded often, large enough to
 /// fill a record file.
