@@ -11,6 +11,7 @@ mod clock_mark;
 mod codec;
 mod faces;
 mod migrate;
+mod plan_reads;
 #[cfg(test)]
 mod record_size_tests;
 mod records;

@@ -50,7 +50,9 @@ impl Store {
 
     /// Everything the door may hold: the applied state, plus an entry with neither record nor face
     /// for each id written ahead but not acknowledged. Plans and urgent deletes start from this, so
-    /// such an id is deleted when its user must not pass and re-sent when they may.
+    /// such an id is deleted when its user must not pass and re-sent when they may. The daemon's
+    /// paths read it one entry at a time or in compact form (`Store::may_hold_compact`).
+    #[cfg(test)]
     pub(crate) fn may_hold(&self, door: &str) -> Result<BTreeMap<DoorUserId, AppliedEntry>, StoreError> {
         let mut out = BTreeMap::new();
         self.each_may_hold(door, |id, entry| {
@@ -60,7 +62,7 @@ impl Store {
         Ok(out)
     }
 
-    /// [`Store::may_hold`] one entry at a time (acknowledged ones in id order, then the ids only
+    /// `Store::may_hold` one entry at a time (acknowledged ones in id order, then the ids only
     /// written ahead), for callers that keep a few of them rather than the door's whole state. The
     /// first error (a corrupt entry, or `visit`'s) ends the walk.
     pub(crate) fn each_may_hold(

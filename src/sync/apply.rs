@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use doorsync_core::held::Held;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -65,9 +66,9 @@ pub enum ApplyError {
 /// How many ops `target`'s plan holds at `now`, without sending or recording anything (for a door
 /// that is not sent anything yet).
 pub(crate) fn pending_ops(store: &Store, target: &DoorTarget<'_>, now: Timestamp) -> Result<u64, StoreError> {
+    let ids = store.door_id_table(target.name)?;
+    let applied = store.may_hold_compact(target.name)?;
     let entries = user_entries(store, &target.profile.name)?;
-    let applied = store.may_hold(target.name)?;
-    let ids = store.door_ids(target.name)?;
     let mut alloc = MonotonicIds {
         next: store.next_id(target.name)?,
     };
@@ -101,21 +102,24 @@ pub(crate) async fn apply_door_with_progress(
     progress: ApplyProgress<'_>,
 ) -> Result<ApplyReport, ApplyError> {
     let started_generation = generation.load(Ordering::SeqCst);
+    // The id table first: its read holds the full map for a moment (`Store::door_id_table`).
+    let ids = store.door_id_table(target.name)?;
+    let mut applied = store.may_hold_compact(target.name)?;
     let mut entries = user_entries(store, &target.profile.name)?;
-    let mut applied = store.may_hold(target.name)?;
-    let ids = store.door_ids(target.name)?;
     let mut alloc = MonotonicIds {
         next: store.next_id(target.name)?,
     };
     let mut capacity = target.profile.capacity_users;
-    let mut plan = plan::plan(now, &entries, &applied, &ids, capacity, &mut alloc);
-    // Faces go out: fit them to the door's own INFO limit first (it may be below the profile's).
-    if plan.faces().next().is_some() && super::door_faces::fit_entries(store, target, &mut entries).await? {
-        alloc = MonotonicIds {
-            next: store.next_id(target.name)?,
-        };
-        plan = plan::plan(now, &entries, &applied, &ids, capacity, &mut alloc);
+    // Faces go out: fit them to the door's own INFO limit first (it may be below the profile's). The
+    // probe plan's allocator is a copy, so the plan made after the fit hands out the same ids.
+    let sends_faces = plan::plan(now, &entries, &applied, &ids, capacity, &mut alloc.clone())
+        .faces()
+        .next()
+        .is_some();
+    if sends_faces {
+        super::door_faces::fit_entries(store, target, &mut entries).await?;
     }
+    let mut plan = plan::plan(now, &entries, &applied, &ids, capacity, &mut alloc);
     if plan.assignments.len() > applied.len() {
         // The door would grow: it must not grow past what it declares it can hold.
         let declared = super::capacity::door_capacity(target.door, capacity, applied.len()).await;
@@ -128,10 +132,10 @@ pub(crate) async fn apply_door_with_progress(
         }
     }
     // Ids must be durable before any op that uses them reaches the door.
-    store.save_ids(target.name, &plan.new_ids, alloc.next)?;
-    // The plan owns what the apply needs; the planner's inputs (an entry per user, the id table)
-    // would otherwise stay alive through the whole transfer (BENCHMARKS.md, memory budget).
-    drop(entries);
+    save_new_ids(store, target.name, &plan, alloc.next)?;
+    // The plan borrows the entries (the records it sends are built from them, a chunk at a time), so
+    // they stay; the id table would otherwise stay alive through the whole transfer (BENCHMARKS.md,
+    // memory budget).
     drop(ids);
 
     let mut report = ApplyReport {
@@ -178,6 +182,23 @@ pub(crate) async fn apply_door_with_progress(
     Ok(report)
 }
 
+/// New ids saved per `Store::save_ids` call: a first pass assigns one per user, and their keys are
+/// copied for the store a chunk at a time rather than all at once.
+const NEW_IDS_CHUNK: usize = 1024;
+
+/// Records `plan`'s new ids and the allocator's `next_id` durably (`Store::save_ids`, whose order —
+/// the next value first, then the ids — holds for each chunk).
+fn save_new_ids(store: &Store, door: &str, plan: &Plan<'_>, next_id: u32) -> Result<(), StoreError> {
+    if plan.new_ids.is_empty() {
+        return store.save_ids(door, &[], next_id);
+    }
+    for chunk in plan.new_ids.chunks(NEW_IDS_CHUNK) {
+        let owned: Vec<_> = chunk.iter().map(|(key, id)| ((*key).clone(), *id)).collect();
+        store.save_ids(door, &owned, next_id)?;
+    }
+    Ok(())
+}
+
 /// Counts completed ops and tells the caller's progress callback.
 struct Done<'a> {
     n: u64,
@@ -208,15 +229,15 @@ impl From<StoreError> for Stop {
 async fn run_plan(
     store: &Store,
     target: &DoorTarget<'_>,
-    plan: &Plan,
-    applied: &mut BTreeMap<DoorUserId, AppliedEntry>,
+    plan: &Plan<'_>,
+    applied: &mut BTreeMap<DoorUserId, Held>,
     generation: &AtomicU64,
     started_generation: u64,
     report: &mut ApplyReport,
     done: &mut Done<'_>,
 ) -> Result<(), Stop> {
-    let record = |applied: &mut BTreeMap<DoorUserId, AppliedEntry>, op: &DoorOp| {
-        if let Err(e) = plan::apply_to(applied, op, |id| plan.key_of(id).cloned()) {
+    let record = |applied: &mut BTreeMap<DoorUserId, Held>, op: &DoorOp| {
+        if let Err(e) = plan::apply_to(applied, op, |id| plan.key_of(id)) {
             tracing::warn!(door = target.name, error = %e, "acknowledged op does not fit the applied model");
         }
     };
@@ -233,13 +254,13 @@ async fn run_plan(
     report.deleted += deletes.len() as u64;
     *done += deletes.len() as u64;
 
-    // Records are copied one chunk at a time, not the whole plan's at once.
+    // Records are built one chunk at a time, not the whole plan's at once.
     let mut upserts = plan.upserts().peekable();
     while upserts.peek().is_some() {
         if generation.load(Ordering::SeqCst) != started_generation {
             return Err(Stop::Replan);
         }
-        let chunk: Vec<DoorRecord> = upserts.by_ref().take(UPSERT_CHUNK).cloned().collect();
+        let chunk: Vec<DoorRecord> = upserts.by_ref().take(UPSERT_CHUNK).collect();
         let chunk = chunk.as_slice();
         // Ids the door does not already count as held: this file may create them.
         let creates: Vec<(DoorUserId, crate::domain::UserKey)> = chunk
@@ -253,8 +274,15 @@ async fn run_plan(
                 super::crash_hook::point(super::crash_hook::AFTER_DOOR_ACK);
                 for r in chunk {
                     record(applied, &DoorOp::Upsert(r.clone()));
-                    if let Some(entry) = applied.get(&r.id) {
-                        store.record_applied(target.name, r.id, entry)?;
+                    // The acknowledged entry in full: this record, and the face the door still
+                    // holds for the same user (`apply_to` dropped another user's).
+                    if let (Some(held), Some(key)) = (applied.get(&r.id), plan.key_of(r.id)) {
+                        let entry = AppliedEntry {
+                            key: key.clone(),
+                            record: Some(r.clone()),
+                            face: held.face,
+                        };
+                        store.record_applied(target.name, r.id, &entry)?;
                     }
                 }
                 let settled: Vec<DoorUserId> = chunk.iter().map(|r| r.id).collect();
@@ -305,8 +333,20 @@ async fn run_plan(
             Ok(()) => {
                 super::crash_hook::point(super::crash_hook::AFTER_DOOR_ACK);
                 record(applied, &DoorOp::PutFace { id, face });
-                if let Some(entry) = applied.get(&id) {
-                    store.record_applied(target.name, id, entry)?;
+                if let Some(key) = plan.key_of(id)
+                    && applied.get(&id).is_some_and(|held| held.is(key))
+                {
+                    // The record acknowledged for this user, if any, is the stored one.
+                    let record = store
+                        .applied_entry(target.name, id)?
+                        .filter(|e| &e.key == key)
+                        .and_then(|e| e.record);
+                    let entry = AppliedEntry {
+                        key: key.clone(),
+                        record,
+                        face: Some(face),
+                    };
+                    store.record_applied(target.name, id, &entry)?;
                     store.settle_write_ahead(target.name, &[id])?;
                 }
                 report.faces_sent += 1;

@@ -5,9 +5,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::desired::user_entries;
-use super::plan::{self, MonotonicIds};
+use super::plan::{self, MonotonicIds, PlanOp};
 use crate::clock::trust::ClockStatus;
-use crate::domain::{DoorOp, Policy, Profile, UserKey};
+use crate::domain::{Policy, Profile, UserKey};
 use crate::store::{OutboxItem, Store, StoreError};
 
 /// `doorsync explain --json` prints this object (stable field names; see README).
@@ -149,32 +149,37 @@ fn explain_door(
     profile: &Profile,
     now: Timestamp,
 ) -> Result<DoorExplanation, StoreError> {
+    let ids = store.door_id_table(name)?;
+    let applied = store.may_hold_compact(name)?;
     let entries = user_entries(store, &profile.name)?;
-    let applied = store.may_hold(name)?;
-    let ids = store.door_ids(name)?;
     // A throwaway allocator: explaining never records an id.
     let mut alloc = MonotonicIds {
         next: store.next_id(name)?,
     };
     let desired = plan::desired_records(now, &entries, &applied, &ids, profile.capacity_users, &mut alloc);
-    let is_desired = desired.users.values().any(|d| &d.key == key);
-    let over_capacity = desired.over_capacity.contains(key);
+    let is_desired = desired.users.values().any(|u| &u.key == key);
+    let over_capacity = desired.over_capacity.contains(&key);
     let plan = plan::plan_from_desired(&applied, desired);
     let acked = store.applied(name)?;
     let held = acked.iter().find(|(_, e)| &e.key == key);
     let mine: Vec<_> = applied
         .iter()
-        .filter(|(_, e)| &e.key == key)
+        .filter(|(_, e)| e.is(key))
         .map(|(id, _)| *id)
-        .chain(plan.assignments.iter().filter(|(_, k)| *k == key).map(|(id, _)| *id))
+        .chain(
+            plan.assignments
+                .iter()
+                .filter(|(_, u)| &u.key == key)
+                .map(|(id, _)| *id),
+        )
         .collect();
     let pending_ops = plan
         .ops
         .iter()
         .filter_map(|op| match op {
-            DoorOp::Delete(id) if mine.contains(id) => Some(format!("delete {}", id.0)),
-            DoorOp::Upsert(r) if mine.contains(&r.id) => Some(format!("upsert {}", r.id.0)),
-            DoorOp::PutFace { id, .. } if mine.contains(id) => Some(format!("put_face {}", id.0)),
+            PlanOp::Delete(id) if mine.contains(id) => Some(format!("delete {}", id.0)),
+            PlanOp::Upsert(id) if mine.contains(id) => Some(format!("upsert {}", id.0)),
+            PlanOp::PutFace { id, .. } if mine.contains(id) => Some(format!("put_face {}", id.0)),
             _ => None,
         })
         .collect();

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 
 use super::*;
+use crate::domain::AppliedEntry;
+use crate::held::IdTable;
 
 pub(super) fn now() -> Timestamp {
     Timestamp::from_second(1_700_000_000).unwrap()
@@ -47,22 +49,22 @@ fn record_for(u: &UserEntry, id: u32) -> DoorRecord {
 }
 
 /// The door already holds `u` under `id`, record and face acknowledged.
-fn held(u: &UserEntry, id: u32) -> (DoorUserId, AppliedEntry) {
+fn held(u: &UserEntry, id: u32) -> (DoorUserId, Held) {
     (
         DoorUserId(id),
-        AppliedEntry {
+        Held::of(&AppliedEntry {
             key: u.key.clone(),
             record: Some(record_for(u, id)),
             face: u.face,
-        },
+        }),
     )
 }
 
-fn ids_of(pairs: &[(u32, u32)]) -> BTreeMap<UserKey, DoorUserId> {
-    pairs.iter().map(|(k, id)| (key(*k), DoorUserId(*id))).collect()
+fn ids_of(pairs: &[(u32, u32)]) -> IdTable {
+    IdTable::from_map(&pairs.iter().map(|(k, id)| (key(*k), DoorUserId(*id))).collect())
 }
 
-fn run(users: &[UserEntry], applied: &BTreeMap<DoorUserId, AppliedEntry>, ids: &BTreeMap<UserKey, DoorUserId>) -> Plan {
+fn run<'a>(users: &'a [UserEntry], applied: &BTreeMap<DoorUserId, Held>, ids: &IdTable) -> Plan<'a> {
     plan(now(), users, applied, ids, 100, &mut MonotonicIds { next: 50 })
 }
 
@@ -72,8 +74,9 @@ fn assert_removed(change: impl FnOnce(&mut UserEntry)) {
     let applied = BTreeMap::from([held(&original, 1)]);
     let mut now_user = original.clone();
     change(&mut now_user);
-    let p = run(&[now_user], &applied, &ids_of(&[(1, 1)]));
-    assert_eq!(p.ops, vec![DoorOp::Delete(DoorUserId(1))]);
+    let users = [now_user];
+    let p = run(&users, &applied, &ids_of(&[(1, 1)]));
+    assert_eq!(p.door_ops(), vec![DoorOp::Delete(DoorUserId(1))]);
     assert!(p.assignments.is_empty());
     assert!(p.new_ids.is_empty(), "a removed user must not be given an id");
 }
@@ -106,15 +109,17 @@ fn user_who_lost_their_face_is_removed() {
 #[test]
 fn user_gone_from_roster_is_removed() {
     let applied = BTreeMap::from([held(&user(1), 1)]);
-    let p = run(&[], &applied, &ids_of(&[(1, 1)]));
-    assert_eq!(p.ops, vec![DoorOp::Delete(DoorUserId(1))]);
+    let users = [];
+    let p = run(&users, &applied, &ids_of(&[(1, 1)]));
+    assert_eq!(p.door_ops(), vec![DoorOp::Delete(DoorUserId(1))]);
 }
 
 #[test]
 fn user_without_face_is_not_put_on_door() {
     let mut u = user(1);
     u.face = None;
-    let p = run(&[u], &BTreeMap::new(), &BTreeMap::new());
+    let users = [u];
+    let p = run(&users, &BTreeMap::new(), &IdTable::default());
     assert!(p.is_empty());
     assert!(p.new_ids.is_empty());
 }
@@ -133,7 +138,7 @@ fn new_user_gets_upsert_then_face_with_expiry_on_record() {
     u.expire_at = Some(at(3600));
     let p = run(std::slice::from_ref(&u), &BTreeMap::new(), &ids_of(&[(1, 7)]));
     assert_eq!(
-        p.ops,
+        p.door_ops(),
         vec![
             DoorOp::Upsert(record_for(&u, 7)),
             DoorOp::PutFace {
@@ -163,7 +168,7 @@ fn face_change_plans_upsert_then_put_face() {
     new.face = Some(face(2));
     let p = run(std::slice::from_ref(&new), &applied, &ids_of(&[(1, 1)]));
     assert_eq!(
-        p.ops,
+        p.door_ops(),
         vec![
             DoorOp::Upsert(record_for(&new, 1)),
             DoorOp::PutFace {
@@ -181,7 +186,7 @@ fn name_change_resends_record_but_not_unchanged_face() {
     let mut new = old.clone();
     new.display_name = "Renamed".into();
     let p = run(std::slice::from_ref(&new), &applied, &ids_of(&[(1, 1)]));
-    assert_eq!(p.ops, vec![DoorOp::Upsert(record_for(&new, 1))]);
+    assert_eq!(p.door_ops(), vec![DoorOp::Upsert(record_for(&new, 1))]);
     assert_eq!(p.faces().count(), 0, "an unchanged face is never sent again");
 }
 
@@ -191,9 +196,10 @@ fn crash_after_record_ack_only_resends_face() {
     u.face = Some(face(2));
     let (id, mut entry) = held(&u, 1);
     entry.face = Some(face(1));
-    let p = run(&[u], &BTreeMap::from([(id, entry)]), &ids_of(&[(1, 1)]));
+    let users = [u];
+    let p = run(&users, &BTreeMap::from([(id, entry)]), &ids_of(&[(1, 1)]));
     assert_eq!(
-        p.ops,
+        p.door_ops(),
         vec![DoorOp::PutFace {
             id: DoorUserId(1),
             face: face(2)
@@ -205,9 +211,10 @@ fn crash_after_record_ack_only_resends_face() {
 fn id_remapped_to_another_user_deletes_old_holder_first() {
     // The door holds user 2 under id 5, but the id table now gives id 5 to user 1.
     let applied = BTreeMap::from([held(&user(2), 5)]);
-    let p = run(&[user(1)], &applied, &ids_of(&[(1, 5)]));
+    let users = [user(1)];
+    let p = run(&users, &applied, &ids_of(&[(1, 5)]));
     assert_eq!(
-        p.ops,
+        p.door_ops(),
         vec![
             DoorOp::Delete(DoorUserId(5)),
             DoorOp::Upsert(record_for(&user(1), 5)),
@@ -223,7 +230,8 @@ fn id_remapped_to_another_user_deletes_old_holder_first() {
 #[test]
 fn user_moved_to_new_id_is_deleted_under_old_id() {
     let applied = BTreeMap::from([held(&user(1), 3)]);
-    let p = run(&[user(1)], &applied, &ids_of(&[(1, 4)]));
+    let users = [user(1)];
+    let p = run(&users, &applied, &ids_of(&[(1, 4)]));
     assert_eq!(p.deletes().collect::<Vec<_>>(), vec![DoorUserId(3)]);
     assert_eq!(p.upserts().map(|r| r.id).collect::<Vec<_>>(), vec![DoorUserId(4)]);
 }
@@ -235,36 +243,40 @@ fn new_id_skips_ids_the_door_or_table_still_holds() {
     denied.policy = Policy::Deny;
     let applied = BTreeMap::from([held(&user(9), 1)]);
     let mut alloc = MonotonicIds::default();
-    let p = plan(now(), &[denied, user(1)], &applied, &ids_of(&[(8, 2)]), 10, &mut alloc);
-    assert_eq!(p.new_ids, vec![(key(1), DoorUserId(3))]);
-    assert_eq!(p.ops.first(), Some(&DoorOp::Delete(DoorUserId(1))));
+    let users = [denied, user(1)];
+    let p = plan(now(), &users, &applied, &ids_of(&[(8, 2)]), 10, &mut alloc);
+    assert_eq!(p.new_ids, vec![(&key(1), DoorUserId(3))]);
+    assert_eq!(p.ops.first(), Some(&PlanOp::Delete(DoorUserId(1))));
     assert_eq!(alloc.next, 4);
 }
 
 #[test]
 fn lost_id_table_reuses_the_id_the_door_holds() {
     let applied = BTreeMap::from([held(&user(1), 7)]);
-    let p = run(&[user(1)], &applied, &BTreeMap::new());
+    let users = [user(1)];
+    let p = run(&users, &applied, &IdTable::default());
     assert!(p.is_empty(), "{:?}", p.ops);
-    assert_eq!(p.new_ids, vec![(key(1), DoorUserId(7))]);
+    assert_eq!(p.new_ids, vec![(&key(1), DoorUserId(7))]);
 }
 
 #[test]
 fn two_users_mapped_to_one_id_never_share_it() {
-    let p = run(&[user(1), user(2)], &BTreeMap::new(), &ids_of(&[(1, 3), (2, 3)]));
+    let users = [user(1), user(2)];
+    let p = run(&users, &BTreeMap::new(), &ids_of(&[(1, 3), (2, 3)]));
     assert_eq!(p.assignments.len(), 2);
-    assert_eq!(p.assignments.get(&DoorUserId(3)), Some(&key(1)));
-    assert_eq!(p.new_ids, vec![(key(2), DoorUserId(50))]);
+    assert_eq!(p.key_of(DoorUserId(3)), Some(&key(1)));
+    assert_eq!(p.new_ids, vec![(&key(2), DoorUserId(50))]);
 }
 
 #[test]
 fn duplicate_roster_entries_first_wins_regardless_of_rest() {
     let mut second = user(1);
     second.display_name = "Other".into();
-    let p = run(&[user(1), second], &BTreeMap::new(), &ids_of(&[(1, 1)]));
+    let users = [user(1), second];
+    let p = run(&users, &BTreeMap::new(), &ids_of(&[(1, 1)]));
     assert_eq!(
-        p.upserts().map(|r| r.display_name.as_str()).collect::<Vec<_>>(),
-        vec!["User 1"]
+        p.upserts().map(|r| r.display_name).collect::<Vec<_>>(),
+        vec!["User 1".to_string()]
     );
 }
 
@@ -281,11 +293,11 @@ fn over_capacity_new_users_are_reported_and_get_no_id() {
         &mut alloc,
     );
     assert_eq!(
-        p.assignments.values().cloned().collect::<Vec<_>>(),
+        p.assignments.values().map(|u| u.key.clone()).collect::<Vec<_>>(),
         vec![key(3), key(4), key(1)]
     );
-    assert_eq!(p.over_capacity, vec![key(2)]);
-    assert_eq!(p.new_ids, vec![(key(1), DoorUserId(10))]);
+    assert_eq!(p.over_capacity, vec![&key(2)]);
+    assert_eq!(p.new_ids, vec![(&key(1), DoorUserId(10))]);
     assert_eq!(alloc.next, 11, "no id is burnt on a user who does not fit");
 }
 
@@ -301,22 +313,23 @@ fn lowered_capacity_deletes_latest_added_users() {
         2,
         &mut MonotonicIds::default(),
     );
-    assert_eq!(p.ops, vec![DoorOp::Delete(DoorUserId(3))]);
-    assert_eq!(p.over_capacity, vec![key(3)]);
+    assert_eq!(p.door_ops(), vec![DoorOp::Delete(DoorUserId(3))]);
+    assert_eq!(p.over_capacity, vec![&key(3)]);
 }
 
 #[test]
 fn zero_capacity_puts_nobody_on_door() {
+    let users = [user(1)];
     let p = plan(
         now(),
-        &[user(1)],
+        &users,
         &BTreeMap::new(),
-        &BTreeMap::new(),
+        &IdTable::default(),
         0,
         &mut MonotonicIds::default(),
     );
     assert!(p.is_empty());
-    assert_eq!(p.over_capacity, vec![key(1)]);
+    assert_eq!(p.over_capacity, vec![&key(1)]);
 }
 
 struct Exhausted;
@@ -336,31 +349,19 @@ impl IdAllocator for AlwaysOne {
 
 #[test]
 fn exhausted_allocator_reports_unassigned() {
-    let p = plan(
-        now(),
-        &[user(1)],
-        &BTreeMap::new(),
-        &BTreeMap::new(),
-        10,
-        &mut Exhausted,
-    );
+    let users = [user(1)];
+    let p = plan(now(), &users, &BTreeMap::new(), &IdTable::default(), 10, &mut Exhausted);
     assert!(p.is_empty());
-    assert_eq!(p.unassigned, vec![key(1)]);
+    assert_eq!(p.unassigned, vec![&key(1)]);
 }
 
 #[test]
 fn allocator_returning_a_held_id_is_not_trusted() {
     let applied = BTreeMap::from([held(&user(9), 1)]);
-    let p = plan(
-        now(),
-        &[user(9), user(1)],
-        &applied,
-        &ids_of(&[(9, 1)]),
-        10,
-        &mut AlwaysOne,
-    );
+    let users = [user(9), user(1)];
+    let p = plan(now(), &users, &applied, &ids_of(&[(9, 1)]), 10, &mut AlwaysOne);
     assert!(p.is_empty(), "user 9 must keep id 1: {:?}", p.ops);
-    assert_eq!(p.unassigned, vec![key(1)]);
+    assert_eq!(p.unassigned, vec![&key(1)]);
 }
 
 #[test]
@@ -400,12 +401,13 @@ fn next_expiry_is_nearest_future_expiry_of_desired_users() {
 #[test]
 fn apply_to_rejects_face_without_record_and_upsert_without_key() {
     let mut applied = BTreeMap::new();
+    let one = key(1);
     let put = DoorOp::PutFace {
         id: DoorUserId(1),
         face: face(1),
     };
     assert_eq!(
-        apply_to(&mut applied, &put, |_| Some(key(1))),
+        apply_to(&mut applied, &put, |_| Some(&one)),
         Err(ApplyError::FaceWithoutRecord(DoorUserId(1)))
     );
     let up = DoorOp::Upsert(record_for(&user(1), 1));
@@ -420,9 +422,10 @@ fn apply_to_rejects_face_without_record_and_upsert_without_key() {
 fn apply_to_upsert_over_other_user_drops_their_face() {
     let mut applied = BTreeMap::from([held(&user(2), 1)]);
     let up = DoorOp::Upsert(record_for(&user(1), 1));
-    apply_to(&mut applied, &up, |_| Some(key(1))).unwrap();
+    let one = key(1);
+    apply_to(&mut applied, &up, |_| Some(&one)).unwrap();
     let e = &applied[&DoorUserId(1)];
-    assert_eq!(e.key, key(1));
+    assert!(e.is(&key(1)));
     assert_eq!(e.face, None);
 }
 
@@ -431,14 +434,16 @@ fn duplicate_roster_entry_that_revokes_wins() {
     let mut revoked = user(1);
     revoked.revoked_locally = true;
     let applied = BTreeMap::from([held(&user(1), 1)]);
-    let p = run(&[user(1), revoked], &applied, &ids_of(&[(1, 1)]));
-    assert_eq!(p.ops, vec![DoorOp::Delete(DoorUserId(1))]);
+    let users = [user(1), revoked];
+    let p = run(&users, &applied, &ids_of(&[(1, 1)]));
+    assert_eq!(p.door_ops(), vec![DoorOp::Delete(DoorUserId(1))]);
 }
 
 #[test]
 fn plan_helpers_count_by_kind() {
     let applied = BTreeMap::from([held(&user(9), 1)]);
-    let p = run(&[user(1), user(2)], &applied, &ids_of(&[(1, 2), (2, 3)]));
+    let users = [user(1), user(2)];
+    let p = run(&users, &applied, &ids_of(&[(1, 2), (2, 3)]));
     assert_eq!(
         p.counts(),
         OpCounts {
@@ -459,7 +464,7 @@ fn plan_does_not_depend_on_roster_order() {
     let mut reversed = users.clone();
     reversed.reverse();
     let applied = BTreeMap::from([held(&user(9), 4)]);
-    let a = run(&users, &applied, &BTreeMap::new());
-    let b = run(&reversed, &applied, &BTreeMap::new());
+    let a = run(&users, &applied, &IdTable::default());
+    let b = run(&reversed, &applied, &IdTable::default());
     assert_eq!(a, b);
 }
