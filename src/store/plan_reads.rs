@@ -11,8 +11,8 @@ use super::{Store, StoreError, decode, id_bytes};
 use crate::domain::{AppliedEntry, DoorUserId};
 
 impl Store {
-    /// [`Store::may_hold`] as the planner needs it: per id a digest of whose entry it is and of the
-    /// acknowledged record, and the face, read one entry at a time.
+    /// What the door may hold ([`Store::each_may_hold`]) as the planner needs it: per id a digest
+    /// of whose entry it is and of the acknowledged record, and the face, read one entry at a time.
     pub(crate) fn may_hold_compact(&self, door: &str) -> Result<BTreeMap<DoorUserId, Held>, StoreError> {
         // Collected first and built in one go: a map filled by ascending inserts leaves its nodes
         // about half full (≈ 150 B per id against ≈ 112 B bulk-built, heap profile in BENCHMARKS.md).
