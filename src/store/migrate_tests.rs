@@ -76,9 +76,8 @@ fn the_fixture_is_a_schema_1_store_with_faces_in_sled() {
 
 #[tokio::test]
 async fn a_schema_1_store_is_migrated_on_open_and_the_next_pass_downloads_nothing() {
-    use crate::clock::ManualClock;
-    use crate::sync::engine::{Engine, EngineDoor, EngineSettings, PassOptions};
-    use crate::sync::testutil::{FakeCloud, memory_door, now, profile};
+    use crate::sync::engine::PassOptions;
+    use crate::sync::testutil::{FakeCloud, lobby_engine};
 
     let dir = copy_of_fixture();
     let path = dir.path().join("store");
@@ -98,17 +97,7 @@ async fn a_schema_1_store_is_migrated_on_open_and_the_next_pass_downloads_nothin
         s.users[0].face_id = Some("face-u1-v2".into());
         s.users[0].image = crate::cloud::ImageSource::Inline(crate::cloud::sim::face_jpeg("u1-v2"));
     }
-    let engine = Engine::new(
-        store,
-        cloud,
-        Arc::new(ManualClock::new(now())),
-        vec![EngineDoor {
-            name: "lobby".into(),
-            profile: profile(),
-            door: Arc::new(memory_door()),
-        }],
-        EngineSettings::default(),
-    );
+    let engine = lobby_engine(store, cloud);
     let pass = engine.pass(&PassOptions::default(), &|_| {}).await.unwrap();
     assert_eq!(pass.pull.as_ref().unwrap().images_downloaded, 0, "{pass:?}");
     assert!(pass.converged, "{pass:?}");

@@ -76,9 +76,8 @@ fn a_schema_2_store_opens_as_schema_3_and_reads_every_record() {
 
 #[tokio::test]
 async fn a_migrated_store_syncs_without_downloads_and_writes_the_new_forms() {
-    use crate::clock::ManualClock;
-    use crate::sync::engine::{Engine, EngineDoor, EngineSettings, PassOptions};
-    use crate::sync::testutil::{FakeCloud, memory_door, now, profile};
+    use crate::sync::engine::PassOptions;
+    use crate::sync::testutil::{FakeCloud, lobby_engine};
 
     let dir = copy_of_fixture();
     let store = Store::open(&dir.path().join("store")).unwrap();
@@ -92,17 +91,7 @@ async fn a_migrated_store_syncs_without_downloads_and_writes_the_new_forms() {
         }
     }
     cloud.add("u7", None);
-    let engine = Engine::new(
-        store,
-        cloud,
-        Arc::new(ManualClock::new(now())),
-        vec![EngineDoor {
-            name: "lobby".into(),
-            profile: profile(),
-            door: Arc::new(memory_door()),
-        }],
-        EngineSettings::default(),
-    );
+    let engine = lobby_engine(store, cloud);
     let pass = engine.pass(&PassOptions::default(), &|_| {}).await.unwrap();
     assert!(pass.converged, "{pass:?}");
     assert_eq!(

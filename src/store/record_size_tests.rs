@@ -7,9 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::*;
-use crate::clock::ManualClock;
-use crate::sync::engine::{Engine, EngineDoor, EngineSettings, PassOptions};
-use crate::sync::testutil::{FakeCloud, memory_door, now, profile};
+use crate::sync::engine::PassOptions;
+use crate::sync::testutil::{FakeCloud, lobby_engine};
 
 /// Keys and values per tree, in bytes, and the entry count.
 fn bytes_by_tree(db: &sled::Db) -> BTreeMap<String, (u64, u64)> {
@@ -31,17 +30,7 @@ fn bytes_by_tree(db: &sled::Db) -> BTreeMap<String, (u64, u64)> {
 /// pass, then a local revoke of the last user.
 async fn two_passes_and_a_revoke(dir: &Path, users: usize) {
     let cloud = Arc::new(FakeCloud::with_users(users));
-    let engine = Engine::new(
-        Store::open(dir).unwrap(),
-        cloud.clone(),
-        Arc::new(ManualClock::new(now())),
-        vec![EngineDoor {
-            name: "lobby".into(),
-            profile: profile(),
-            door: Arc::new(memory_door()),
-        }],
-        EngineSettings::default(),
-    );
+    let engine = lobby_engine(Store::open(dir).unwrap(), cloud.clone());
     let pass = engine.pass(&PassOptions::default(), &|_| {}).await.unwrap();
     assert!(pass.converged, "{pass:?}");
     {

@@ -282,3 +282,22 @@ pub(crate) fn engine_doors<D: crate::door::Door + 'static>(
         })
         .collect()
 }
+
+/// An engine over `store` and `cloud` with one in-memory door, `lobby`, on a manual clock at
+/// [`now`]: the store tests' schema recipes run their passes through it.
+pub(crate) fn lobby_engine(
+    store: Store,
+    cloud: std::sync::Arc<dyn crate::cloud::FaceCloud>,
+) -> crate::sync::engine::Engine {
+    crate::sync::engine::Engine::new(
+        store,
+        cloud,
+        std::sync::Arc::new(crate::clock::ManualClock::new(now())),
+        vec![crate::sync::engine::EngineDoor {
+            name: "lobby".into(),
+            profile: profile(),
+            door: std::sync::Arc::new(memory_door()),
+        }],
+        crate::sync::engine::EngineSettings::default(),
+    )
+}
